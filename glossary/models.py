@@ -1,0 +1,124 @@
+"""The curated knowledge: domains, entries and import batches."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from glossary.text import definition_key, term_key
+
+
+class Domain(models.Model):
+    name = models.CharField(_("nom"), max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("domaine")
+        verbose_name_plural = _("domaines")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImportBatch(models.Model):
+    """One import of a file: who, when, which file and options, and what it did."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", _("prévisualisé")
+        IMPORTED = "imported", _("importé")
+        FAILED = "failed", _("échoué")
+
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=20)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
+    created_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    invalid_count = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.file_format}, {self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Entry(models.Model):
+    """One meaning of one term or acronym. A term with several meanings has several entries."""
+
+    class Kind(models.TextChoices):
+        ACRONYM = "acronym", _("sigle")
+        TERM = "term", _("terme")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("brouillon")
+        VALIDATED = "validated", _("validé")
+        REJECTED = "rejected", _("rejeté")
+
+    class Split(models.TextChoices):
+        UNASSIGNED = "", _("non attribué")
+        TRAIN = "train", _("entraînement")
+        TEST = "test", _("test")
+
+    term = models.CharField(_("terme"), max_length=255)
+    kind = models.CharField(_("type"), max_length=10, choices=Kind.choices, default=Kind.TERM)
+    definition = models.TextField(_("définition"))
+    # Spellings, expansions and aliases, e.g. ["Union de recouvrement des cotisations ...", "Urssaf"].
+    variants = models.JSONField(_("variantes"), default=list, blank=True)
+    # Usage contexts: sentences showing the term in use. Each becomes a searchable passage.
+    contexts = models.JSONField(_("contextes d'usage"), default=list, blank=True)
+    # Example questions with their answers: [{"question": ..., "answer": ...}].
+    examples = models.JSONField(_("exemples de questions"), default=list, blank=True)
+    domain = models.ForeignKey(Domain, verbose_name=_("domaine"), null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # Provenance.
+    source = models.CharField(_("source"), max_length=255, blank=True)
+    source_url = models.URLField(_("URL de la source"), max_length=500, blank=True)
+    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Frozen evaluation split: pinned by import (--split) or assigned once by the training capability.
+    split = models.CharField(_("partition"), max_length=5, choices=Split.choices, blank=True, default="", db_index=True)
+    split_pinned = models.BooleanField(default=False)
+    # Keys for duplicate detection and case-insensitive lookups, kept in sync by save().
+    term_key = models.CharField(max_length=255, db_index=True, editable=False)
+    definition_key = models.TextField(editable=False)
+    definition_key_hash = models.CharField(max_length=64, editable=False, db_index=True)
+    # Optimistic concurrency: an edit carries the revision it started from.
+    revision = models.PositiveIntegerField(default=1)
+    history = HistoricalRecords(excluded_fields=["definition_key", "definition_key_hash", "term_key"])
+
+    class Meta:
+        ordering = ["term_key", "id"]
+        verbose_name = _("entrée")
+        verbose_name_plural = _("entrées")
+        constraints = [
+            models.UniqueConstraint(fields=["term_key", "definition_key_hash"], name="entry_unique_term_definition"),
+        ]
+        indexes = [models.Index(fields=["domain", "status"]), models.Index(fields=["kind", "status"])]
+
+    def __str__(self) -> str:
+        return self.term
+
+    def refresh_keys(self) -> None:
+        import hashlib
+
+        self.term_key = term_key(self.term)
+        self.definition_key = definition_key(self.definition)
+        self.definition_key_hash = hashlib.sha256(self.definition_key.encode()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        self.refresh_keys()
+        super().save(*args, **kwargs)

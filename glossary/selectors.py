@@ -1,0 +1,65 @@
+"""Every read of the glossary goes through these functions."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from glossary.models import Domain, Entry
+from glossary.text import fold, term_key
+
+
+def entry_list(
+    *,
+    search: str = "",
+    domain: int | str | None = None,
+    kind: str = "",
+    status: str = "",
+    split: str | None = None,
+) -> QuerySet[Entry]:
+    qs = Entry.objects.select_related("domain")
+    if search:
+        folded = fold(search)
+        qs = qs.filter(Q(term_key__contains=folded) | Q(definition__icontains=search) | Q(definition_key__contains=folded))
+    if domain:
+        qs = qs.filter(domain__slug=domain) if isinstance(domain, str) and not str(domain).isdigit() else qs.filter(domain_id=int(domain))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    if split is not None:
+        qs = qs.filter(split=split)
+    return qs.order_by("term_key", "id")
+
+
+def entry_get(*, entry_id: int) -> Entry:
+    return Entry.objects.select_related("domain", "created_by", "import_batch").get(pk=entry_id)
+
+
+def entries_for_term(*, term: str) -> QuerySet[Entry]:
+    return Entry.objects.filter(term_key=term_key(term)).select_related("domain")
+
+
+def entry_history(*, entry: Entry) -> list:
+    """Each change of the entry, newest first, with the fields it changed."""
+    records = list(entry.history.select_related("history_user").order_by("-history_date", "-history_id"))
+    rows = []
+    for newer, older in zip(records, records[1:] + [None]):
+        changes = []
+        if older is not None:
+            delta = newer.diff_against(older)
+            changes = [{"field": c.field, "old": c.old, "new": c.new} for c in delta.changes]
+        rows.append({"record": newer, "changes": changes})
+    return rows
+
+
+def glossary_counts() -> dict:
+    by_status = dict(Entry.objects.values_list("status").annotate(n=Count("id")))
+    by_kind = dict(Entry.objects.values_list("kind").annotate(n=Count("id")))
+    return {"total": sum(by_status.values()), "by_status": by_status, "by_kind": by_kind}
+
+
+def domain_list() -> QuerySet[Domain]:
+    return Domain.objects.annotate(entry_count=Count("entries")).order_by("name")
+
+
+def entries_for_export() -> QuerySet[Entry]:
+    return Entry.objects.select_related("domain").order_by("id")

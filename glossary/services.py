@@ -1,0 +1,196 @@
+"""Every write to the glossary goes through these functions (views, API, admin, imports call them)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from glossary.models import Domain, Entry
+from glossary.text import collapse_spaces, definition_key, term_key
+
+EDITABLE_FIELDS = ("term", "kind", "definition", "variants", "contexts", "examples", "domain", "status", "source", "source_url")
+
+
+class DuplicateEntryError(ValidationError):
+    """The same term with the same normalised definition already exists."""
+
+
+class StaleEntryError(ValidationError):
+    """The entry changed since the editor loaded it."""
+
+
+def _clean_list(values: Iterable[str] | None) -> list[str]:
+    seen: list[str] = []
+    for value in values or []:
+        text = collapse_spaces(str(value))
+        if text and text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _clean_examples(values: Iterable[dict] | None) -> list[dict]:
+    cleaned = []
+    for item in values or []:
+        question = collapse_spaces(str(item.get("question", "")))
+        answer = collapse_spaces(str(item.get("answer", "")))
+        if question:
+            cleaned.append({"question": question, "answer": answer})
+    return cleaned
+
+
+def domain_get_or_create(*, name: str) -> Domain:
+    name = collapse_spaces(name)
+    if not name:
+        raise ValidationError({"domain": _("Le nom du domaine est vide.")})
+    existing = Domain.objects.filter(name__iexact=name).first()
+    if existing:
+        return existing
+    base = slugify(name)[:100] or "domaine"
+    slug, n = base, 1
+    while Domain.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return Domain.objects.create(name=name, slug=slug)
+
+
+def domain_update(*, domain: Domain, name: str | None = None, description: str | None = None) -> Domain:
+    if name is not None:
+        name = collapse_spaces(name)
+        if not name:
+            raise ValidationError({"name": _("Le nom du domaine est vide.")})
+        if Domain.objects.filter(name__iexact=name).exclude(pk=domain.pk).exists():
+            raise ValidationError({"name": _("Un domaine porte déjà ce nom.")})
+        domain.name = name
+    if description is not None:
+        domain.description = description
+    domain.full_clean()
+    domain.save()
+    return domain
+
+
+def domain_delete(*, domain: Domain) -> None:
+    if domain.entries.exists():
+        raise ValidationError(_("Ce domaine contient des entrées : déplacez-les ou supprimez-les d'abord."))
+    domain.delete()
+
+
+def find_duplicate(*, term: str, definition: str, exclude_id: int | None = None) -> Entry | None:
+    import hashlib
+
+    digest = hashlib.sha256(definition_key(definition).encode()).hexdigest()
+    qs = Entry.objects.filter(term_key=term_key(term), definition_key_hash=digest)
+    if exclude_id:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.first()
+
+
+def _validate(entry: Entry) -> None:
+    entry.term = collapse_spaces(entry.term)
+    entry.definition = collapse_spaces(entry.definition)
+    errors: dict[str, list[str]] = {}
+    if not entry.term:
+        errors.setdefault("term", []).append(_("Le terme est obligatoire."))
+    if not entry.definition:
+        errors.setdefault("definition", []).append(_("La définition est obligatoire."))
+    if entry.kind not in Entry.Kind.values:
+        errors.setdefault("kind", []).append(_("Type inconnu : %(kind)s.") % {"kind": entry.kind})
+    if entry.status not in Entry.Status.values:
+        errors.setdefault("status", []).append(_("Statut inconnu : %(status)s.") % {"status": entry.status})
+    if errors:
+        raise ValidationError(errors)
+    duplicate = find_duplicate(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
+    if duplicate:
+        raise DuplicateEntryError(
+            _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
+            code="duplicate",
+        )
+    entry.full_clean(exclude=["term_key", "definition_key", "definition_key_hash", "import_batch", "created_by"])
+
+
+def entry_create(
+    *,
+    term: str,
+    definition: str,
+    kind: str = Entry.Kind.TERM,
+    domain: Domain | None = None,
+    variants: Iterable[str] | None = None,
+    contexts: Iterable[str] | None = None,
+    examples: Iterable[dict] | None = None,
+    status: str = Entry.Status.DRAFT,
+    source: str = "",
+    source_url: str = "",
+    split: str = "",
+    created_by=None,
+    import_batch=None,
+) -> Entry:
+    entry = Entry(
+        term=term,
+        definition=definition,
+        kind=kind,
+        domain=domain,
+        variants=_clean_list(variants),
+        contexts=_clean_list(contexts),
+        examples=_clean_examples(examples),
+        status=status,
+        source=source or "",
+        source_url=source_url or "",
+        split=split or "",
+        split_pinned=bool(split),
+        created_by=created_by,
+        import_batch=import_batch,
+    )
+    _validate(entry)
+    entry._history_user = created_by
+    with transaction.atomic():
+        entry.save()
+    return entry
+
+
+def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revision: int | None = None) -> Entry:
+    """Apply ``data`` (a subset of EDITABLE_FIELDS). ``expected_revision`` detects concurrent edits."""
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(_("Champs non modifiables : %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
+    with transaction.atomic():
+        current = Entry.objects.select_for_update().get(pk=entry.pk)
+        if expected_revision is not None and current.revision != expected_revision:
+            raise StaleEntryError(
+                _("Cette entrée a été modifiée par quelqu'un d'autre pendant votre édition (révision %(now)s, vous aviez la %(then)s). Rechargez-la puis refaites vos changements.")
+                % {"now": current.revision, "then": expected_revision},
+                code="stale",
+            )
+        for field, value in data.items():
+            if field in ("variants", "contexts"):
+                value = _clean_list(value)
+            elif field == "examples":
+                value = _clean_examples(value)
+            setattr(current, field, value)
+        _validate(current)
+        current.revision += 1
+        current._history_user = user
+        current.save()
+    return current
+
+
+def entry_set_status(*, entry: Entry, status: str, user=None) -> Entry:
+    if status not in Entry.Status.values:
+        raise ValidationError(_("Statut inconnu : %(status)s.") % {"status": status})
+    return entry_update(entry=entry, data={"status": status}, user=user)
+
+
+def entries_bulk_set_status(*, entry_ids: Iterable[int], status: str, user=None) -> int:
+    """Set the status of several entries at once (one history record each); returns how many changed."""
+    changed = 0
+    with transaction.atomic():
+        for entry in Entry.objects.filter(pk__in=list(entry_ids)).exclude(status=status):
+            entry_set_status(entry=entry, status=status, user=user)
+            changed += 1
+    return changed
+
+
+def entry_delete(*, entry: Entry, user=None) -> None:
+    entry._history_user = user
+    entry.delete()

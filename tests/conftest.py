@@ -1,0 +1,70 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from config.roles import ADMIN, EXPERT, MAINTAINER, assign_role
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(settings, tmp_path):
+    """Artifacts of each test go to its own temporary folder."""
+    from django.core.files.storage import storages
+
+    location = tmp_path / "artifacts"
+    location.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    storages._storages = {}
+    storages._backends = None
+    yield
+    storages._storages = {}
+    storages._backends = None
+
+
+def _user(username: str, role: str | None):
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username)
+    if role:
+        assign_role(user, role)
+    return user
+
+
+@pytest.fixture
+def expert(db):
+    return _user("expert", EXPERT)
+
+
+@pytest.fixture
+def maintainer(db):
+    return _user("maintainer", MAINTAINER)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _user("boss", ADMIN)
+
+
+@pytest.fixture
+def reader(db):
+    """Logged in, no role."""
+    return _user("reader", None)
+
+
+@pytest.fixture
+def expert_client(client, expert):
+    client.force_login(expert)
+    return client
+
+
+@pytest.fixture
+def maintainer_client(client, maintainer):
+    client.force_login(maintainer)
+    return client
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
