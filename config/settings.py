@@ -103,6 +103,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file database so that live worker and server processes can share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     # WAL lets the worker write while the web process reads.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=20000;"
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
@@ -195,10 +197,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queue names can be prefixed so that several installations (or test sessions) share one Redis.
+QUEUE_PREFIX = os.environ.get("LEXIQUE_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = f"{QUEUE_PREFIX}default"
+TRAINING_QUEUE = f"{QUEUE_PREFIX}training"
+# Heavy jobs go to their own queue so a GPU worker on another machine can take them alone.
 CELERY_TASK_ROUTES = {
-    "training.tasks.*": {"queue": "training"},
-    "evaluation.tasks.*": {"queue": "training"},
+    "training.tasks.*": {"queue": TRAINING_QUEUE},
+    "evaluation.tasks.*": {"queue": TRAINING_QUEUE},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -30,18 +30,24 @@ class ImportBatch(models.Model):
 
     class Status(models.TextChoices):
         PREVIEWED = "previewed", _("prévisualisé")
+        QUEUED = "queued", _("en file d'attente")
+        RUNNING = "running", _("en cours")
         IMPORTED = "imported", _("importé")
         FAILED = "failed", _("échoué")
 
     file_name = models.CharField(max_length=255)
     file_format = models.CharField(max_length=20)
     file_sha256 = models.CharField(max_length=64, blank=True)
+    # The uploaded file, kept in the artifact store so a queued import can run in the worker.
+    stored_path = models.CharField(max_length=500, blank=True)
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
     created_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     invalid_count = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

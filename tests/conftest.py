@@ -68,3 +68,23 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def live_worker(transactional_db):
+    """A real Celery worker process on the real broker (Redis when it answers), sharing the test DB."""
+    from tests.live import LiveWorker
+
+    worker = LiveWorker().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_by_default(settings):
+    """Unit tests run tasks inline; live_worker switches a test to a real worker process."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Start web + Celery worker + Celery beat in one terminal; Ctrl-C stops all three.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+mkdir -p var/log
+pids=()
+cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup INT TERM EXIT
+"$PY" -m celery -A config worker -Q "${LEXIQUE_QUEUE_PREFIX:-}default,${LEXIQUE_QUEUE_PREFIX:-}training" \
+  --concurrency "${WORKER_CONCURRENCY:-2}" --loglevel INFO >var/log/worker.log 2>&1 &
+pids+=($!)
+"$PY" -m celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule >var/log/beat.log 2>&1 &
+pids+=($!)
+echo "Worker log: var/log/worker.log   Beat log: var/log/beat.log"
+echo "Lexique is starting on http://$HOST:$PORT/"
+"$PY" manage.py runserver "$HOST:$PORT" --noreload &
+pids+=($!)
+wait -n "${pids[@]}"

@@ -1,0 +1,114 @@
+"""Real processes for end-to-end tests: a Celery worker on the real broker, sharing the test database."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL that points a child process at the database the tests are using."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        name = db["NAME"]
+        if name in (":memory:", "") or "mode=memory" in str(name):
+            raise RuntimeError("Live-process tests need a file SQLite test database (see tests/conftest.py).")
+        return f"sqlite:///{name}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class LiveWorker:
+    """A ``celery worker`` child process consuming this test session's own queues."""
+
+    def __init__(self, *, queues: tuple[str, ...] = ("default", "training"), extra_env: dict | None = None):
+        self.prefix = f"t{uuid.uuid4().hex[:8]}-"
+        self.queues = queues
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = ROOT / "var" / f"worker-{self.prefix}log"
+
+    def env(self) -> dict:
+        env = {**os.environ, **self.extra_env}
+        env["DATABASE_URL"] = test_database_url()
+        env["LEXIQUE_QUEUE_PREFIX"] = self.prefix
+        env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
+        env["ARTIFACTS"] = settings.STORAGES["artifacts"]["OPTIONS"]["location"]
+        env["CELERY_TASK_ALWAYS_EAGER"] = "false"
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self) -> "LiveWorker":
+        from config.celery import app
+
+        # The test process publishes to the same prefixed queues as the worker consumes.
+        app.conf.task_always_eager = False
+        app.conf.task_default_queue = f"{self.prefix}default"
+        app.conf.task_routes = {
+            "training.tasks.*": {"queue": f"{self.prefix}training"},
+            "evaluation.tasks.*": {"queue": f"{self.prefix}training"},
+        }
+        queue_names = ",".join(self.prefix + q for q in self.queues)
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue_names, "--pool", "solo",
+             "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"{self.prefix}@%h"],
+            cwd=ROOT, env=self.env(), stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Worker exited early:\n{self.log()}")
+            if "ready." in self.log():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"Worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """Kill the worker the hard way (SIGKILL), as a crash or an OOM would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        from config.celery import app
+
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        app.conf.task_routes = settings.CELERY_TASK_ROUTES
+        if getattr(self, "log_file", None):
+            self.log_file.close()
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
