@@ -42,12 +42,13 @@ def redis_answers(url: str, *, timeout: float = 0.3) -> bool:
 
 def embedded_broker(var_dir: Path) -> BrokerChoice:
     folder = var_dir / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     options = {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
     return BrokerChoice("filesystem://", options, f"embedded filesystem broker under {folder}")

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
-class TrainingConfig(AppConfig):
+class TrainingAppConfig(AppConfig):
     name = "training"
     verbose_name = _("Entraînement")

@@ -1,1 +1,168 @@
-"""Models of the training app."""
+"""Learning: training configs, runs, data snapshots, hard-negative screening and equivalences."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TrainingConfig(models.Model):
+    """Hyperparameters of a training cycle, editable by maintainers. One row is the default."""
+
+    class Loss(models.TextChoices):
+        MNRL = "mnrl", "MultipleNegativesRankingLoss"
+        CACHED_MNRL = "cached_mnrl", "CachedMultipleNegativesRankingLoss"
+
+    name = models.CharField(_("nom"), max_length=80, unique=True)
+    is_default = models.BooleanField(_("par défaut"), default=False)
+    base_model = models.CharField(_("modèle de base"), max_length=200, blank=True, help_text=_("Vide : le modèle de base de la version championne."))
+    epochs = models.FloatField(default=1.0)
+    batch_size = models.PositiveIntegerField(default=64)
+    learning_rate = models.FloatField(default=2e-4)
+    warmup_ratio = models.FloatField(default=0.1)
+    lora_r = models.PositiveIntegerField(default=16)
+    lora_alpha = models.PositiveIntegerField(default=32)
+    lora_dropout = models.FloatField(default=0.05)
+    target_modules = models.JSONField(default=list, blank=True, help_text=_("Vide : choisis selon l'architecture."))
+    loss = models.CharField(max_length=20, choices=Loss.choices, default=Loss.MNRL)
+    num_negatives = models.PositiveIntegerField(default=1)
+    mining_range_min = models.PositiveIntegerField(default=3, help_text=_("Rangs du haut ignorés lors du minage."))
+    mining_relative_margin = models.FloatField(default=0.05)
+    replay_ratio = models.FloatField(default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
+    max_pairs = models.PositiveIntegerField(null=True, blank=True)
+    max_steps = models.PositiveIntegerField(null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
+    seed = models.PositiveIntegerField(default=13)
+    min_new_material = models.PositiveIntegerField(
+        default=20, help_text=_("Entraînement planifié : nombre minimal de nouveaux éléments validés depuis le dernier entraînement.")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        verbose_name = _("configuration d'entraînement")
+        verbose_name_plural = _("configurations d'entraînement")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DataSnapshot(models.Model):
+    """The exact training data of a run: content hash, counts, and the JSONL in the artifact store."""
+
+    content_hash = models.CharField(max_length=64, db_index=True)
+    total = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("instantané de données")
+        verbose_name_plural = _("instantanés de données")
+
+    def __str__(self) -> str:
+        return f"{self.content_hash[:12]} ({self.total})"
+
+
+class TrainingRun(models.Model):
+    """One training cycle: mining, LoRA fine-tuning, then evaluation. A persisted job row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("en attente")
+        MINING = "mining", _("minage")
+        TRAINING = "training", _("entraînement")
+        EVALUATING = "evaluating", _("évaluation")
+        SUCCEEDED = "succeeded", _("réussi")
+        FAILED = "failed", _("échoué")
+        CANCELLED = "cancelled", _("annulé")
+
+    ACTIVE = (Status.QUEUED, Status.MINING, Status.TRAINING, Status.EVALUATING)
+
+    class Trigger(models.TextChoices):
+        BUTTON = "button", _("bouton")
+        API = "api", _("API")
+        COMMAND = "command", _("commande")
+        SCHEDULE = "schedule", _("planification")
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # "Only one training at a time": active runs hold the lock value, finished ones NULL (unique allows many NULLs).
+    lock = models.CharField(max_length=10, null=True, blank=True, unique=True, default="training")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.BUTTON)
+    config = models.ForeignKey(TrainingConfig, null=True, on_delete=models.SET_NULL, related_name="runs")
+    config_values = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    parent_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    snapshot = models.ForeignKey(DataSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_step = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    current_loss = models.FloatField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("entraînement")
+        verbose_name_plural = _("entraînements")
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.progress_step / self.progress_total) if self.progress_total else 0
+
+
+class NegativeCandidate(models.Model):
+    """A mined negative suspected to be a false negative, waiting for an expert's screening."""
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", _("à examiner")
+        DIFFERENT = "different", _("vraiment différent")
+        SAME = "same", _("même sens")
+
+    anchor = models.TextField()
+    anchor_entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    negative_entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    negative_text = models.TextField()
+    score = models.FloatField()
+    positive_score = models.FloatField()
+    reason = models.CharField(max_length=200)
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="negative_candidates")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-score"]
+        constraints = [models.UniqueConstraint(fields=["anchor_entry", "negative_entry"], name="negative_candidate_unique_pair")]
+        verbose_name = _("négatif à examiner")
+        verbose_name_plural = _("négatifs à examiner")
+
+
+class Equivalence(models.Model):
+    """Two entries experts declared to mean the same thing: never used as negatives of each other."""
+
+    entry_a = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    entry_b = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entry_a", "entry_b"], name="equivalence_unique_pair")]
+        verbose_name = _("équivalence")
+        verbose_name_plural = _("équivalences")

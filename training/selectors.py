@@ -1,0 +1,124 @@
+"""Reads of the training capability: concepts per split side, flags, screening decisions, runs."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from glossary.models import Entry
+from retrieval.models import Flag
+from training.builder import ConceptData, FlagData
+from training.mining import MiningEntry
+from training.models import Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
+
+
+def concept_of(entry: Entry) -> ConceptData:
+    return ConceptData(
+        entry_id=entry.pk,
+        term=entry.term,
+        kind=entry.kind,
+        definition=entry.definition,
+        variants=tuple(entry.variants or ()),
+        contexts=tuple(entry.contexts or ()),
+        examples=tuple((item.get("question", ""), item.get("answer", "")) for item in entry.examples or ()),
+        domain=entry.domain.name if entry.domain_id else None,
+    )
+
+
+def train_side_entries() -> QuerySet[Entry]:
+    return Entry.objects.filter(status=Entry.Status.VALIDATED, split=Entry.Split.TRAIN).select_related("domain").order_by("pk")
+
+
+def test_side_entries() -> QuerySet[Entry]:
+    return Entry.objects.filter(status=Entry.Status.VALIDATED, split=Entry.Split.TEST).select_related("domain").order_by("pk")
+
+
+def test_entry_ids() -> set[int]:
+    """Every test-side entry, whatever its status: none of them may ever reach a training set."""
+    return set(Entry.objects.filter(split=Entry.Split.TEST).values_list("pk", flat=True))
+
+
+def train_concepts() -> list[ConceptData]:
+    return [concept_of(entry) for entry in train_side_entries()]
+
+
+def training_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
+    """Flags whose corrected entry is on the train side: the logged question -> that entry."""
+    flags = (
+        Flag.objects.exclude(status=Flag.Status.DISMISSED)
+        .filter(correct_entry_id__in=train_entry_ids)
+        .select_related("question_log")
+        .order_by("pk")
+    )
+    return [
+        FlagData(
+            question=flag.question_log.question,
+            entry_id=flag.correct_entry_id,
+            wrong_entry_ids=tuple(entry_id for entry_id in (flag.wrongly_ranked_entry_ids or []) if entry_id in train_entry_ids),
+        )
+        for flag in flags
+        if flag.question_log.question.strip()
+    ]
+
+
+def mining_entries(*, entry_ids: set[int]) -> dict[int, MiningEntry]:
+    rows = Entry.objects.filter(pk__in=entry_ids).values_list("pk", "term", "kind", "variants")
+    return {pk: MiningEntry(entry_id=pk, term=term, kind=kind, variants=tuple(variants or ())) for pk, term, kind, variants in rows}
+
+
+def equivalent_pairs() -> set[frozenset[int]]:
+    return {frozenset((a, b)) for a, b in Equivalence.objects.values_list("entry_a_id", "entry_b_id")}
+
+
+def screening_decisions() -> dict[tuple[int, int], str]:
+    decided = NegativeCandidate.objects.exclude(decision=NegativeCandidate.Decision.PENDING)
+    return {(a, b): decision for a, b, decision in decided.values_list("anchor_entry_id", "negative_entry_id", "decision")}
+
+
+def screening_queue(*, domain: str | None = None) -> QuerySet[NegativeCandidate]:
+    qs = NegativeCandidate.objects.filter(decision=NegativeCandidate.Decision.PENDING).select_related(
+        "anchor_entry", "negative_entry", "anchor_entry__domain"
+    )
+    if domain:
+        qs = qs.filter(anchor_entry__domain__slug=domain)
+    return qs.order_by("-score", "pk")
+
+
+def active_run_get() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE).order_by("-created_at").first()
+
+
+def training_run_list() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related("config", "requested_by", "model_version", "snapshot").order_by("-created_at")
+
+
+def training_run_get(*, run_id: int) -> TrainingRun:
+    return training_run_list().get(pk=run_id)
+
+
+def last_finished_run() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-started_at").first()
+
+
+def new_material_count() -> dict[str, int]:
+    """What the experts contributed since the last successful training run started."""
+    last = last_finished_run()
+    since = last.started_at if last else None
+    entries = Entry.objects.filter(status=Entry.Status.VALIDATED)
+    flags = Flag.objects.exclude(status=Flag.Status.DISMISSED).filter(correct_entry__isnull=False)
+    screened = NegativeCandidate.objects.exclude(decision=NegativeCandidate.Decision.PENDING)
+    if since:
+        entries = entries.filter(updated_at__gt=since)
+        flags = flags.filter(created_at__gt=since)
+        screened = screened.filter(decided_at__gt=since)
+    counts = {"entries": entries.count(), "flags": flags.count(), "screened": screened.count()}
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def training_config_list() -> QuerySet[TrainingConfig]:
+    return TrainingConfig.objects.all()
+
+
+def unassigned_or_all_entries_for_split() -> QuerySet[Entry]:
+    return Entry.objects.select_related("domain").only("pk", "term_key", "definition_key_hash", "kind", "split", "domain__name")
+
+
