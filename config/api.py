@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions
+from rest_framework import exceptions, routers, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -41,3 +41,19 @@ def _first_message(data) -> str:
 
 def error_response(reason: str, *, status: int, code: str = "error", **extra) -> Response:
     return Response({"reason": reason, "code": code, **extra}, status=status)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error, for the OpenAPI schema (``responses={400: ErrorSerializer}``)."""
+
+    reason = serializers.CharField(help_text="A sentence for people.")
+    code = serializers.CharField(help_text="A stable machine code: invalid, not_authenticated, permission_denied, duplicate, stale...")
+    errors = serializers.JSONField(required=False, help_text="Field errors, when the request was invalid.")
+
+
+class OptionalSlashRouter(routers.SimpleRouter):
+    """Routes answer with or without the trailing slash (``POST /api/training-runs`` as documented)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"

@@ -5,6 +5,7 @@ localhost when it answers, otherwise an embedded filesystem broker.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -104,7 +105,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests use a file database so that live worker and server processes can share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # (one file per test process, so that parallel test runs never share it).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
     # WAL lets the worker write while the web process reads.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=20000;"
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
@@ -127,6 +129,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Artifacts (model adapters, indexes, snapshots, reports) go through Django's storage API.
 # ARTIFACTS is a local folder (default var/artifacts) or s3://bucket/prefix for any S3-compatible
@@ -159,9 +162,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 QUERY_MAX_CHARS = int(os.environ.get("QUERY_MAX_CHARS", "500"))
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes anonymous requests answer 401 rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -185,6 +189,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" or a "split": each choice set gets its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "EntryStatusEnum": "glossary.models.Entry.Status",
+        "EntrySplitEnum": "glossary.models.Entry.Split",
+        "ImportBatchStatusEnum": "glossary.models.ImportBatch.Status",
+    },
 }
 
 # Celery: Redis when available, else the embedded filesystem broker (the log says which).
@@ -217,6 +227,15 @@ LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "not-needed")
 LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "20"))
+# Catalogue models added by configuration, as JSON: {"name": {"path": "/models/solon", "query_prompt": "query : "}}
+# (fields of retrieval.catalogue.ModelSpec); rows added in the admin take precedence.
+EXTRA_EMBEDDING_MODELS = json.loads(os.environ.get("EXTRA_EMBEDDING_MODELS", "{}"))
+# The assistant answers only when the best hit is an exact term match or its dense cosine reaches this
+# (the scale depends on the model: about 0.35 for MiniLM, higher for E5-style models).
+ANSWER_MIN_SCORE = float(os.environ.get("ANSWER_MIN_SCORE", "0.35"))
+ANSWER_TOP_K = int(os.environ.get("ANSWER_TOP_K", "5"))
+# How long a process trusts the index revision it last read before checking again.
+INDEX_REVISION_CHECK_SECONDS = float(os.environ.get("INDEX_REVISION_CHECK_SECONDS", "1"))
 
 # Security settings that apply when DEBUG is off (manage.py check --deploy).
 if not DEBUG:

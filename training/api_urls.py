@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from config.api import OptionalSlashRouter
+from training.api import NegativeCandidateViewSet, TrainingRunViewSet
 
-urlpatterns: list = []
+router = OptionalSlashRouter()
+router.register("training-runs", TrainingRunViewSet, basename="training-run")
+router.register("negative-candidates", NegativeCandidateViewSet, basename="negative-candidate")
+urlpatterns = router.urls

@@ -1,0 +1,35 @@
+from django.contrib import admin
+
+from training.models import DataSnapshot, Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
+
+
+@admin.register(TrainingConfig)
+class TrainingConfigAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_default", "base_model", "epochs", "batch_size", "learning_rate", "lora_r", "min_new_material"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "trigger", "requested_by", "created_at", "model_version"]
+    list_filter = ["status", "trigger"]
+    readonly_fields = [field.name for field in TrainingRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # runs are requested through the retrain button, the API or the command
+
+
+@admin.register(DataSnapshot)
+class DataSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["content_hash", "total", "created_at"]
+    readonly_fields = ["content_hash", "total", "counts", "artifact_path", "created_at"]
+
+
+@admin.register(NegativeCandidate)
+class NegativeCandidateAdmin(admin.ModelAdmin):
+    list_display = ["anchor", "anchor_entry", "negative_entry", "score", "decision", "decided_by"]
+    list_filter = ["decision"]
+
+
+@admin.register(Equivalence)
+class EquivalenceAdmin(admin.ModelAdmin):
+    list_display = ["entry_a", "entry_b", "decided_by", "created_at"]

@@ -1,0 +1,48 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from training import services
+from training.models import TrainingConfig, TrainingRun
+
+
+class Command(BaseCommand):
+    help = "Request a training run (same rules as the retrain button); --wait blocks until it ends."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--wait", action="store_true", help="wait for the end; exit non-zero if the run failed")
+        parser.add_argument("--config", help="name of a training config")
+        parser.add_argument("--epochs", type=float)
+        parser.add_argument("--max-pairs", type=int)
+        parser.add_argument("--max-steps", type=int)
+        parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+
+    def handle(self, *args, **options):
+        config = None
+        if options["config"]:
+            config = TrainingConfig.objects.filter(name=options["config"]).first()
+            if config is None:
+                raise CommandError(f"Unknown training config: {options['config']}")
+        overrides = {"epochs": options["epochs"], "max_pairs": options["max_pairs"], "max_steps": options["max_steps"]}
+        try:
+            run = services.training_run_request(trigger=TrainingRun.Trigger.COMMAND, config=config, overrides=overrides)
+        except services.TrainingAlreadyRunning as error:
+            raise CommandError(f"{error.messages[0]} ({error.run.status})") from None
+        self.stdout.write(f"Training run {run.pk} queued.")
+        if options["inline"]:
+            services.training_run_execute(run_id=run.pk)
+        if not (options["wait"] or options["inline"]):
+            return
+        last = None
+        while True:
+            run.refresh_from_db()
+            state = (run.status, run.progress_step)
+            if state != last:
+                self.stdout.write(f"  {run.status} {run.progress_step}/{run.progress_total}")
+                last = state
+            if not run.is_active:
+                break
+            time.sleep(2)
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"Training run {run.pk} ended {run.status}: {run.error}")
+        self.stdout.write(self.style.SUCCESS(f"Training run {run.pk} succeeded: version {run.model_version}."))

@@ -1,0 +1,35 @@
+from rest_framework import serializers
+
+from training.models import NegativeCandidate, TrainingRun
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    model_version = serializers.StringRelatedField()
+    snapshot_hash = serializers.CharField(source="snapshot.content_hash", default=None, read_only=True)
+    progress_percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "status", "trigger", "created_at", "started_at", "finished_at", "progress_step", "progress_total",
+            "progress_percent", "current_loss", "model_version", "snapshot_hash", "config_values", "timings", "stats", "error", "log",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRunRequestSerializer(serializers.Serializer):
+    config = serializers.CharField(required=False, help_text="Name of a training config (default: the default one).")
+    epochs = serializers.FloatField(required=False, min_value=0.01, max_value=50)
+    max_pairs = serializers.IntegerField(required=False, min_value=1)
+    max_steps = serializers.IntegerField(required=False, min_value=1)
+
+
+class NegativeCandidateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NegativeCandidate
+        fields = ["id", "anchor", "anchor_entry", "negative_entry", "negative_text", "score", "positive_score", "reason", "decision", "decided_at"]
+        read_only_fields = fields
+
+
+class ScreeningDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["different", "same"])
