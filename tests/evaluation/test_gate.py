@@ -1,0 +1,62 @@
+"""Promotion gate: better, worse, per-domain regression, no champion."""
+import pytest
+
+from evaluation.gate import decide, metric_at
+
+
+def report(overall, domains, queries=100):
+    return {
+        "queries": queries,
+        "protocols": {
+            "def_only": {
+                "overall": {"mrr@10": overall},
+                "by_domain": {name: {"queries": 10, "metrics": {"mrr@10": value}} for name, value in domains.items()},
+            }
+        },
+    }
+
+
+CHAMPION = report(0.70, {"Fiscalité": 0.80, "Social": 0.60})
+
+
+def test_promotes_a_better_candidate():
+    decision = decide(candidate=report(0.72, {"Fiscalité": 0.81, "Social": 0.63}), champion=CHAMPION)
+    assert decision.promote
+    assert decision.primary_delta == pytest.approx(0.02)
+    assert decision.domain_deltas == {"Fiscalité": pytest.approx(0.01), "Social": pytest.approx(0.03)}
+    assert "fait mieux" in decision.reasons[0] and "72,0 %" in decision.reasons[0] and "+2,0 points" in decision.reasons[0]
+
+
+def test_refuses_a_worse_or_not_enough_better_candidate():
+    worse = decide(candidate=report(0.69, {"Fiscalité": 0.80, "Social": 0.60}), champion=CHAMPION)
+    assert not worse.promote and worse.primary_delta == pytest.approx(-0.01)
+    assert "ne fait pas assez mieux" in worse.reasons[0]
+    barely = decide(candidate=report(0.703, {"Fiscalité": 0.80, "Social": 0.60}), champion=CHAMPION)
+    assert not barely.promote
+
+
+def test_refuses_a_per_domain_regression():
+    decision = decide(candidate=report(0.75, {"Fiscalité": 0.90, "Social": 0.55}), champion=CHAMPION)
+    assert not decision.promote
+    assert any("« Social » recule de -5,0 points" in reason for reason in decision.reasons)
+    # Within the tolerance, a small domain loss does not block.
+    assert decide(candidate=report(0.75, {"Fiscalité": 0.90, "Social": 0.59}), champion=CHAMPION).promote
+
+
+def test_no_champion_promotes_and_missing_metric_refuses():
+    first = decide(candidate=report(0.5, {}), champion=None)
+    assert first.promote and first.primary_delta is None and "Aucun modèle champion" in first.reasons[0]
+    assert not decide(candidate={"protocols": {}}, champion=CHAMPION).promote
+
+
+def test_warns_when_query_counts_differ():
+    decision = decide(candidate=report(0.72, {}, queries=90), champion=CHAMPION)
+    assert decision.promote
+    assert "même nombre de requêtes" in decision.reasons[-1]
+
+
+def test_metric_path():
+    assert metric_at(CHAMPION, "def_only.mrr@10") == 0.70
+    assert metric_at(CHAMPION, "concept.mrr@10") is None
+    with pytest.raises(ValueError):
+        metric_at(CHAMPION, "mrr@10")
