@@ -236,6 +236,12 @@ ANSWER_MIN_SCORE = float(os.environ.get("ANSWER_MIN_SCORE", "0.35"))
 ANSWER_TOP_K = int(os.environ.get("ANSWER_TOP_K", "5"))
 # How long a process trusts the index revision it last read before checking again.
 INDEX_REVISION_CHECK_SECONDS = float(os.environ.get("INDEX_REVISION_CHECK_SECONDS", "1"))
+# Promotion gate (evaluation.gate): a trained version replaces the champion only when it beats it on this
+# metric ("protocol.metric", measured in dense mode on the same test set) by GATE_MARGIN, and no domain loses
+# more than GATE_DOMAIN_TOLERANCE. Fractions: 0.005 = 0.5 point.
+GATE_PRIMARY_METRIC = os.environ.get("GATE_PRIMARY_METRIC", "def_only.mrr@10")
+GATE_MARGIN = float(os.environ.get("GATE_MARGIN", "0.005"))
+GATE_DOMAIN_TOLERANCE = float(os.environ.get("GATE_DOMAIN_TOLERANCE", "0.02"))
 
 # Security settings that apply when DEBUG is off (manage.py check --deploy).
 if not DEBUG:

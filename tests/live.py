@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -23,8 +24,8 @@ def test_database_url() -> str:
         if name in (":memory:", "") or "mode=memory" in str(name):
             raise RuntimeError("Live-process tests need a file SQLite test database (see tests/conftest.py).")
         return f"sqlite:///{name}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    user = quote(db.get("USER") or "", safe="")
+    password = f":{quote(str(db['PASSWORD']), safe='')}" if db.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
@@ -59,15 +60,23 @@ class LiveWorker:
             "training.tasks.*": {"queue": f"{self.prefix}training"},
             "evaluation.tasks.*": {"queue": f"{self.prefix}training"},
         }
-        queue_names = ",".join(self.prefix + q for q in self.queues)
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue_names, "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(self.queue_names), "--pool", "solo",
              "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"{self.prefix}@%h"],
             cwd=ROOT, env=self.env(), stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            # A fixture whose set-up fails is never torn down: leave no worker and no changed Celery config behind.
+            self.stop()
+            raise
         return self
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [self.prefix + queue for queue in self.queues]
 
     def _wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -97,11 +106,26 @@ class LiveWorker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._delete_queues()
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
         app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
         app.conf.task_routes = settings.CELERY_TASK_ROUTES
         if getattr(self, "log_file", None):
             self.log_file.close()
+
+    def _delete_queues(self) -> None:
+        """Remove this session's queues (and any message left in them) from the broker, which others share."""
+        from kombu import Exchange, Queue
+
+        from config.celery import app
+
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            for name in self.queue_names:
+                # Declared as Celery declares a missing queue, so that deleting it also removes its binding.
+                queue = Queue(name, Exchange(name, type="direct"), routing_key=name)(channel)
+                queue.declare()
+                queue.delete()
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.25, message: str = "condition"):
