@@ -1,0 +1,213 @@
+"""Answers from search hits: extractive by default, generative (grounded, cited) when an LLM is given.
+
+``hits_with_entries`` is a best-first sequence of ``(SearchHit, EntryData)``, one pair per entry, as the
+search returns them.
+
+When to answer at all (``is_answerable``, applied to the best hit):
+- an exact term/acronym/variant match always answers;
+- otherwise the dense cosine of its best passage must reach ``threshold`` (the only score with a fixed
+  scale: BM25 scores grow with the query and the glossary, RRF scores only encode ranks);
+- a hit found by BM25 alone (lexical-only mode, no cosine) answers, since its words matched an entry.
+Below that, the answer is mode "none" with a polite French message and no sources.
+Pure module: no Django import.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.hybrid import SearchHit
+from retrieval.llm import LLMClient, LLMError, LLMTimeoutError
+from retrieval.passages import CONTEXT, DEFINITION, EntryData
+from retrieval.prompts import GroundingExtract, answer_messages, translation_messages
+
+logger = logging.getLogger(__name__)
+
+MAX_SOURCES = 3
+NO_ANSWER_TEXT = (
+    "Je n'ai pas trouvé de réponse fiable dans le glossaire. Essayez de reformuler la question "
+    "ou de préciser le terme ou le sigle recherché."
+)
+_CITATION = re.compile(r"\[S(\d+)\]")
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+__all__ = [
+    "Answer",
+    "LLMClient",
+    "MalformedReplyError",
+    "Source",
+    "extractive_answer",
+    "generative_answer",
+    "is_answerable",
+    "parse_answer_reply",
+    "translate_to_french",
+]
+
+
+@dataclass
+class Source:
+    number: int  # n in [Sn]
+    entry_id: int
+    term: str
+    text: str  # the retrieved passage (the definition when the entry was found without a passage)
+    passage_type: str
+    score: float  # the hit's fused score
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[Source]
+    mode: str  # "extractive" | "generative" | "none"
+    fallback_reason: str | None = None  # why a generative answer fell back to the extractive one
+
+
+class MalformedReplyError(ValueError):
+    """The LLM's reply is not the JSON answer asked for."""
+
+
+def is_answerable(hit: SearchHit, *, threshold: float) -> bool:
+    """Whether the best hit is good enough to answer from (see the module docstring)."""
+    if hit.exact_match:
+        return True
+    if hit.dense_score is not None:
+        return hit.dense_score >= threshold
+    return hit.lexical_score is not None
+
+
+def _distinct(hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> list[tuple[SearchHit, EntryData]]:
+    seen: set[int] = set()
+    distinct = []
+    for hit, entry in hits_with_entries:
+        if entry.id not in seen:
+            seen.add(entry.id)
+            distinct.append((hit, entry))
+    return distinct
+
+
+def _sources(hits_with_entries: Sequence[tuple[SearchHit, EntryData]], *, limit: int) -> list[Source]:
+    return [
+        Source(
+            number=number,
+            entry_id=entry.id,
+            term=entry.term,
+            text=hit.passage.text if hit.passage else entry.definition,
+            passage_type=hit.passage.passage_type if hit.passage else DEFINITION,
+            score=hit.fused_score,
+        )
+        for number, (hit, entry) in enumerate(_distinct(hits_with_entries)[:limit], start=1)
+    ]
+
+
+def _no_answer() -> Answer:
+    return Answer(text=NO_ANSWER_TEXT, sources=[], mode="none")
+
+
+def _usage_context(hit: SearchHit, entry: EntryData) -> str | None:
+    # The retrieved context when the search found one, else the entry's first context.
+    if hit.passage is not None and hit.passage.passage_type == CONTEXT:
+        return hit.passage.text
+    return entry.contexts[0] if entry.contexts else None
+
+
+def extractive_answer(
+    *, hits_with_entries: Sequence[tuple[SearchHit, EntryData]], threshold: float, max_sources: int = MAX_SOURCES
+) -> Answer:
+    """A short French answer from the best entry (term, definition, one usage context), citing [S1]..[Sn]."""
+    if not hits_with_entries or not is_answerable(hits_with_entries[0][0], threshold=threshold):
+        return _no_answer()
+    sources = _sources(hits_with_entries, limit=max_sources)
+    best_hit, best = hits_with_entries[0]
+    parts = [f"{best.term} : {best.definition.strip()} [S1]"]
+    context = _usage_context(best_hit, best)
+    if context:
+        parts.append(f"Exemple d'usage : « {context.strip()} »")
+    if len(sources) > 1:
+        parts.append("Voir aussi : " + ", ".join(f"{source.term} [S{source.number}]" for source in sources[1:]) + ".")
+    return Answer(text="\n\n".join(parts), sources=sources, mode="extractive")
+
+
+def parse_answer_reply(reply: str, *, source_count: int) -> tuple[str, list[int]]:
+    """The answer text and the source numbers it cites, from the LLM's JSON reply.
+
+    Raises ``MalformedReplyError`` for anything but a JSON object with a non-empty "answer" whose cited
+    numbers (in "sources" and in the text's [Sn] markers) all exist.
+    """
+    found = _JSON_OBJECT.search(reply)  # models often wrap the object in prose or a ```json fence
+    if not found:
+        raise MalformedReplyError("no JSON object in the reply")
+    try:
+        data = json.loads(found.group(0))
+    except json.JSONDecodeError as error:
+        raise MalformedReplyError(f"invalid JSON ({error.msg})") from error
+    if not isinstance(data, dict):
+        raise MalformedReplyError("the reply is not a JSON object")
+    text = data.get("answer")
+    if not isinstance(text, str) or not text.strip():
+        raise MalformedReplyError("empty answer")
+    listed = data.get("sources", [])
+    if not isinstance(listed, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in listed):
+        raise MalformedReplyError("sources is not a list of numbers")
+    cited = sorted(set(listed) | {int(n) for n in _CITATION.findall(text)})
+    unknown = [n for n in cited if not 1 <= n <= source_count]
+    if unknown:
+        raise MalformedReplyError(f"cites sources that do not exist: {unknown}")
+    return text.strip(), cited
+
+
+def generative_answer(
+    *,
+    question: str,
+    hits_with_entries: Sequence[tuple[SearchHit, EntryData]],
+    llm: LLMClient,
+    threshold: float,
+    max_sources: int = MAX_SOURCES,
+) -> Answer:
+    """An LLM answer grounded in the top entries, citing them; falls back to the extractive answer.
+
+    Below the threshold no LLM is called (nothing to ground an answer on). A reply that cites nothing is
+    the model saying it does not know: mode "none" with its words. Timeouts, LLM errors and malformed
+    replies fall back to ``extractive_answer`` with ``fallback_reason`` set, and are logged.
+    """
+    if not hits_with_entries or not is_answerable(hits_with_entries[0][0], threshold=threshold):
+        return _no_answer()
+    sources = _sources(hits_with_entries, limit=max_sources)
+    entries = {entry.id: entry for _, entry in hits_with_entries}
+    extracts = [
+        GroundingExtract(
+            number=source.number,
+            term=source.term,
+            definition=entries[source.entry_id].definition,
+            passage_text=source.text,
+            domain=entries[source.entry_id].domain,
+        )
+        for source in sources
+    ]
+    try:
+        text, cited = parse_answer_reply(llm.complete(answer_messages(question=question, extracts=extracts)), source_count=len(sources))
+    except LLMTimeoutError as error:
+        reason = f"timeout: {error}"
+    except MalformedReplyError as error:
+        reason = f"malformed reply: {error}"
+    except LLMError as error:
+        reason = f"LLM error: {error}"
+    else:
+        if not cited:
+            return Answer(text=text, sources=[], mode="none")
+        return Answer(text=text, sources=[source for source in sources if source.number in cited], mode="generative")
+    logger.warning("Generative answer fell back to the extractive one (%s)", reason)
+    fallback = extractive_answer(hits_with_entries=hits_with_entries, threshold=threshold, max_sources=max_sources)
+    fallback.fallback_reason = reason
+    return fallback
+
+
+def translate_to_french(text: str, *, llm: LLMClient) -> str:
+    """The query in French, by the LLM; raises ``LLMError`` when it cannot (the caller skips translation)."""
+    # Models like to quote what they translate; the quotes are not part of the query.
+    translation = llm.complete(translation_messages(text=text)).strip().strip('"«»“”').strip()
+    if not translation:
+        raise LLMError("empty translation")
+    return translation

@@ -1,0 +1,90 @@
+"""Loading embedding models (optionally with a LoRA adapter) and encoding with the catalogue's prompts.
+
+Pure module: no Django import. Every caller (training, evaluation, serving) encodes through
+``encode_queries`` / ``encode_documents`` so the pinned prompts are applied the same way everywhere.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from huggingface_hub.errors import HfHubHTTPError
+from sentence_transformers import SentenceTransformer
+
+from retrieval.catalogue import ModelSpec, resolve_path
+
+logger = logging.getLogger(__name__)
+
+# What hub, file-system and loading failures look like: OSError covers missing files and offline hub
+# misses (LocalEntryNotFoundError, EnvironmentError), ValueError unreadable configs, ImportError a
+# missing bundled package or remote-code dependency.
+_LOAD_ERRORS = (OSError, ValueError, ImportError, HfHubHTTPError)
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model (or its adapter) cannot be loaded on this machine; the message says how to provide it."""
+
+
+def _unavailable_message(spec: ModelSpec, path: str, error: Exception) -> str:
+    return (
+        f"Le modèle « {spec.name} » ({path}) n'est pas disponible sur cette machine "
+        f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Pour le fournir : téléchargez-le sur une "
+        "machine connectée (par exemple `huggingface-cli download "
+        f"{spec.path}`), copiez le dossier sur ce serveur, puis enregistrez le chemin local de ce dossier dans "
+        f"le catalogue des modèles (administration ou réglages). Détail : {error}"
+    )
+
+
+def load_model(spec: ModelSpec, *, adapter_path: str | None = None, device: str | None = None) -> SentenceTransformer:
+    """Load the base model of ``spec`` and, when given, the LoRA adapter folder saved by ``save_pretrained``."""
+    try:
+        path = resolve_path(spec)
+    except ImportError as error:
+        raise ModelUnavailableError(_unavailable_message(spec, spec.path, error)) from error
+    try:
+        model = SentenceTransformer(path, device=device, trust_remote_code=spec.trust_remote_code)
+    except _LOAD_ERRORS as error:
+        logger.warning("Model %s unavailable at %s: %s", spec.name, path, error)
+        raise ModelUnavailableError(_unavailable_message(spec, path, error)) from error
+    if spec.max_seq_length:
+        model.max_seq_length = spec.max_seq_length
+    if adapter_path:
+        if not os.path.isdir(adapter_path):
+            raise ModelUnavailableError(
+                f"L'adaptateur LoRA du modèle « {spec.name} » est introuvable : {adapter_path} "
+                "(dossier attendu, tel qu'écrit par save_pretrained)."
+            )
+        try:
+            model.load_adapter(adapter_path)
+        except _LOAD_ERRORS as error:
+            raise ModelUnavailableError(
+                f"L'adaptateur LoRA {adapter_path} ne peut pas être chargé sur « {spec.name} » : {error}"
+            ) from error
+    return model
+
+
+def _encode(model: SentenceTransformer, texts: Sequence[str], *, prompt: str, batch_size: int) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+    # An explicit prompt (even "") overrides any default prompt stored with the model: the catalogue decides.
+    vectors = model.encode(
+        list(texts),
+        prompt=prompt,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def encode_queries(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 vectors of queries, prefixed with the spec's query prompt."""
+    return _encode(model, texts, prompt=spec.query_prompt, batch_size=batch_size)
+
+
+def encode_documents(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 vectors of passages, prefixed with the spec's document prompt."""
+    return _encode(model, texts, prompt=spec.document_prompt, batch_size=batch_size)

@@ -1,0 +1,35 @@
+"""A small client for any OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM, llama.cpp server).
+
+No retries and a hard timeout: a slow or failing LLM must hand back quickly so the caller can fall back
+to the deterministic path. Pure module: no Django import.
+"""
+from __future__ import annotations
+
+import openai
+
+
+class LLMError(RuntimeError):
+    """The LLM could not give a usable reply (connection, HTTP error, empty content)."""
+
+
+class LLMTimeoutError(LLMError):
+    """The LLM did not answer within the client's timeout."""
+
+
+class LLMClient:
+    def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 20.0):
+        self.model = model
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        """The text of the model's reply to a chat; raises ``LLMTimeoutError`` or ``LLMError``."""
+        try:
+            response = self._client.chat.completions.create(model=self.model, messages=messages, temperature=0)
+        except openai.APITimeoutError as error:
+            raise LLMTimeoutError(f"LLM {self.model} did not answer in time") from error
+        except openai.OpenAIError as error:
+            raise LLMError(f"LLM {self.model} failed: {error}") from error
+        content = response.choices[0].message.content if response.choices else None
+        if not content or not content.strip():
+            raise LLMError(f"LLM {self.model} returned an empty reply")
+        return content

@@ -1,0 +1,156 @@
+"""Passages, the exact vector index and the BM25 lexical index (synthetic vectors, no model)."""
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from retrieval.lexical import LexicalIndex, lexical_document, tokenize
+from retrieval.passages import EntryData, Passage, entry_passages, passages_of
+from retrieval.vector_index import FaissUnavailableError, FaissVectorIndex, VectorIndex
+
+
+def unit_rows(count: int, dimension: int = 8, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def passages_for(entry_id: int, contexts: int = 1) -> list[Passage]:
+    return entry_passages(
+        entry_id=entry_id,
+        term=f"T{entry_id}",
+        definition=f"définition {entry_id}",
+        contexts=[f"contexte {entry_id}.{i}" for i in range(contexts)],
+    )
+
+
+# Passages
+
+
+def test_definition_passage_gets_the_term_only_when_missing():
+    with_term = entry_passages(entry_id=1, term="URSSAF", definition="L'Urssaf collecte les cotisations.", contexts=[])
+    assert with_term == [Passage(1, "definition", 0, "L'Urssaf collecte les cotisations.")]
+    without = entry_passages(
+        entry_id=2, term="CAF", definition="Caisse d'allocations familiales, pas un café.", contexts=["La CAF verse l'APL.", "  "]
+    )
+    assert without[0].text == "CAF : Caisse d'allocations familiales, pas un café."
+    assert without[1] == Passage(2, "context", 1, "La CAF verse l'APL.")
+    assert len(without) == 2  # blank contexts give no passage
+    assert without[1].key == "2:context:1"
+
+
+def test_passages_of_entry_data():
+    entry = EntryData(id=5, term="Élysée", definition="Palais présidentiel.", contexts=("Réunion à l'Élysée.",))
+    assert [p.key for p in passages_of(entry)] == ["5:definition:0", "5:context:1"]
+    assert passages_of(entry)[0].text == "Élysée : Palais présidentiel."
+
+
+# Vector index
+
+
+def test_search_returns_best_cosine_first():
+    passages = [p for entry_id in (1, 2, 3) for p in passages_for(entry_id)]
+    vectors = unit_rows(len(passages))
+    index = VectorIndex.build(passages, vectors)
+    results = index.search(vectors[3], top_k=2)
+    assert results[0][0] == passages[3] and results[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert len(results) == 2 and results[0][1] >= results[1][1]
+    expected_order = np.argsort(-(vectors @ vectors[3]))
+    assert [p for p, _ in index.search(vectors[3], top_k=10)] == [passages[i] for i in expected_order]
+    assert index.keys[0] == "1:definition:0"
+
+
+def test_upsert_and_remove_equal_a_rebuild():
+    entries = {entry_id: passages_for(entry_id, contexts=entry_id % 3) for entry_id in range(1, 8)}
+    vectors = {entry_id: unit_rows(len(ps), seed=entry_id) for entry_id, ps in entries.items()}
+    original_vectors = np.vstack(list(vectors.values()))
+    index = VectorIndex.build([p for ps in entries.values() for p in ps], original_vectors)
+    before = original_vectors.copy()
+
+    entries[3] = passages_for(3, contexts=4)  # edited: more contexts
+    vectors[3] = unit_rows(5, seed=33)
+    index.upsert_entry(3, entries[3], vectors[3])
+    entries[4] = entry_passages(entry_id=4, term="T4", definition="nouvelle définition", contexts=["nouveau contexte"])
+    vectors[4] = unit_rows(2, seed=44)  # same passage count: rewritten in place
+    index.upsert_entry(4, entries[4], vectors[4])
+    del entries[5], vectors[5]
+    index.remove_entry(5)
+    index.remove_entry(99)  # not indexed: nothing happens
+    entries[9], vectors[9] = passages_for(9), unit_rows(2, seed=9)
+    index.upsert_entry(9, entries[9], vectors[9])
+
+    rebuilt = VectorIndex.build([p for ps in entries.values() for p in ps], np.vstack(list(vectors.values())))
+    assert sorted(index.keys) == sorted(rebuilt.keys)
+    query = unit_rows(1, seed=123)[0]
+    ours_found, theirs_found = index.search(query, top_k=6), rebuilt.search(query, top_k=6)
+    assert [p for p, _ in ours_found] == [p for p, _ in theirs_found]
+    assert [score for _, score in ours_found] == pytest.approx([score for _, score in theirs_found], abs=1e-6)
+    ours = {p.key: row for p, row in zip(index.passages, index.matrix)}
+    theirs = {p.key: row for p, row in zip(rebuilt.passages, rebuilt.matrix)}
+    for key, row in theirs.items():
+        np.testing.assert_array_equal(ours[key], row)
+    assert index.matrix.flags["C_CONTIGUOUS"] and index.matrix.dtype == np.float32
+    np.testing.assert_array_equal(original_vectors, before)  # the caller's array is never written to
+
+
+def test_upsert_refuses_foreign_passages_and_wrong_dimensions():
+    index = VectorIndex.build(passages_for(1), unit_rows(2))
+    with pytest.raises(ValueError):
+        index.upsert_entry(2, passages_for(3), unit_rows(2))
+    with pytest.raises(ValueError):
+        index.upsert_entry(2, passages_for(2), unit_rows(2, dimension=4))
+
+
+def test_empty_index_grows_from_nothing():
+    index = VectorIndex.build([], np.zeros((0, 8), dtype=np.float32))
+    assert index.search(unit_rows(1)[0], top_k=3) == []
+    index.upsert_entry(1, passages_for(1), unit_rows(2))
+    assert len(index) == 2 and index.search(unit_rows(2)[0], top_k=1)[0][0].key == "1:definition:0"
+
+
+def test_bytes_round_trip_without_pickle():
+    passages = passages_for(1, contexts=2) + entry_passages(entry_id=2, term="Élysée", definition="Palais « présidentiel »", contexts=[])
+    index = VectorIndex.build(passages, unit_rows(len(passages)))
+    data = index.to_bytes()
+    restored = VectorIndex.from_bytes(data)
+    assert restored.passages == index.passages
+    np.testing.assert_array_equal(restored.matrix, index.matrix)
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:  # loads without pickle
+        assert set(archive.files) == {"matrix", "meta"}
+
+
+def test_faiss_variant_explains_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` fail as if not installed
+    with pytest.raises(FaissUnavailableError, match="faiss-cpu"):
+        FaissVectorIndex(passages_for(1), unit_rows(2))
+
+
+# Lexical
+
+
+def test_tokenize_folds_case_accents_elisions_and_plurals():
+    assert tokenize("C'est quoi l'URSSAF ?") == ["urssaf"]
+    assert tokenize("Qu’est-ce que l’allocation adulte handicapé") == ["allocation", "adulte", "handicape"]
+    assert tokenize("Les allocations d'État") == ["allocation", "etat"]
+    assert tokenize("TVA 2024") == ["tva", "2024"]
+
+
+def test_lexical_search_ranks_entries_by_bm25():
+    entries = [
+        EntryData(
+            id=10,
+            term="URSSAF",
+            definition="Organisme qui collecte les cotisations sociales.",
+            variants=("Union de recouvrement des cotisations de sécurité sociale",),
+        ),
+        EntryData(id=11, term="CPAM", definition="Caisse primaire d'assurance maladie.", kind="acronym"),
+        EntryData(id=12, term="Cotisation", definition="Somme versée pour financer la protection sociale."),
+    ]
+    index = LexicalIndex.build([lexical_document(entry) for entry in entries])
+    results = index.search("les cotisations de l'Urssaf", top_k=5)
+    assert results[0][0] == 10 and {entry_id for entry_id, _ in results} == {10, 12}
+    assert all(score > 0 for _, score in results)
+    assert index.search("Assurance MALADIE", top_k=5)[0][0] == 11
+    assert index.search("xyz inconnu", top_k=5) == []
+    assert index.search("cotisation", top_k=1)[0][0] in {10, 12} and len(index.search("cotisation", top_k=1)) == 1
+    assert LexicalIndex.build([]).search("urssaf", top_k=3) == []
