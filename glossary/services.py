@@ -5,11 +5,20 @@ from typing import Any, Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history
 
 from glossary.models import Domain, Entry
 from glossary.text import collapse_spaces, definition_key, term_key
+
+# Rows per query in bulk operations (well under SQLite's bound-parameter limit).
+_QUERY_CHUNK = 500
+
+# Bulk creation sends no post_save per entry; listeners (e.g. search indexes) get this once, after
+# commit, with ``entry_ids``.
+entries_bulk_created = Signal()
 
 EDITABLE_FIELDS = ("term", "kind", "definition", "variants", "contexts", "examples", "domain", "status", "source", "source_url")
 
@@ -87,7 +96,8 @@ def find_duplicate(*, term: str, definition: str, exclude_id: int | None = None)
     return qs.first()
 
 
-def _validate(entry: Entry) -> None:
+def _check_fields(entry: Entry) -> None:
+    """Normalise and validate the entry's own fields, without any database query."""
     entry.term = collapse_spaces(entry.term)
     entry.definition = collapse_spaces(entry.definition)
     errors: dict[str, list[str]] = {}
@@ -101,6 +111,15 @@ def _validate(entry: Entry) -> None:
         errors.setdefault("status", []).append(_("Statut inconnu : %(status)s.") % {"status": entry.status})
     if errors:
         raise ValidationError(errors)
+    entry.clean_fields(exclude=["term_key", "definition_key", "definition_key_hash", "import_batch", "created_by", "domain"])
+
+
+def _validate(entry: Entry) -> None:
+    _check_fields(entry)
+    _check_against_database(entry)
+
+
+def _check_against_database(entry: Entry) -> None:
     duplicate = find_duplicate(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
     if duplicate:
         raise DuplicateEntryError(
@@ -126,6 +145,38 @@ def entry_create(
     created_by=None,
     import_batch=None,
 ) -> Entry:
+    entry = entry_build(
+        term=term, definition=definition, kind=kind, domain=domain, variants=variants, contexts=contexts,
+        examples=examples, status=status, source=source, source_url=source_url, split=split,
+        created_by=created_by, import_batch=import_batch,
+    )
+    _check_against_database(entry)
+    entry._history_user = created_by
+    with transaction.atomic():
+        entry.save()
+    return entry
+
+
+def entry_build(
+    *,
+    term: str,
+    definition: str,
+    kind: str = Entry.Kind.TERM,
+    domain: Domain | None = None,
+    variants: Iterable[str] | None = None,
+    contexts: Iterable[str] | None = None,
+    examples: Iterable[dict] | None = None,
+    status: str = Entry.Status.DRAFT,
+    source: str = "",
+    source_url: str = "",
+    split: str = "",
+    created_by=None,
+    import_batch=None,
+) -> Entry:
+    """An unsaved entry with cleaned, validated fields; save it with entries_bulk_create.
+
+    The duplicate check needs the database, so it happens when the entry is saved.
+    """
     entry = Entry(
         term=term,
         definition=definition,
@@ -142,11 +193,42 @@ def entry_create(
         created_by=created_by,
         import_batch=import_batch,
     )
-    _validate(entry)
-    entry._history_user = created_by
-    with transaction.atomic():
-        entry.save()
+    _check_fields(entry)
+    entry.refresh_keys()
     return entry
+
+
+def entries_bulk_create(*, entries: list[Entry], user=None, change_reason: str = "") -> list[Entry]:
+    """Save many entries from entry_build at once (imports), one history record each.
+
+    Refuses duplicates like entry_create does: within ``entries`` and against the database.
+    """
+    seen: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        entry.refresh_keys()
+        key = (entry.term_key, entry.definition_key_hash)
+        if key in seen:
+            raise DuplicateEntryError(
+                _("Doublon : « %(term)s » apparaît deux fois avec la même définition.") % {"term": entry.term}, code="duplicate",
+            )
+        seen[key] = entry
+    term_keys = sorted({key[0] for key in seen})
+    with transaction.atomic():
+        for start in range(0, len(term_keys), _QUERY_CHUNK):
+            existing = Entry.objects.filter(term_key__in=term_keys[start:start + _QUERY_CHUNK]).values_list("pk", "term_key", "definition_key_hash")
+            for pk, existing_term_key, digest in existing:
+                if (existing_term_key, digest) in seen:
+                    raise DuplicateEntryError(
+                        _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).")
+                        % {"term": seen[(existing_term_key, digest)].term, "id": pk},
+                        code="duplicate",
+                    )
+        created = bulk_create_with_history(
+            entries, Entry, batch_size=_QUERY_CHUNK, default_user=user, default_change_reason=change_reason or None,
+        )
+        entry_ids = [entry.pk for entry in created]
+        transaction.on_commit(lambda: entries_bulk_created.send(sender=Entry, entry_ids=entry_ids))
+    return created
 
 
 def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revision: int | None = None) -> Entry:
