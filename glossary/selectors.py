@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from glossary.models import Domain, Entry
+from glossary.models import Domain, Entry, ImportBatch
 from glossary.text import fold, term_key
 
 
@@ -51,6 +51,12 @@ def entry_history(*, entry: Entry) -> list:
     return rows
 
 
+def entry_status_counts(*, entries: QuerySet[Entry]) -> dict[str, int]:
+    """How many of ``entries`` have each status, every status listed (zero when none)."""
+    counts = dict(entries.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: counts.get(status, 0) for status in Entry.Status.values}
+
+
 def glossary_counts() -> dict:
     by_status = dict(Entry.objects.values_list("status").annotate(n=Count("id")))
     by_kind = dict(Entry.objects.values_list("kind").annotate(n=Count("id")))
@@ -59,6 +65,14 @@ def glossary_counts() -> dict:
 
 def domain_list() -> QuerySet[Domain]:
     return Domain.objects.annotate(entry_count=Count("entries")).order_by("name")
+
+
+def import_batch_list() -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.select_related("created_by").order_by("-created_at", "-id")
+
+
+def import_batch_get(*, batch_id: int) -> ImportBatch:
+    return ImportBatch.objects.select_related("created_by").get(pk=batch_id)
 
 
 def entries_for_export() -> QuerySet[Entry]:

@@ -1,4 +1,20 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from glossary import views
 
 app_name = "glossary"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.entry_list, name="entry-list"),
+    path("entries/new/", views.entry_create, name="entry-create"),
+    path("entries/bulk-status/", views.entries_bulk_status, name="entry-bulk-status"),
+    path("entries/<int:pk>/", views.entry_detail, name="entry-detail"),
+    path("entries/<int:pk>/edit/", views.entry_edit, name="entry-edit"),
+    path("entries/<int:pk>/delete/", views.entry_delete, name="entry-delete"),
+    path("entries/<int:pk>/status/", views.entry_set_status, name="entry-status"),
+    path("domains/", views.domain_list, name="domain-list"),
+    path("imports/", views.import_list, name="import-list"),
+    path("imports/new/", views.import_upload, name="import-upload"),
+    path("imports/confirm/", views.import_confirm, name="import-confirm"),
+    path("imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("export/", views.export, name="export"),
+]

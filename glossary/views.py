@@ -1,0 +1,339 @@
+"""The expert web UI of the glossary: thin views over glossary.selectors, glossary.services and glossary.imports."""
+from __future__ import annotations
+
+import base64
+import secrets
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from config.roles import EXPERT, role_required
+from glossary import imports, selectors, services
+from glossary.forms import BulkStatusForm, EntryEditForm, EntryFilterForm, EntryForm, ImportConfirmForm, ImportUploadForm
+from glossary.models import Domain, Entry, ImportBatch
+
+ENTRIES_PER_PAGE = 50
+ENTRY_FORM_FIELDS = ("term", "kind", "definition", "variants", "contexts", "status", "source", "source_url")
+IMPORTS_PER_PAGE = 50
+# The uploaded file waits in the session between its preview and the user's confirmation.
+PENDING_IMPORT_SESSION_KEY = "glossary_pending_import"
+EXPORT_CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/jsonl; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# Changed by every save: the history shows what people changed, not these.
+BOOKKEEPING_FIELDS = {"revision", "updated_at"}
+HISTORY_TYPE_LABELS = {"+": gettext_lazy("Création"), "~": gettext_lazy("Modification"), "-": gettext_lazy("Suppression")}
+
+
+def _is_fragment_request(request: HttpRequest) -> bool:
+    """An htmx request that swaps part of the page (a history restore needs the whole page)."""
+    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+
+
+def _render_full_or_fragment(request, *, page: str, fragment: str, context: dict) -> HttpResponse:
+    response = render(request, fragment if _is_fragment_request(request) else page, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def _entry_or_404(pk: int) -> Entry:
+    try:
+        return selectors.entry_get(entry_id=pk)
+    except Entry.DoesNotExist:
+        raise Http404(_("Cette entrée n'existe pas.")) from None
+
+
+@require_GET
+def entry_list(request: HttpRequest) -> HttpResponse:
+    filter_form = EntryFilterForm(request.GET)
+    entries = selectors.entry_list(**filter_form.filters())
+    page = Paginator(entries, ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    status_counts = selectors.entry_status_counts(entries=entries)
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "status_counts": [(Entry.Status(status).label, status, count) for status, count in status_counts.items()],
+        "current_url": request.get_full_path(),
+        "export_formats": imports.EXPORT_FORMATS,
+    }
+    return _render_full_or_fragment(
+        request, page="glossary/entry_list.html", fragment="glossary/_entry_results.html", context=context
+    )
+
+
+def _kind_label(kind: str) -> str:
+    return str(Entry.Kind(kind).label) if kind in Entry.Kind.values else kind
+
+
+def _display_value(field: str, value, domain_names: dict[int, str]) -> str:
+    if value in (None, "", []):
+        return "—"
+    if field == "domain":
+        return domain_names.get(value, str(value))
+    if field == "status":
+        return str(Entry.Status(value).label)
+    if field == "kind":
+        return _kind_label(value)
+    if field == "split":
+        return str(Entry.Split(value).label)
+    if field == "examples":
+        return " | ".join(f"{item.get('question', '')} → {item.get('answer', '')}" for item in value)
+    if isinstance(value, list):
+        return " | ".join(str(item) for item in value)
+    return str(value)
+
+
+def _history_for_display(entry: Entry) -> list[dict]:
+    rows = selectors.entry_history(entry=entry)
+    field_labels = {field.name: field.verbose_name for field in Entry._meta.fields}
+    domain_ids = {change[key] for row in rows for change in row["changes"] if change["field"] == "domain" for key in ("old", "new")}
+    domain_names = dict(Domain.objects.filter(pk__in=[pk for pk in domain_ids if pk]).values_list("pk", "name"))
+    return [
+        {
+            "record": row["record"],
+            "action": HISTORY_TYPE_LABELS.get(row["record"].history_type, row["record"].history_type),
+            "changes": [
+                {
+                    "label": field_labels.get(change["field"], change["field"]),
+                    "old": _display_value(change["field"], change["old"], domain_names),
+                    "new": _display_value(change["field"], change["new"], domain_names),
+                }
+                for change in row["changes"]
+                if change["field"] not in BOOKKEEPING_FIELDS
+            ],
+        }
+        for row in rows
+    ]
+
+
+@require_GET
+def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = _entry_or_404(pk)
+    return render(request, "glossary/entry_detail.html", {"entry": entry, "history": _history_for_display(entry)})
+
+
+def _entry_fields(form: EntryForm) -> dict:
+    """The service arguments of a valid entry form; a typed domain name is created (inside the caller's transaction)."""
+    data = form.cleaned_data
+    fields = {name: data[name] for name in ENTRY_FORM_FIELDS}
+    fields["domain"] = services.domain_get_or_create(name=data["new_domain"]) if data["new_domain"] else data["domain"]
+    return fields
+
+
+@role_required(EXPERT)
+@require_http_methods(["GET", "POST"])
+def entry_create(request: HttpRequest) -> HttpResponse:
+    form = EntryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                entry = services.entry_create(**_entry_fields(form), created_by=request.user)
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Entrée « %(term)s » créée.") % {"term": entry.term})
+            return redirect("glossary:entry-detail", pk=entry.pk)
+    return render(request, "glossary/entry_form.html", {"form": form, "entry": None})
+
+
+@role_required(EXPERT)
+@require_http_methods(["GET", "POST"])
+def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = _entry_or_404(pk)
+    current_version = None
+    if request.method == "POST":
+        form = EntryEditForm(request.POST)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    entry = services.entry_update(
+                        entry=entry,
+                        data=_entry_fields(form),
+                        user=request.user,
+                        expected_revision=form.cleaned_data["revision"],
+                    )
+            except services.StaleEntryError as error:
+                form.add_service_error(error)
+                # Shown beside the user's own text (kept in the form) so they can merge by hand.
+                current_version = selectors.entry_get(entry_id=pk)
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(request, _("Entrée « %(term)s » enregistrée.") % {"term": entry.term})
+                return redirect("glossary:entry-detail", pk=entry.pk)
+    else:
+        form = EntryEditForm(initial=EntryEditForm.initial_for(entry))
+    return render(request, "glossary/entry_form.html", {"form": form, "entry": entry, "current_version": current_version})
+
+
+@role_required(EXPERT)
+@require_http_methods(["GET", "POST"])
+def entry_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = _entry_or_404(pk)
+    if request.method == "POST":
+        term = entry.term
+        services.entry_delete(entry=entry, user=request.user)
+        messages.success(request, _("Entrée « %(term)s » supprimée.") % {"term": term})
+        return redirect("glossary:entry-list")
+    return render(request, "glossary/entry_confirm_delete.html", {"entry": entry})
+
+
+@role_required(EXPERT)
+@require_POST
+def entry_set_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Validate or reject one entry; htmx gets back the updated list row or detail badge, others a redirect."""
+    entry = _entry_or_404(pk)
+    try:
+        services.entry_set_status(entry=entry, status=request.POST.get("status", ""), user=request.user)
+    except ValidationError as error:
+        return HttpResponseBadRequest(" ".join(error.messages))
+    entry = _entry_or_404(pk)
+    if request.htmx:
+        fragment = "glossary/_entry_row.html" if request.POST.get("fragment") == "row" else "glossary/_entry_status.html"
+        return render(request, fragment, {"entry": entry})
+    messages.success(
+        request, _("« %(term)s » : %(status)s.") % {"term": entry.term, "status": entry.get_status_display()}
+    )
+    return redirect(_safe_next(request, reverse("glossary:entry-detail", args=[pk])))
+
+
+@role_required(EXPERT)
+@require_POST
+def entries_bulk_status(request: HttpRequest) -> HttpResponse:
+    form = BulkStatusForm(request.POST)
+    if form.is_valid():
+        status = form.cleaned_data["bulk_status"]
+        changed = services.entries_bulk_set_status(
+            entry_ids=[entry.pk for entry in form.cleaned_data["entry_ids"]], status=status, user=request.user
+        )
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d entrée passée au statut « %(status)s ».",
+                "%(count)d entrées passées au statut « %(status)s ».",
+                changed,
+            )
+            % {"count": changed, "status": Entry.Status(status).label},
+        )
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect(_safe_next(request, reverse("glossary:entry-list")))
+
+
+@require_GET
+def domain_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "glossary/domain_list.html", {"domains": selectors.domain_list()})
+
+
+@require_GET
+def import_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.import_batch_list(), IMPORTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "glossary/import_list.html", {"page": page})
+
+
+@role_required(EXPERT)
+@require_http_methods(["GET", "POST"])
+def import_upload(request: HttpRequest) -> HttpResponse:
+    """Upload a file and see what its import would do; nothing is written before the confirmation."""
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        content = upload.read()
+        options = form.import_options()
+        try:
+            report = imports.import_preview(
+                content=content,
+                file_name=upload.name,
+                file_format=form.cleaned_data["file_format"],
+                domain=options["domain"],
+                status=options["status"],
+                split=options["split"],
+            )
+        except imports.ImportRefused as refusal:
+            form.add_error("file", str(refusal))
+        else:
+            token = secrets.token_urlsafe(16)
+            request.session[PENDING_IMPORT_SESSION_KEY] = {
+                "token": token,
+                "file_name": upload.name,
+                "file_format": form.cleaned_data["file_format"],
+                "options": options,
+                "content": base64.b64encode(content).decode("ascii"),
+            }
+            confirm_form = ImportConfirmForm(initial={"token": token, "skip_invalid": options["skip_invalid"]})
+            preview = [{**row, "kind_label": _kind_label(row["kind"])} for row in report.preview]
+            context = {"report": report, "preview": preview, "file_name": upload.name, "confirm_form": confirm_form}
+            return render(request, "glossary/import_preview.html", context)
+    return render(request, "glossary/import_upload.html", {"form": form})
+
+
+@role_required(EXPERT)
+@require_POST
+def import_confirm(request: HttpRequest) -> HttpResponse:
+    form = ImportConfirmForm(request.POST)
+    pending = request.session.get(PENDING_IMPORT_SESSION_KEY)
+    if not form.is_valid() or not pending or not secrets.compare_digest(pending["token"], form.cleaned_data["token"]):
+        messages.error(request, _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
+        return redirect("glossary:import-upload")
+    del request.session[PENDING_IMPORT_SESSION_KEY]
+    try:
+        batch = imports.import_enqueue(
+            content=base64.b64decode(pending["content"]),
+            file_name=pending["file_name"],
+            file_format=pending["file_format"],
+            options={**pending["options"], "skip_invalid": form.cleaned_data["skip_invalid"]},
+            user=request.user,
+        )
+    except imports.ImportRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("glossary:import-upload")
+    messages.success(request, _("Import de « %(name)s » lancé.") % {"name": batch.file_name})
+    return redirect("glossary:import-detail", pk=batch.pk)
+
+
+@require_GET
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The batch's status and report; htmx polls the status fragment until the import is over."""
+    try:
+        batch = selectors.import_batch_get(batch_id=pk)
+    except ImportBatch.DoesNotExist:
+        raise Http404(_("Cet import n'existe pas.")) from None
+    context = {"batch": batch, "is_over": batch.status not in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING)}
+    return _render_full_or_fragment(
+        request, page="glossary/import_detail.html", fragment="glossary/_import_batch.html", context=context
+    )
+
+
+@require_GET
+def export(request: HttpRequest) -> HttpResponse:
+    file_format = request.GET.get("format", "csv")
+    if file_format not in imports.EXPORT_FORMATS:
+        return HttpResponseBadRequest(_("Format d'export inconnu : %(format)s.") % {"format": file_format})
+    file_name = f"lexique-glossaire-{timezone.localdate():%Y-%m-%d}.{file_format}"
+    return HttpResponse(
+        imports.export_glossary(file_format=file_format),
+        content_type=EXPORT_CONTENT_TYPES[file_format],
+        headers={"Content-Disposition": content_disposition_header(True, file_name)},
+    )
