@@ -1,1 +1,229 @@
-"""Models of the retrieval app."""
+"""What serves search and answers: model catalogue rows, model versions, their indexes, the question log, flags."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+def default_lora_target_modules() -> list[str]:
+    return ["query", "key", "value"]
+
+
+class EmbeddingModel(models.Model):
+    """A base model added to the built-in catalogue (a hub id or a local directory) with its pinned prompts."""
+
+    name = models.CharField(_("nom"), max_length=255, unique=True)
+    path = models.CharField(_("chemin ou identifiant"), max_length=500, help_text=_("Identifiant du hub Hugging Face ou dossier local."))
+    query_prompt = models.TextField(_("préfixe des requêtes"), blank=True)
+    document_prompt = models.TextField(_("préfixe des documents"), blank=True)
+    trust_remote_code = models.BooleanField(_("exécuter le code du modèle"), default=False)
+    lora_target_modules = models.JSONField(_("modules ciblés par LoRA"), default=default_lora_target_modules, blank=True)
+    max_seq_length = models.PositiveIntegerField(_("longueur maximale"), null=True, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("modèle d'embedding")
+        verbose_name_plural = _("modèles d'embedding")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One immutable set of weights that can serve: the base model (number 0) or a fine-tuned version."""
+
+    class Status(models.TextChoices):
+        READY = "ready", _("prête")
+        PROMOTING = "promoting", _("promotion en cours")
+        CHAMPION = "champion", _("championne")
+        ARCHIVED = "archived", _("archivée")
+        FAILED = "failed", _("échouée")
+        BROKEN = "broken", _("inutilisable")
+
+    # Once created, a version only changes its status (and when it was promoted) and its metrics:
+    # every number reported for it must keep meaning the same weights and data.
+    MUTABLE_FIELDS = frozenset({"status", "metrics", "promoted_at"})
+
+    number = models.PositiveIntegerField(_("numéro"), unique=True)
+    label = models.CharField(_("libellé"), max_length=120, blank=True)
+    base_model = models.CharField(_("modèle de base"), max_length=255)
+    parent = models.ForeignKey("self", verbose_name=_("version parente"), null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    status = models.CharField(_("statut"), max_length=12, choices=Status.choices, default=Status.READY, db_index=True)
+    adapter_path = models.CharField(_("adaptateur LoRA"), max_length=500, blank=True)
+    merged_path = models.CharField(_("modèle fusionné"), max_length=500, blank=True)
+    artifact_checksums = models.JSONField(_("empreintes des fichiers"), default=dict, blank=True)
+    # A plain integer: retrieval must not depend on the training app.
+    training_run_id = models.PositiveBigIntegerField(_("entraînement"), null=True, blank=True)
+    data_snapshot_hash = models.CharField(_("empreinte des données"), max_length=64, blank=True)
+    metrics = models.JSONField(_("métriques"), default=dict, blank=True)
+    model_card = models.JSONField(_("fiche du modèle"), default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        verbose_name = _("version de modèle")
+        verbose_name_plural = _("versions de modèle")
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="champion"), name="model_version_single_champion"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        name = "base" if self.number == 0 else f"v{self.number}"
+        return f"{name} ({self.label})" if self.label else name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_values = dict(zip(field_names, values))
+        return instance
+
+    def save(self, *args, **kwargs):
+        loaded = getattr(self, "_loaded_values", None)
+        if loaded is not None:
+            changed = {
+                field.attname
+                for field in self._meta.concrete_fields
+                if field.attname in loaded and loaded[field.attname] != getattr(self, field.attname)
+            }
+            frozen = changed - self.MUTABLE_FIELDS
+            if frozen:
+                raise ValidationError(_("Une version de modèle est immuable (champs modifiés : %(fields)s).") % {"fields": ", ".join(sorted(frozen))})
+        super().save(*args, **kwargs)
+        self._loaded_values = {field.attname: getattr(self, field.attname) for field in self._meta.concrete_fields}
+
+
+class PromotionEvent(models.Model):
+    """Audit log of every change of champion."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote", _("promotion")
+        ROLLBACK = "rollback", _("retour arrière")
+        AUTO = "auto", _("promotion automatique")
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_events")
+    previous_champion = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("changement de championne")
+        verbose_name_plural = _("changements de championne")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.version} ({self.at:%Y-%m-%d %H:%M})"
+
+
+class IndexState(models.Model):
+    """The vector index of one model version: which artifact holds it and which revision it is at."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", _("en construction")
+        READY = "ready", _("prêt")
+        FAILED = "failed", _("échoué")
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="index_state")
+    # Bumped by every change of the artifact; serving processes reload when it moves.
+    revision = models.PositiveIntegerField(default=0)
+    passage_count = models.PositiveIntegerField(default=0)
+    entry_count = models.PositiveIntegerField(default=0)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    # When the last full build read the glossary: entries saved before that are already in the index.
+    entries_read_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("index vectoriel")
+        verbose_name_plural = _("index vectoriels")
+
+    def __str__(self) -> str:
+        return f"{self.version} r{self.revision} ({self.get_status_display()})"
+
+    @property
+    def has_artifact(self) -> bool:
+        return bool(self.artifact_path)
+
+
+class QuestionLog(models.Model):
+    """Every question asked to the assistant, with what was retrieved and answered (active learning reads it)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    question = models.TextField()
+    processed_query = models.JSONField(default=dict, blank=True)
+    version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="questions")
+    mode = models.CharField(max_length=10, default="hybrid")
+    hits = models.JSONField(default=list, blank=True)
+    answer_text = models.TextField(blank=True)
+    answer_mode = models.CharField(max_length=12, blank=True)
+    fallback_reason = models.TextField(blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(default=0)
+    no_answer = models.BooleanField(default=False, db_index=True)
+    # Uncertainty signals for the active-learning queue: the best dense score and its lead over the second entry.
+    top_score = models.FloatField(null=True, blank=True)
+    score_margin = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("question posée")
+        verbose_name_plural = _("questions posées")
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class Flag(models.Model):
+    """An expert's report that an answer was wrong, ideally with the entry that should have come first."""
+
+    class Reason(models.TextChoices):
+        WRONG_ENTRY = "wrong_entry", _("mauvaise entrée retrouvée")
+        MISSING_ENTRY = "missing_entry", _("entrée absente du glossaire")
+        WRONG_DEFINITION = "wrong_definition", _("définition erronée")
+        BAD_WORDING = "bad_wording", _("réponse mal formulée")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("ouvert")
+        USED = "used", _("utilisé pour l'entraînement")
+        DISMISSED = "dismissed", _("écarté")
+
+    question_log = models.ForeignKey(QuestionLog, on_delete=models.CASCADE, related_name="flags")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(_("motif"), max_length=20, choices=Reason.choices)
+    correct_entry = models.ForeignKey("glossary.Entry", verbose_name=_("bonne entrée"), null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
+    comment = models.TextField(_("commentaire"), blank=True)
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    status_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    # What the assistant retrieved when the question was asked (kept even if the log is pruned of details).
+    retrieved = models.JSONField(default=list, blank=True)
+    # Entries ranked above the correct one: hard-negative candidates for training.
+    wrongly_ranked_entry_ids = models.JSONField(default=list, blank=True)
+    version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="flags")
+    # The domain the flag is about (the correct entry's, else the top retrieved entry's), for filtering.
+    domain = models.ForeignKey("glossary.Domain", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("signalement")
+        verbose_name_plural = _("signalements")
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} – {self.question_log}"

@@ -1,0 +1,163 @@
+"""The search, answer and flag API: thin views over retrieval.services and retrieval.selectors.
+
+Errors are JSON with a ``reason`` (config.api): 400 for an empty or too long query, an unknown version
+or an invalid flag; 403 when a user without the expert role flags.
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from config.api import ErrorSerializer
+from config.roles import IsExpertOrReadOnly
+from retrieval import selectors, services
+from retrieval.models import ModelVersion
+from retrieval.serializers import (
+    AnswerRequestSerializer,
+    AnswerSerializer,
+    FlagCreateSerializer,
+    FlagFilterSerializer,
+    FlagSerializer,
+    SearchQuerySerializer,
+    SearchResultSerializer,
+)
+
+ERRORS_READ = {400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer, 503: ErrorSerializer}
+ERRORS_WRITE = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 429: ErrorSerializer}
+
+
+def _version(ref: str) -> ModelVersion:
+    try:
+        return selectors.model_version_get(ref=ref)
+    except ModelVersion.DoesNotExist:
+        raise exceptions.ValidationError({"version": [f"Unknown model version: {ref!r}."]}) from None
+
+
+def _service_error(error: DjangoValidationError) -> exceptions.ValidationError:
+    return exceptions.ValidationError(getattr(error, "message_dict", None) or {"non_field_errors": error.messages})
+
+
+class SearchUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Search is unavailable."
+    default_code = "search_unavailable"
+
+
+class SearchView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "search"
+
+    @extend_schema(
+        operation_id="search",
+        summary="Search the validated glossary (hybrid dense + BM25, or one of them).",
+        parameters=[SearchQuerySerializer],
+        responses={200: SearchResultSerializer, **ERRORS_READ},
+        tags=["search"],
+    )
+    def get(self, request):
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            result = services.search(
+                query=data["q"], top_k=data["top_k"], version=_version(data["version"]), mode=data["mode"], preprocess=data["preprocess"]
+            )
+        except DjangoValidationError as error:
+            raise _service_error(error) from None
+        except services.SearchUnavailableError as error:
+            raise SearchUnavailable(str(error)) from None
+        body = {
+            "query": result.query,
+            "processed": services.processed_query_as_dict(result.processed) or None,
+            "version": result.version.display_name,
+            "version_number": result.version.number,
+            "mode": result.mode,
+            "index_revision": result.index_revision,
+            "hits": [services.hit_as_dict(item) for item in result.hits],
+            "timings_ms": result.timings_ms,
+        }
+        return Response(SearchResultSerializer(body).data)
+
+
+class AnswerView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "answer"
+
+    @extend_schema(
+        operation_id="answer",
+        summary="Answer a question from the glossary, with numbered sources; the answer is logged (question_id).",
+        request=AnswerRequestSerializer,
+        responses={201: AnswerSerializer, **ERRORS_READ},
+        tags=["search"],
+    )
+    def post(self, request):
+        params = AnswerRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            _answer, log = services.answer_question(
+                question=params.validated_data["question"], user=request.user, version=_version(params.validated_data["version"])
+            )
+        except DjangoValidationError as error:
+            raise _service_error(error) from None
+        except services.SearchUnavailableError as error:
+            raise SearchUnavailable(str(error)) from None
+        return Response(AnswerSerializer(log).data, status=status.HTTP_201_CREATED)
+
+
+class FlagListCreateView(generics.ListCreateAPIView):
+    """Flags on bad answers: anyone signed in reads them, experts create them."""
+
+    permission_classes = [IsExpertOrReadOnly]
+    serializer_class = FlagSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = FlagFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        version = _version(data["version"]) if data.get("version") else None
+        return selectors.flag_list(status=data.get("status", ""), domain=data.get("domain"), version=version)
+
+    @extend_schema(operation_id="flags_list", parameters=[FlagFilterSerializer], responses={200: FlagSerializer(many=True), **ERRORS_READ}, tags=["flags"])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="flags_create",
+        summary="Flag a bad answer (experts), with the right entry or a new one created in place.",
+        request=FlagCreateSerializer,
+        responses={201: FlagSerializer, **ERRORS_WRITE},
+        tags=["flags"],
+    )
+    def post(self, request, *args, **kwargs):
+        params = FlagCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            flag = services.flag_create(
+                question_log=data["question_id"],
+                user=request.user,
+                reason=data["reason"],
+                correct_entry=data.get("correct_entry"),
+                new_entry=data.get("new_entry"),
+                comment=data.get("comment", ""),
+            )
+        except DjangoValidationError as error:
+            raise _service_error(error) from None
+        return Response(FlagSerializer(selectors.flag_get(flag_id=flag.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class FlagDetailView(generics.RetrieveAPIView):
+    serializer_class = FlagSerializer
+
+    def get_queryset(self):
+        return selectors.flag_list()
+
+    @extend_schema(operation_id="flags_retrieve", responses={200: FlagSerializer, 401: ErrorSerializer, 404: ErrorSerializer}, tags=["flags"])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+

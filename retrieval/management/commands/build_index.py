@@ -1,0 +1,28 @@
+"""Build (or rebuild) the vector index of a model version: `python manage.py build_index [--version 3]`."""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from retrieval import selectors, services
+from retrieval.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Encode every validated glossary entry with a version's model and store its index (the champion by default)."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # Our --version (a model version) replaces Django's --version (the Django release).
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", default="champion", help='"champion", "base", a version number or "id:<pk>"')
+
+    def handle(self, *args, **options):
+        try:
+            version = selectors.model_version_get(ref=options["version"])
+        except ModelVersion.DoesNotExist as error:
+            raise CommandError(str(error)) from None
+        state = services.index_rebuild(version=version)
+        self.stdout.write(
+            self.style.SUCCESS(f"Index de {version} : révision {state.revision}, {state.entry_count} entrées, {state.passage_count} passages.")
+        )

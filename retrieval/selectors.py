@@ -1,0 +1,140 @@
+"""Every read of the retrieval app goes through these functions."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from glossary.models import Entry
+from retrieval.catalogue import BUILTIN_MODELS, ModelSpec, get_spec
+from retrieval.models import EmbeddingModel, Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
+
+
+def _spec_from_row(row: EmbeddingModel) -> ModelSpec:
+    return ModelSpec(
+        name=row.name,
+        path=row.path,
+        query_prompt=row.query_prompt,
+        document_prompt=row.document_prompt,
+        trust_remote_code=row.trust_remote_code,
+        lora_target_modules=tuple(row.lora_target_modules or ()),
+        max_seq_length=row.max_seq_length,
+        description=row.description,
+    )
+
+
+def _spec_from_setting(name: str, value: dict) -> ModelSpec:
+    fields = {**value, "name": name}
+    if "lora_target_modules" in fields:
+        fields["lora_target_modules"] = tuple(fields["lora_target_modules"])
+    return ModelSpec(**fields)
+
+
+def catalogue_specs() -> dict[str, ModelSpec]:
+    """The whole catalogue: built-in models, then settings.EXTRA_EMBEDDING_MODELS, then admin rows (last wins)."""
+    specs = dict(BUILTIN_MODELS)
+    for name, value in getattr(settings, "EXTRA_EMBEDDING_MODELS", {}).items():
+        specs[name] = _spec_from_setting(name, value)
+    for row in EmbeddingModel.objects.all():
+        specs[row.name] = _spec_from_row(row)
+    return specs
+
+
+def model_spec_get(*, name: str) -> ModelSpec:
+    """The catalogue spec of ``name``; an uncatalogued local directory or hub id gets empty prompts."""
+    return get_spec(name, extra=catalogue_specs())
+
+
+def champion_version_get() -> ModelVersion:
+    """The version that serves. Until anything is promoted, the default catalogue model as version "base" (0)."""
+    champion = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
+    if champion is not None:
+        return champion
+    try:
+        with transaction.atomic():
+            base, _ = ModelVersion.objects.get_or_create(
+                number=0,
+                defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL, "label": "", "status": ModelVersion.Status.CHAMPION},
+            )
+    except IntegrityError:
+        # Another process created it (or promoted something) at the same moment.
+        return ModelVersion.objects.get(status=ModelVersion.Status.CHAMPION)
+    if base.status != ModelVersion.Status.CHAMPION:
+        # "base" exists but nothing is champion (e.g. the champion was deleted in the admin): base serves again.
+        base.status = ModelVersion.Status.CHAMPION
+        base.save(update_fields=["status"])
+    return base
+
+
+def model_version_get(*, ref: str | int) -> ModelVersion:
+    """A version by reference: "base", "champion", "v3" / "3" (its number) or "id:12" (its primary key)."""
+    if isinstance(ref, int):
+        return ModelVersion.objects.get(number=ref)
+    text = str(ref).strip().lower()
+    if text == "champion":
+        return champion_version_get()
+    if text == "base":
+        if not ModelVersion.objects.filter(number=0).exists():
+            champion_version_get()
+        return ModelVersion.objects.get(number=0)
+    if text.startswith("id:") and text[3:].isdigit():
+        return ModelVersion.objects.get(pk=int(text[3:]))
+    number = text[1:] if text.startswith("v") else text
+    if number.isdigit():
+        return ModelVersion.objects.get(number=int(number))
+    raise ModelVersion.DoesNotExist(f"Unknown model version reference: {ref!r}")
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("parent", "index_state").order_by("-number")
+
+
+def previous_champion_get() -> ModelVersion | None:
+    """The champion before the current one (what a rollback restores), from the promotion log."""
+    champion = champion_version_get()
+    event = PromotionEvent.objects.filter(version=champion, previous_champion__isnull=False).select_related("previous_champion").first()
+    return event.previous_champion if event else None
+
+
+def promotion_event_list(*, version: ModelVersion | None = None) -> QuerySet[PromotionEvent]:
+    qs = PromotionEvent.objects.select_related("version", "previous_champion", "user")
+    return qs.filter(version=version) if version is not None else qs
+
+
+def index_state_get(*, version: ModelVersion) -> IndexState | None:
+    return IndexState.objects.filter(version=version).first()
+
+
+def serving_versions() -> list[ModelVersion]:
+    """Versions whose index follows glossary edits: the champion and any version being promoted."""
+    return list(ModelVersion.objects.filter(status__in=[ModelVersion.Status.CHAMPION, ModelVersion.Status.PROMOTING]))
+
+
+def validated_entries() -> QuerySet[Entry]:
+    """What search indexes: validated entries only."""
+    return Entry.objects.filter(status=Entry.Status.VALIDATED).select_related("domain").order_by("id")
+
+
+def entries_by_id(*, entry_ids: Iterable[int]) -> dict[int, Entry]:
+    return {entry.pk: entry for entry in Entry.objects.filter(pk__in=list(entry_ids)).select_related("domain")}
+
+
+def question_log_get(*, question_id: int) -> QuestionLog:
+    return QuestionLog.objects.select_related("version", "user").get(pk=question_id)
+
+
+def flag_get(*, flag_id: int) -> Flag:
+    return Flag.objects.select_related("question_log", "correct_entry", "version", "domain", "created_by").get(pk=flag_id)
+
+
+def flag_list(*, status: str = "", domain: int | str | None = None, version: ModelVersion | int | None = None) -> QuerySet[Flag]:
+    """Flags, newest first; ``domain`` is a domain id or slug, ``version`` a version or its id."""
+    qs = Flag.objects.select_related("question_log", "correct_entry", "version", "domain", "created_by")
+    if status:
+        qs = qs.filter(status=status)
+    if domain:
+        qs = qs.filter(domain_id=int(domain)) if str(domain).isdigit() else qs.filter(domain__slug=domain)
+    if version:
+        qs = qs.filter(version=version)
+    return qs.order_by("-created_at", "-id")

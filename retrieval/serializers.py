@@ -1,0 +1,136 @@
+"""REST shapes of search, answers and flags. Serializers validate and present; services do the work."""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from glossary.models import Domain, Entry
+from retrieval.models import Flag, QuestionLog
+from retrieval.services import SEARCH_MODES
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=settings.QUERY_MAX_CHARS, trim_whitespace=True, help_text="The query (a term, an acronym or a question).")
+    top_k = serializers.IntegerField(min_value=1, max_value=100, default=10, required=False)
+    mode = serializers.ChoiceField(choices=SEARCH_MODES, default="hybrid", required=False)
+    version = serializers.CharField(
+        required=False, default="champion", help_text='"champion" (default), "base", a version number ("3" or "v3") or "id:<pk>".'
+    )
+    preprocess = serializers.BooleanField(default=True, required=False, help_text="Spelling correction, acronym expansion, translation.")
+
+
+class HitSerializer(serializers.Serializer):
+    entry_id = serializers.IntegerField()
+    term = serializers.CharField()
+    domain = serializers.CharField(allow_blank=True)
+    passage_type = serializers.CharField(allow_null=True, help_text='"definition" or "context"; null when only BM25 or an exact match found the entry.')
+    passage_position = serializers.IntegerField(allow_null=True)
+    passage_text = serializers.CharField()
+    dense_score = serializers.FloatField(allow_null=True)
+    lexical_score = serializers.FloatField(allow_null=True)
+    dense_rank = serializers.IntegerField(allow_null=True)
+    lexical_rank = serializers.IntegerField(allow_null=True)
+    fused_score = serializers.FloatField()
+    rank = serializers.IntegerField()
+    exact_match = serializers.BooleanField()
+
+
+class ProcessedQuerySerializer(serializers.Serializer):
+    original = serializers.CharField()
+    language = serializers.CharField(allow_null=True)
+    corrected = serializers.CharField()
+    corrections = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    expansions = serializers.ListField(child=serializers.CharField())
+    translation = serializers.CharField(allow_null=True)
+    translation_skipped_reason = serializers.CharField(allow_null=True)
+    final = serializers.CharField()
+    steps = serializers.DictField(child=serializers.BooleanField())
+
+
+class SearchResultSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    processed = ProcessedQuerySerializer(allow_null=True)
+    version = serializers.CharField(help_text="The model version that searched.")
+    version_number = serializers.IntegerField()
+    mode = serializers.CharField()
+    index_revision = serializers.IntegerField()
+    hits = HitSerializer(many=True)
+    timings_ms = serializers.DictField(child=serializers.FloatField())
+
+
+class AnswerRequestSerializer(serializers.Serializer):
+    question = serializers.CharField(max_length=settings.QUERY_MAX_CHARS, trim_whitespace=True)
+    version = serializers.CharField(required=False, default="champion", help_text="As for search.")
+
+
+class SourceSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="n of the [Sn] marker in the answer.")
+    entry_id = serializers.IntegerField()
+    term = serializers.CharField()
+    text = serializers.CharField()
+    passage_type = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class AnswerSerializer(serializers.ModelSerializer):
+    """A logged answer: its id is what a flag refers to."""
+
+    question_id = serializers.IntegerField(source="pk")
+    answer = serializers.CharField(source="answer_text")
+    sources = SourceSerializer(many=True)
+    hits = HitSerializer(many=True)
+    version = serializers.CharField(source="version.display_name", default=None)
+
+    class Meta:
+        model = QuestionLog
+        fields = ["question_id", "question", "answer", "answer_mode", "no_answer", "fallback_reason", "sources", "hits", "version", "latency_ms", "created_at"]
+
+
+class NewEntrySerializer(serializers.Serializer):
+    """The missing entry, created in place (as a draft unless a status is given)."""
+
+    term = serializers.CharField(max_length=255)
+    definition = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Entry.Kind.choices, required=False)
+    domain = serializers.PrimaryKeyRelatedField(queryset=Domain.objects.all(), allow_null=True, required=False)
+    variants = serializers.ListField(child=serializers.CharField(), required=False)
+    contexts = serializers.ListField(child=serializers.CharField(), required=False)
+    status = serializers.ChoiceField(choices=Entry.Status.choices, required=False)
+
+
+class FlagCreateSerializer(serializers.Serializer):
+    question_id = serializers.PrimaryKeyRelatedField(queryset=QuestionLog.objects.all(), help_text="question_id of the answer.")
+    reason = serializers.ChoiceField(choices=Flag.Reason.choices)
+    correct_entry = serializers.PrimaryKeyRelatedField(queryset=Entry.objects.all(), allow_null=True, required=False)
+    new_entry = NewEntrySerializer(required=False, allow_null=True)
+    comment = serializers.CharField(allow_blank=True, required=False, default="")
+
+    def validate(self, data):
+        if data.get("correct_entry") and data.get("new_entry"):
+            raise serializers.ValidationError("Give correct_entry or new_entry, not both.")
+        return data
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    question_id = serializers.IntegerField(source="question_log_id")
+    question = serializers.CharField(source="question_log.question")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    correct_entry_term = serializers.CharField(source="correct_entry.term", default=None)
+    version = serializers.CharField(source="version.display_name", default=None)
+    domain = serializers.CharField(source="domain.name", default=None)
+    retrieved = HitSerializer(many=True)
+    wrongly_ranked_entry_ids = serializers.ListField(child=serializers.IntegerField())
+
+    class Meta:
+        model = Flag
+        fields = [
+            "id", "question_id", "question", "reason", "status", "correct_entry", "correct_entry_term", "comment",
+            "retrieved", "wrongly_ranked_entry_ids", "version", "domain", "created_by", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class FlagFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Flag.Status.choices, required=False)
+    domain = serializers.CharField(required=False, help_text="Domain id or slug.")
+    version = serializers.CharField(required=False, help_text="As for search.")

@@ -1,0 +1,266 @@
+"""Process-wide caches of what search needs: loaded models and loaded indexes.
+
+A web or worker process loads each model once (an LRU of ``MODEL_CACHE_SIZE``) and each version's index
+once. Before every search it reads the version's index revision (a cheap query, cached for
+``settings.INDEX_REVISION_CHECK_SECONDS``) and reloads the artifact only when the revision moved. The
+lexical index, the exact-term lookup and the pre-processing vocabulary come from the validated glossary
+entries and are rebuilt together with the vector index, so the three always describe the same glossary.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import storages
+
+from glossary.models import Entry
+from glossary.text import fold
+from retrieval import selectors
+from retrieval.catalogue import ModelSpec
+from retrieval.lexical import LexicalIndex, lexical_document, tokenize
+from retrieval.models import IndexState, ModelVersion
+from retrieval.passages import EntryData
+from retrieval.preprocess import Vocabulary, build_vocabulary
+from retrieval.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+MODEL_CACHE_SIZE = 2
+# How many versions' indexes a process keeps (the champion, one being promoted, one being compared).
+INDEX_CACHE_SIZE = 3
+
+_lock = threading.RLock()
+_models: OrderedDict[tuple, "SentenceTransformer"] = OrderedDict()
+_indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
+_revision_checks: dict[int, tuple[float, int, str]] = {}
+
+
+# ---- artifacts on local disk ------------------------------------------------------------------------
+
+def artifact_storage():
+    return storages["artifacts"]
+
+
+def local_artifact_dir(storage_path: str) -> str:
+    """A local folder holding the artifact folder ``storage_path`` (models load from disk, not from S3)."""
+    storage = artifact_storage()
+    try:
+        return storage.path(storage_path)
+    except NotImplementedError:
+        pass
+    target = Path(settings.MODEL_CACHE_DIR) / storage_path
+    marker = target / ".complete"
+    if not marker.exists():
+        _download_folder(storage, storage_path, target)
+        marker.touch()
+    return str(target)
+
+
+def _download_folder(storage, prefix: str, target: Path) -> None:
+    folders, files = storage.listdir(prefix)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        with storage.open(f"{prefix}/{name}", "rb") as source, open(target / name, "wb") as out:
+            for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                out.write(chunk)
+    for folder in folders:
+        _download_folder(storage, f"{prefix}/{folder}", target / folder)
+
+
+# ---- models -----------------------------------------------------------------------------------------
+
+def version_load_target(version: ModelVersion) -> tuple[ModelSpec, str | None]:
+    """The spec (with the base model's pinned prompts) and the local adapter folder that make ``version``.
+
+    A version with a LoRA adapter loads base + adapter (merging is known to drift silently); a version that
+    only has merged weights loads that folder with the base model's prompts.
+    """
+    spec = selectors.model_spec_get(name=version.base_model)
+    if version.adapter_path:
+        return spec, local_artifact_dir(version.adapter_path)
+    if version.merged_path:
+        return replace(spec, path=local_artifact_dir(version.merged_path)), None
+    return spec, None
+
+
+def model_for_version(version: ModelVersion) -> tuple["SentenceTransformer", ModelSpec]:
+    spec, adapter = version_load_target(version)
+    return cached_model(spec, adapter_path=adapter), spec
+
+
+def cached_model(spec: ModelSpec, *, adapter_path: str | None = None) -> "SentenceTransformer":
+    # Imported here: sentence-transformers takes seconds to import, and most requests never encode.
+    from retrieval.embedding import load_model
+
+    key = (spec.name, spec.path, spec.trust_remote_code, spec.max_seq_length, adapter_path)
+    with _lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+        model = load_model(spec, adapter_path=adapter_path)
+        _models[key] = model
+        while len(_models) > MODEL_CACHE_SIZE:
+            _models.popitem(last=False)
+        return model
+
+
+def encode_queries_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
+    """Query vectors from the version's model, with its catalogue query prompt."""
+    from retrieval.embedding import encode_queries
+
+    model, spec = model_for_version(version)
+    return encode_queries(model, spec, texts)
+
+
+def encode_documents_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
+    """Passage vectors from the version's model, with its catalogue document prompt."""
+    from retrieval.embedding import encode_documents
+
+    model, spec = model_for_version(version)
+    return encode_documents(model, spec, texts)
+
+
+# ---- exact term / acronym / variant matches --------------------------------------------------------
+
+_ELISION = re.compile(r"\b(?:qu|jusqu|lorsqu|puisqu|[cdjlmnst])['’]")
+_WORD = re.compile(r"[0-9a-z]+")
+_LONGEST_TERM_WORDS = 12
+
+
+def term_words(text: str) -> tuple[str, ...]:
+    """Folded words without French elisions: "l'Ursaf" -> ("ursaf",)."""
+    return tuple(_WORD.findall(_ELISION.sub(" ", fold(text))))
+
+
+class TermLookup:
+    """Finds the entries whose term or a variant is written, as a whole phrase, in a query."""
+
+    def __init__(self, names: list[tuple[int, str]]):
+        self._entries: dict[tuple[str, ...], set[int]] = {}
+        for entry_id, name in names:
+            words = term_words(name)
+            if words and len(words) <= _LONGEST_TERM_WORDS:
+                self._entries.setdefault(words, set()).add(entry_id)
+        self._longest = max((len(words) for words in self._entries), default=0)
+
+    def match(self, *texts: str, language: str | None = None) -> set[int]:
+        """Entries named in any of ``texts``; ``language`` is the query's ("fr", "en" or None if unknown)."""
+        found: set[int] = set()
+        for text in texts:
+            words = term_words(text)
+            typed_in_capitals = set(re.findall(r"\b[A-Z0-9]{2,}\b", text))
+            for size in range(1, min(self._longest, len(words)) + 1):
+                for start in range(len(words) - size + 1):
+                    phrase = words[start:start + size]
+                    ids = self._entries.get(phrase)
+                    if ids and (size > 1 or _names_a_term(phrase[0], typed_in_capitals=typed_in_capitals, language=language)):
+                        found |= ids
+        return found
+
+
+def _names_a_term(word: str, *, typed_in_capitals: set[str], language: str | None) -> bool:
+    """Whether a lone word names a glossary term rather than being an ordinary word of the sentence.
+
+    Users type acronyms in lower case ("l'ursaf"), so a lower-case word counts, except a French stop word
+    ("ce" is not CE) or any lower-case word of an English query ("is" is not IS); capitals always count.
+    """
+    if word.upper() in typed_in_capitals:
+        return True
+    return language != "en" and bool(tokenize(word))
+
+
+# ---- served indexes ---------------------------------------------------------------------------------
+
+@dataclass
+class ServedIndex:
+    version_id: int
+    revision: int
+    vectors: VectorIndex
+    lexical: LexicalIndex
+    terms: TermLookup
+    vocabulary: Vocabulary
+    entry_count: int
+
+
+def _revision_of(version_id: int) -> tuple[int, str] | None:
+    """(revision, artifact path) of the version's index, read at most every INDEX_REVISION_CHECK_SECONDS."""
+    ttl = getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0)
+    now = time.monotonic()
+    cached = _revision_checks.get(version_id)
+    if cached and now - cached[0] < ttl:
+        return cached[1], cached[2]
+    row = IndexState.objects.filter(version_id=version_id).exclude(artifact_path="").values_list("revision", "artifact_path").first()
+    if row is None:
+        _revision_checks.pop(version_id, None)
+        return None
+    _revision_checks[version_id] = (now, row[0], row[1])
+    return row
+
+
+def served_index(version: ModelVersion) -> ServedIndex | None:
+    """The version's index as this process serves it, reloaded when its revision moved; None when never built."""
+    current = _revision_of(version.pk)
+    if current is None:
+        return None
+    revision, artifact_path = current
+    with _lock:
+        cached = _indexes.get(version.pk)
+        if cached is not None and cached.revision == revision:
+            _indexes.move_to_end(version.pk)
+            return cached
+        with artifact_storage().open(artifact_path, "rb") as handle:
+            vectors = VectorIndex.from_bytes(handle.read())
+        served = _glossary_side(version_id=version.pk, revision=revision, vectors=vectors)
+        _indexes[version.pk] = served
+        _indexes.move_to_end(version.pk)
+        while len(_indexes) > INDEX_CACHE_SIZE:
+            _indexes.popitem(last=False)
+        return served
+
+
+def _glossary_side(*, version_id: int, revision: int, vectors: VectorIndex) -> ServedIndex:
+    """Lexical index, exact-term lookup and vocabulary of the entries the vector index holds."""
+    indexed_ids = {passage.entry_id for passage in vectors.passages}
+    entries = [
+        EntryData(id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants))
+        for entry_id, term, kind, variants, definition in Entry.objects.filter(pk__in=indexed_ids, status=Entry.Status.VALIDATED)
+        .values_list("id", "term", "kind", "variants", "definition")
+        .order_by("id")
+    ]
+    return ServedIndex(
+        version_id=version_id,
+        revision=revision,
+        vectors=vectors,
+        lexical=LexicalIndex.build([lexical_document(entry) for entry in entries]),
+        terms=TermLookup([(entry.id, name) for entry in entries for name in (entry.term, *entry.variants)]),
+        vocabulary=build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in entries]),
+        entry_count=len(entries),
+    )
+
+
+def forget(version_id: int) -> None:
+    """Make this process re-read the version's revision at its next search (after it changed the index)."""
+    _revision_checks.pop(version_id, None)
+
+
+def forget_indexes() -> None:
+    """Drop every index this process holds (tests; a database restored from a backup)."""
+    with _lock:
+        _indexes.clear()
+        _revision_checks.clear()
+
+
+def clear() -> None:
+    """Drop every cached model and index of this process (tests, and after a catalogue change)."""
+    with _lock:
+        _models.clear()
+    forget_indexes()

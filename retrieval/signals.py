@@ -1,0 +1,22 @@
+"""Glossary edits reach the serving indexes: each saved or deleted entry is re-indexed after commit.
+
+The glossary app never imports retrieval; retrieval listens to its model signals instead.
+"""
+from __future__ import annotations
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from glossary.models import Entry
+from retrieval import services
+
+
+@receiver(post_save, sender=Entry, dispatch_uid="retrieval-index-saved-entry")
+def index_saved_entry(sender, instance: Entry, raw: bool = False, **kwargs) -> None:
+    if not raw:  # fixtures loaded with loaddata are indexed by the next full build
+        services.index_entry_enqueue(entry_id=instance.pk)
+
+
+@receiver(post_delete, sender=Entry, dispatch_uid="retrieval-index-deleted-entry")
+def index_deleted_entry(sender, instance: Entry, **kwargs) -> None:
+    services.index_entry_enqueue(entry_id=instance.pk)

@@ -1,0 +1,44 @@
+"""Celery tasks of the retrieval app: thin wrappers that load rows by id and call one service."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.contrib.auth import get_user_model
+
+from retrieval import services
+from retrieval.models import ModelVersion, PromotionEvent
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task, *args) -> None:
+    """Send a task; when the broker is down, log it instead of failing the user's request.
+
+    A missed incremental update is repaired by the next full rebuild (``manage.py build_index``).
+    """
+    try:
+        task.delay(*args)
+    except Exception:
+        logger.exception("Could not enqueue %s%r; run `manage.py build_index` once the broker is back.", task.name, args)
+
+
+@shared_task(name="retrieval.tasks.index_entry", soft_time_limit=300, time_limit=360)
+def index_entry(entry_id: int) -> None:
+    # The service records a failure on the IndexState of the version it was updating.
+    services.index_update_entry(entry_id=entry_id)
+
+
+@shared_task(name="retrieval.tasks.index_rebuild", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
+def index_rebuild(version_id: int) -> None:
+    # The service records a failure (status and error) on the version's IndexState.
+    services.index_rebuild(version=ModelVersion.objects.get(pk=version_id))
+
+
+@shared_task(name="retrieval.tasks.promote_version", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
+def promote_version(version_id: int, user_id: int | None, reason: str, action: str = PromotionEvent.Action.PROMOTE) -> None:
+    # A failed promotion leaves the old champion serving; the service puts the version back to its
+    # previous status (or "broken" when its model cannot be loaded) and the index build records its error.
+    version = ModelVersion.objects.get(pk=version_id)
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    services.model_version_promote(version=version, user=user, reason=reason, action=action)

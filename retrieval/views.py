@@ -1,0 +1,136 @@
+"""The assistant page (ask, answer, flag) and the flag list: thin views over retrieval.services and selectors."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from config.roles import EXPERT, MAINTAINER, has_role, role_required
+from glossary.selectors import entry_list
+from retrieval import selectors, services
+from retrieval.forms import AskForm, FlagFilterForm, FlagForm
+from retrieval.models import Flag, QuestionLog
+
+FLAGS_PER_PAGE = 50
+ENTRY_SUGGESTIONS = 8
+
+
+def _is_fragment_request(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+
+
+def _question_or_404(question_id: int) -> QuestionLog:
+    try:
+        return selectors.question_log_get(question_id=question_id)
+    except QuestionLog.DoesNotExist:
+        raise Http404(_("Cette question n'existe pas.")) from None
+
+
+def _answer_context(request: HttpRequest, *, log: QuestionLog, flag_form: FlagForm | None = None) -> dict:
+    """What the answer fragment shows, all read back from the question log (the page shows what was logged)."""
+    return {
+        "log": log,
+        "flag_form": flag_form or FlagForm(),
+        "flags": log.flags.select_related("correct_entry", "created_by"),
+        "can_flag": has_role(request.user, EXPERT),
+        "show_debug": has_role(request.user, MAINTAINER),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def ask(request: HttpRequest) -> HttpResponse:
+    """A question box; the answer replaces the result area in place (htmx) or the page is re-rendered."""
+    form = AskForm(request.POST or None)
+    context: dict = {"form": form}
+    if request.method == "POST" and form.is_valid():
+        try:
+            _answer, log = services.answer_question(question=form.cleaned_data["question"], user=request.user)
+        except ValidationError as error:
+            form.add_error("question", error)
+        except services.SearchUnavailableError as error:
+            form.add_error(None, str(error))
+        else:
+            context.update(_answer_context(request, log=log))
+    if request.method == "POST" and _is_fragment_request(request):
+        response = render(request, "retrieval/_answer.html", context)
+    else:
+        response = render(request, "retrieval/ask.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+def question_detail(request: HttpRequest, question_id: int) -> HttpResponse:
+    """A logged question with its answer, hits and flags (linked from the flag list)."""
+    log = _question_or_404(question_id)
+    return render(request, "retrieval/ask.html", {"form": AskForm(initial={"question": log.question}), **_answer_context(request, log=log)})
+
+
+@role_required(EXPERT)
+@require_POST
+def flag_create(request: HttpRequest, question_id: int) -> HttpResponse:
+    log = _question_or_404(question_id)
+    form = FlagForm(request.POST)
+    if form.is_valid():
+        try:
+            services.flag_create(
+                question_log=log,
+                user=request.user,
+                reason=form.cleaned_data["reason"],
+                correct_entry=form.cleaned_data["correct_entry"],
+                new_entry=form.new_entry(),
+                comment=form.cleaned_data["comment"],
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            if not _is_fragment_request(request):
+                messages.success(request, _("Merci : le signalement est enregistré."))
+                return redirect("retrieval:question-detail", question_id=log.pk)
+            return render(request, "retrieval/_flags.html", {**_answer_context(request, log=log), "flag_saved": True})
+    template = "retrieval/_flags.html" if _is_fragment_request(request) else "retrieval/ask.html"
+    return render(request, template, {"form": AskForm(initial={"question": log.question}), **_answer_context(request, log=log, flag_form=form)})
+
+
+@require_GET
+def entry_suggestions(request: HttpRequest) -> HttpResponse:
+    """Glossary entries matching what the expert types, to pick the right one for a flag."""
+    query = request.GET.get("entry_search", "").strip()
+    entries = list(entry_list(search=query)[:ENTRY_SUGGESTIONS]) if len(query) >= 2 else []
+    return render(request, "retrieval/_entry_suggestions.html", {"entries": entries, "query": query})
+
+
+@require_GET
+def flag_list(request: HttpRequest) -> HttpResponse:
+    filter_form = FlagFilterForm(request.GET)
+    flags = selectors.flag_list(**filter_form.filters())
+    page = Paginator(flags, FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"filter_form": filter_form, "page": page, "can_act": has_role(request.user, EXPERT), "current_url": request.get_full_path()}
+    template = "retrieval/_flag_results.html" if _is_fragment_request(request) else "retrieval/flag_list.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@role_required(EXPERT)
+@require_POST
+def flag_set_status(request: HttpRequest, flag_id: int) -> HttpResponse:
+    """Dismiss or reopen a flag; htmx gets the updated row back, others a redirect to the list."""
+    try:
+        flag = selectors.flag_get(flag_id=flag_id)
+    except Flag.DoesNotExist:
+        raise Http404(_("Ce signalement n'existe pas.")) from None
+    try:
+        flag = services.flag_set_status(flag=flag, status=request.POST.get("status", ""), user=request.user)
+    except ValidationError as error:
+        return HttpResponse(" ".join(error.messages), status=400)
+    if _is_fragment_request(request):
+        return render(request, "retrieval/_flag_row.html", {"flag": flag, "can_act": True})
+    messages.success(request, _("Signalement mis à jour."))
+    return redirect("retrieval:flag-list")

@@ -1,0 +1,210 @@
+"""The vector index of a version: first build, incremental updates from glossary edits, promotion, rollback."""
+import logging
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from glossary import services as glossary_services
+from glossary.models import Entry
+from retrieval import selectors, serving, services, tasks
+from retrieval.models import IndexState, ModelVersion, PromotionEvent
+from retrieval.vector_index import VectorIndex
+from tests.factories import EntryFactory
+
+
+def _stored_index(version: ModelVersion) -> tuple[IndexState, VectorIndex]:
+    state = IndexState.objects.get(version=version)
+    with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
+        return state, VectorIndex.from_bytes(handle.read())
+
+
+def _by_key(index: VectorIndex) -> tuple[list[str], np.ndarray]:
+    order = np.argsort(index.keys)
+    return [index.keys[row] for row in order], index.matrix[order]
+
+
+def _ranking(query: str) -> list[tuple[int, float | None]]:
+    return [(item.entry.id, item.hit.dense_score) for item in services.search(query=query, top_k=10).hits]
+
+
+def test_first_search_builds_the_index(glossary):
+    champion = selectors.champion_version_get()
+    assert not IndexState.objects.filter(version=champion).exists()
+    result = services.search(query="taxe sur la valeur ajoutée")
+    state = IndexState.objects.get(version=champion)
+    assert (state.status, state.revision, result.index_revision) == (IndexState.Status.READY, 1, 1)
+    assert state.artifact_path == "indexes/v0/r1.npz" and serving.artifact_storage().exists(state.artifact_path)
+    validated = Entry.objects.filter(status=Entry.Status.VALIDATED)
+    assert state.entry_count == validated.count()
+    assert state.passage_count == validated.count() + sum(len(entry.contexts) for entry in validated)
+
+
+def test_build_index_command(glossary, capsys):
+    call_command("build_index", "--version", "base")
+    assert "révision 1" in capsys.readouterr().out
+    assert IndexState.objects.get(version__number=0).status == IndexState.Status.READY
+
+
+def test_incremental_updates_equal_a_full_rebuild(glossary, expert, django_capture_on_commit_callbacks):
+    """Glossary edits reach the index through the signals and the (eager) task, entry by entry."""
+    version = selectors.champion_version_get()
+    services.index_rebuild(version=version)
+    with django_capture_on_commit_callbacks(execute=True):
+        added = glossary_services.entry_create(
+            term="DGFiP",
+            kind=Entry.Kind.ACRONYM,
+            definition="Direction de l'administration qui calcule et recouvre les impôts des particuliers et des entreprises.",
+            contexts=["La DGFiP a envoyé l'avis d'imposition."],
+            status=Entry.Status.VALIDATED,
+            created_by=expert,
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_update(
+            entry=glossary["caf"], data={"definition": "Organisme qui verse les allocations familiales et les aides au logement."}, user=expert
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_set_status(entry=glossary["rescrit"], status=Entry.Status.DRAFT, user=expert)
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_delete(entry=glossary["pension"], user=expert)
+
+    state, incremental = _stored_index(version)
+    assert state.revision == 5  # one full build and four incremental updates
+    keys = set(incremental.keys)
+    assert f"{added.pk}:definition:0" in keys and f"{added.pk}:context:1" in keys
+    assert not any(key.startswith((f"{glossary['rescrit'].pk}:", f"{glossary['pension'].pk}:")) for key in keys)
+    queries = ["impôts des particuliers", "allocations familiales", "rescrit fiscal", "retraite"]
+    incremental_rankings = [_ranking(query) for query in queries]
+    assert incremental_rankings[0][0][0] == added.pk
+
+    services.index_rebuild(version=version)
+    _, rebuilt = _stored_index(version)
+    incremental_keys, incremental_matrix = _by_key(incremental)
+    rebuilt_keys, rebuilt_matrix = _by_key(rebuilt)
+    assert incremental_keys == rebuilt_keys
+    assert np.allclose(incremental_matrix, rebuilt_matrix, atol=1e-5)
+    for query, ranking in zip(queries, incremental_rankings):
+        rebuilt_ranking = _ranking(query)
+        assert [entry_id for entry_id, _ in rebuilt_ranking] == [entry_id for entry_id, _ in ranking]
+        assert [score for _, score in rebuilt_ranking] == pytest.approx([score for _, score in ranking], abs=1e-5)
+
+
+def test_edits_that_do_not_touch_the_index_keep_its_revision(glossary, expert, django_capture_on_commit_callbacks):
+    version = selectors.champion_version_get()
+    services.index_rebuild(version=version)
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_update(entry=glossary["draft"], data={"definition": "Caisse départementale de l'assurance maladie."}, user=expert)
+    assert IndexState.objects.get(version=version).revision == 1
+
+
+def test_only_the_last_two_revisions_are_kept(glossary):
+    version = selectors.champion_version_get()
+    services.index_rebuild(version=version)
+    for term in ("caf", "tva", "urssaf"):
+        services.index_update_entry(entry_id=glossary[term].pk)
+    _, files = serving.artifact_storage().listdir("indexes/v0")
+    assert sorted(files) == ["r3.npz", "r4.npz"]
+
+
+def test_a_failed_build_is_recorded_on_the_index_state(glossary, monkeypatch):
+    version = selectors.champion_version_get()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(serving, "encode_documents_with", broken)
+    with pytest.raises(RuntimeError):
+        tasks.index_rebuild.delay(version.pk)
+    state = IndexState.objects.get(version=version)
+    assert state.status == IndexState.Status.FAILED and "disk full" in state.error
+
+
+def test_a_broker_outage_is_logged_not_raised(glossary, monkeypatch, caplog, django_capture_on_commit_callbacks):
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.index_entry, "delay", broker_down)
+    with caplog.at_level(logging.ERROR, logger="retrieval.tasks"), django_capture_on_commit_callbacks(execute=True):
+        EntryFactory(term="AFT", definition="Agence qui gère la dette et la trésorerie de l'État.")
+    assert "build_index" in caplog.text
+
+
+def test_promotion_switches_the_champion_only_once_its_index_is_ready(glossary, maintainer, monkeypatch, django_capture_on_commit_callbacks):
+    base = selectors.champion_version_get()
+    services.search(query="TVA")  # the base serves with its index
+    candidate = services.model_version_create(base_model=base.base_model, label="candidate")
+    real_rebuild = services.index_rebuild
+    seen_during_build = {}
+
+    def observed_rebuild(*, version):
+        # While the candidate's index is being built, the base still serves, with its own index.
+        seen_during_build["champion"] = selectors.champion_version_get()
+        seen_during_build["search_version"] = services.search(query="TVA").version
+        seen_during_build["status"] = ModelVersion.objects.get(pk=version.pk).status
+        return real_rebuild(version=version)
+
+    monkeypatch.setattr(services, "index_rebuild", observed_rebuild)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.model_version_request_promotion(version=candidate, user=maintainer, reason="meilleur MRR")
+
+    assert seen_during_build == {"champion": base, "search_version": base, "status": ModelVersion.Status.PROMOTING}
+    candidate.refresh_from_db()
+    base.refresh_from_db()
+    assert (candidate.status, base.status) == (ModelVersion.Status.CHAMPION, ModelVersion.Status.ARCHIVED)
+    assert candidate.promoted_at is not None
+    assert IndexState.objects.get(version=candidate).status == IndexState.Status.READY
+    event = PromotionEvent.objects.get()
+    assert (event.version, event.previous_champion, event.action, event.user, event.reason) == (
+        candidate, base, PromotionEvent.Action.PROMOTE, maintainer, "meilleur MRR"
+    )
+    assert services.search(query="TVA").version == candidate
+
+    services.model_version_rollback(user=maintainer, reason="régression signalée")
+    assert selectors.champion_version_get() == base
+    assert PromotionEvent.objects.first().action == PromotionEvent.Action.ROLLBACK
+
+
+def test_a_failed_promotion_leaves_the_champion_serving(glossary, maintainer, monkeypatch):
+    base = selectors.champion_version_get()
+    candidate = services.model_version_create(base_model=base.base_model)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(serving, "encode_documents_with", broken)
+    with pytest.raises(RuntimeError):
+        services.model_version_promote(version=candidate, user=maintainer, reason="test")
+    candidate.refresh_from_db()
+    assert candidate.status == ModelVersion.Status.READY
+    assert selectors.champion_version_get() == base
+    assert IndexState.objects.get(version=candidate).status == IndexState.Status.FAILED
+    assert not PromotionEvent.objects.exists()
+
+
+def test_a_version_whose_model_cannot_load_is_marked_broken(glossary, maintainer, tmp_path):
+    candidate = services.model_version_create(base_model=str(tmp_path))  # an empty folder: no model in it
+    with pytest.raises(Exception, match="n'est pas disponible"):
+        services.model_version_promote(version=candidate, user=maintainer, reason="test")
+    candidate.refresh_from_db()
+    assert candidate.status == ModelVersion.Status.BROKEN
+
+
+def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypatch):
+    version = selectors.champion_version_get()
+    real_encode = serving.encode_documents_with
+    calls = []
+
+    def encode_while_someone_edits(version, texts):
+        if not calls:  # the full encoding pass: an expert edits and unvalidates entries meanwhile
+            glossary_services.entry_update(entry=glossary["tva"], data={"definition": "Impôt sur la consommation finale des biens et services."}, user=expert)
+            glossary_services.entry_set_status(entry=glossary["caf"], status=Entry.Status.REJECTED, user=expert)
+        calls.append(len(texts))
+        return real_encode(version, texts)
+
+    monkeypatch.setattr(serving, "encode_documents_with", encode_while_someone_edits)
+    services.index_rebuild(version=version)
+    _, index = _stored_index(version)
+    definitions = {passage.entry_id: passage.text for passage in index.passages if passage.passage_type == "definition"}
+    assert "consommation finale" in definitions[glossary["tva"].pk]
+    assert glossary["caf"].pk not in definitions
+    assert len(calls) == 2  # the full pass, then only the edited entry
