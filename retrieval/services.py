@@ -310,6 +310,16 @@ def index_rebuild_enqueue(*, version: ModelVersion) -> None:
     transaction.on_commit(lambda: tasks.enqueue(tasks.index_rebuild, version.pk))
 
 
+def index_rebuild_after_bulk(*, entry_count: int) -> None:
+    """Rebuild (in a worker) every serving index that already exists; a missing one is built on first use."""
+    if not entry_count:
+        return
+    for version in selectors.serving_versions():
+        state = selectors.index_state_get(version=version)
+        if state is not None and state.has_artifact:
+            index_rebuild_enqueue(version=version)
+
+
 class SearchUnavailableError(RuntimeError):
     """Search cannot run: the version's index cannot be built or loaded (the message says why)."""
 

@@ -8,6 +8,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from glossary.models import Entry
+from glossary.services import entries_bulk_created
 from retrieval import services
 
 
@@ -20,3 +21,9 @@ def index_saved_entry(sender, instance: Entry, raw: bool = False, **kwargs) -> N
 @receiver(post_delete, sender=Entry, dispatch_uid="retrieval-index-deleted-entry")
 def index_deleted_entry(sender, instance: Entry, **kwargs) -> None:
     services.index_entry_enqueue(entry_id=instance.pk)
+
+
+@receiver(entries_bulk_created, dispatch_uid="retrieval-index-bulk-created")
+def index_bulk_created(sender, entry_ids: list[int], **kwargs) -> None:
+    """A bulk import saves no rows one by one: rebuild the serving indexes that exist, once, in a worker."""
+    services.index_rebuild_after_bulk(entry_count=len(entry_ids))

@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from training.models import DataSnapshot, Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
+from training.models import (
+    DataSnapshot,
+    Equivalence,
+    NegativeCandidate,
+    QuestionLabel,
+    QueueRefresh,
+    ReviewDecision,
+    ReviewItem,
+    TrainingConfig,
+    TrainingRun,
+)
 
 
 @admin.register(TrainingConfig)
@@ -33,3 +43,26 @@ class NegativeCandidateAdmin(admin.ModelAdmin):
 @admin.register(Equivalence)
 class EquivalenceAdmin(admin.ModelAdmin):
     list_display = ["entry_a", "entry_b", "decided_by", "created_at"]
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    list_display = ["key", "source", "status", "score", "rank", "domain", "leased_by", "lease_expires_at"]
+    list_filter = ["source", "status"]
+    search_fields = ["key"]
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    list_display = ["item", "decision", "user", "created_at"]
+    list_filter = ["decision"]
+
+
+@admin.register(QuestionLabel)
+class QuestionLabelAdmin(admin.ModelAdmin):
+    list_display = ["question_log", "entry"]
+
+
+@admin.register(QueueRefresh)
+class QueueRefreshAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "trigger", "status", "finished_at"]

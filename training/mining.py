@@ -6,12 +6,16 @@ entry that bears the same name (a synonym, or another meaning of the same acrony
 legitimately retrieves), nor a pair of entries experts declared equivalent. Candidates that look like false
 negatives are not used but reported as *suspects* for the experts' screening queue:
 
-* ``close_to_positive``: the candidate scores within ``relative_margin`` of the positive;
+* ``close_to_positive``: the candidate scores within ``relative_margin`` of the positive, above or below;
 * ``same_acronym``: the anchor's entry is an acronym that the candidate passage or its entry's variants use;
 * ``near_duplicate``: the candidate passage is a near copy of the positive (cosine >= ``duplicate_cosine``).
 
 Screening decisions, keyed by (anchor entry id, negative entry id) in either order, are applied: "different"
 keeps the candidate as a negative even when suspected, "same" excludes it and records the equivalence.
+
+A candidate scoring clearly above its positive (beyond the margin) is neither used nor reported: with a weak
+base model that is most candidates ranked above the positive, and the experts' queue would drown in them; they
+are counted in ``skipped_above_positive``.
 
 Scores are one matrix product per batch of anchors over L2-normalised embeddings (cosine = dot product).
 """
@@ -87,6 +91,7 @@ class MiningResult:
     suspects: list[Suspect] = field(default_factory=list)
     # Equivalences recorded from "same" decisions met during this mining.
     new_equivalences: set[frozenset[int]] = field(default_factory=set)
+    skipped_above_positive: int = 0
 
 
 def _decision(decisions: Mapping[tuple[int, int], str], anchor_entry: int, negative_entry: int) -> str | None:
@@ -239,6 +244,10 @@ def _choose_negatives(
             used_entries.add(candidate.entry_id)
             continue
         if decision != DIFFERENT:
+            if score > positive_score + relative_margin * abs(positive_score):
+                result.skipped_above_positive += 1
+                used_entries.add(candidate.entry_id)
+                continue
             reason = _suspicion(
                 candidate=candidate,
                 score=score,

@@ -166,3 +166,146 @@ class Equivalence(models.Model):
         constraints = [models.UniqueConstraint(fields=["entry_a", "entry_b"], name="equivalence_unique_pair")]
         verbose_name = _("équivalence")
         verbose_name_plural = _("équivalences")
+
+
+class QueueRefresh(models.Model):
+    """One recomputation of the review queue (a persisted job row: who asked, what it found, how it ended)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("en attente")
+        RUNNING = "running", _("en cours")
+        SUCCEEDED = "succeeded", _("réussi")
+        FAILED = "failed", _("échoué")
+
+    class Trigger(models.TextChoices):
+        CHAMPION = "champion", _("nouvelle championne")
+        SCHEDULE = "schedule", _("planification")
+        REQUEST = "request", _("demande")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.REQUEST)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("recalcul de la file d'examen")
+        verbose_name_plural = _("recalculs de la file d'examen")
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+
+class ReviewItem(models.Model):
+    """One thing for an expert to look at in the workbench, from one source, with its usefulness score.
+
+    ``key`` names what the item is about (e.g. ``flag:12``, ``duplicate:3-9``), so a refresh updates an open item
+    in place and never reopens one an expert already decided. ``rank`` is the review order (uncertainty with
+    diversity), ``domain_rank`` the same order grouped by domain. An expert holds the item while ``leased_by``
+    and ``lease_expires_at`` say so.
+    """
+
+    class Source(models.TextChoices):
+        FLAG = "flag", _("signalement ouvert")
+        QUESTION = "question", _("question incertaine")
+        NEGATIVE = "negative", _("négatif suspect")
+        SELF_RETRIEVAL = "self_retrieval", _("entrée mal retrouvée")
+        DUPLICATE = "duplicate", _("doublon probable")
+        DRAFT = "draft", _("brouillon à valider")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("à examiner")
+        DONE = "done", _("traité")
+        OBSOLETE = "obsolete", _("obsolète")
+
+    key = models.CharField(max_length=120, unique=True)
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices, db_index=True)
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    score = models.FloatField(_("score d'incertitude"), default=0.0)
+    rank = models.PositiveIntegerField(default=0)
+    domain_rank = models.PositiveIntegerField(default=0)
+    # The uncertainty signals behind the score, and what the expert needs to see (question, candidates...).
+    signals = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    domain = models.ForeignKey("glossary.Domain", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    entry = models.ForeignKey("glossary.Entry", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    other_entry = models.ForeignKey("glossary.Entry", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    flag = models.ForeignKey("retrieval.Flag", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    question_log = models.ForeignKey("retrieval.QuestionLog", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    negative = models.ForeignKey(NegativeCandidate, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    leased_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rank", "id"]
+        indexes = [models.Index(fields=["status", "rank"]), models.Index(fields=["status", "domain_rank"])]
+        verbose_name = _("élément à examiner")
+        verbose_name_plural = _("éléments à examiner")
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.key}"
+
+
+class ReviewDecision(models.Model):
+    """An expert's decision on a review item: who, when, the item as it was, and what it changed (for undo)."""
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", _("accepter")
+        REJECT = "reject", _("rejeter")
+        CHOOSE = "choose", _("choisir un candidat")
+        SAME = "same", _("même sens")
+        SKIP = "skip", _("passer")
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decision = models.CharField(_("décision"), max_length=10, choices=Decision.choices)
+    candidate = models.ForeignKey("glossary.Entry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    snapshot = models.JSONField(default=dict, blank=True)
+    effect = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # First decision wins: at most one standing decision (skips aside) per item.
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=models.Q(undone_at__isnull=True) & ~models.Q(decision="skip"),
+                name="review_decision_one_standing_per_item",
+            ),
+        ]
+        verbose_name = _("décision d'examen")
+        verbose_name_plural = _("décisions d'examen")
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} – {self.item}"
+
+
+class QuestionLabel(models.Model):
+    """An expert-confirmed training pair: this question is answered by this entry; ``wrong_entry_ids`` were
+    ranked above it by the serving version and become its negatives."""
+
+    question = models.TextField()
+    entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    wrong_entry_ids = models.JSONField(default=list, blank=True)
+    question_log = models.ForeignKey("retrieval.QuestionLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decision = models.ForeignKey(ReviewDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="labels")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("question étiquetée")
+        verbose_name_plural = _("questions étiquetées")
+
+    def __str__(self) -> str:
+        return f"{self.question[:60]} → {self.entry_id}"

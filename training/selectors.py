@@ -7,7 +7,7 @@ from glossary.models import Entry
 from retrieval.models import Flag
 from training.builder import ConceptData, FlagData
 from training.mining import MiningEntry
-from training.models import Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
+from training.models import Equivalence, NegativeCandidate, QuestionLabel, TrainingConfig, TrainingRun
 
 
 def concept_of(entry: Entry) -> ConceptData:
@@ -56,6 +56,20 @@ def training_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
         )
         for flag in flags
         if flag.question_log.question.strip()
+    ] + question_label_flags(train_entry_ids=train_entry_ids)
+
+
+def question_label_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
+    """Question -> entry pairs experts confirmed in the workbench, on train-side entries, as the builder's flags."""
+    labels = QuestionLabel.objects.filter(entry_id__in=train_entry_ids).order_by("pk")
+    return [
+        FlagData(
+            question=label.question,
+            entry_id=label.entry_id,
+            wrong_entry_ids=tuple(entry_id for entry_id in label.wrong_entry_ids or [] if entry_id in train_entry_ids),
+        )
+        for label in labels
+        if label.question.strip()
     ]
 
 
@@ -105,11 +119,13 @@ def new_material_count() -> dict[str, int]:
     entries = Entry.objects.filter(status=Entry.Status.VALIDATED)
     flags = Flag.objects.exclude(status=Flag.Status.DISMISSED).filter(correct_entry__isnull=False)
     screened = NegativeCandidate.objects.exclude(decision=NegativeCandidate.Decision.PENDING)
+    labels = QuestionLabel.objects.all()
     if since:
         entries = entries.filter(updated_at__gt=since)
         flags = flags.filter(created_at__gt=since)
         screened = screened.filter(decided_at__gt=since)
-    counts = {"entries": entries.count(), "flags": flags.count(), "screened": screened.count()}
+        labels = labels.filter(created_at__gt=since)
+    counts = {"entries": entries.count(), "flags": flags.count(), "screened": screened.count(), "labels": labels.count()}
     counts["total"] = sum(counts.values())
     return counts
 

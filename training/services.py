@@ -177,10 +177,11 @@ def _set(run: TrainingRun, **fields: Any) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(**fields)
 
 
-def _finish(run: TrainingRun, status: str, *, error: str = "") -> TrainingRun:
-    """End a run: terminal status, lock released; a version it made is never left in service if it failed."""
+def _finish(run: TrainingRun, status: str, *, error: str = "", keep_version: bool = False) -> TrainingRun:
+    """End a run: terminal status, lock released; a version it made is never left in service if it failed
+    (unless ``keep_version``: the weights are sound and only a later stage, e.g. evaluation, failed)."""
     _set(run, status=status, error=error, finished_at=timezone.now(), lock=None)
-    if status != TrainingRun.Status.SUCCEEDED and run.model_version_id:
+    if status != TrainingRun.Status.SUCCEEDED and run.model_version_id and not keep_version:
         version = ModelVersion.objects.get(pk=run.model_version_id)
         if version.status == ModelVersion.Status.READY:
             version.status = ModelVersion.Status.FAILED
@@ -190,12 +191,23 @@ def _finish(run: TrainingRun, status: str, *, error: str = "") -> TrainingRun:
     return run
 
 
-def training_run_finish(*, run_id: int, status: str, message: str = "") -> TrainingRun:
-    """Close a run that evaluation took over (called by the evaluation capability)."""
+def training_run_heartbeat(*, run_id: int, message: str = "") -> None:
+    """Progress of a later stage (evaluation) on the run it took over: logged, and the run is not taken for dead."""
+    run = TrainingRun.objects.get(pk=run_id)
+    _set(run)
+    if message:
+        _log(run, message)
+
+
+def training_run_finish(*, run_id: int, status: str, message: str = "", keep_version: bool = False) -> TrainingRun:
+    """Close a run that evaluation took over (called by the evaluation capability).
+
+    ``keep_version``: a failed evaluation leaves the trained version ready (never promoted), to be evaluated again.
+    """
     run = TrainingRun.objects.get(pk=run_id)
     if message:
         _log(run, message)
-    return _finish(run, status, error=message if status == TrainingRun.Status.FAILED else "")
+    return _finish(run, status, error=message if status == TrainingRun.Status.FAILED else "", keep_version=keep_version)
 
 
 # ---- execution -----------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from training import services
+from training import services, workbench
+from training.models import QueueRefresh
 
 logger = logging.getLogger("lexique.training")
 
@@ -28,6 +29,18 @@ def scheduled_retrain() -> int | None:
 @shared_task(soft_time_limit=60)
 def fail_stale_runs() -> int:
     return services.training_runs_fail_stale()
+
+
+@shared_task(soft_time_limit=900, time_limit=960)
+def refresh_review_queue(refresh_id: int) -> str:
+    return workbench.review_queue_refresh_execute(refresh_id=refresh_id).status
+
+
+@shared_task(soft_time_limit=60)
+def refresh_review_queue_if_due() -> int | None:
+    if not workbench.review_queue_refresh_due():
+        return None
+    return workbench.review_queue_refresh_request(trigger=QueueRefresh.Trigger.SCHEDULE).pk
 
 
 @worker_ready.connect

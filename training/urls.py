@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from training import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("training/config/", views.config_edit, name="config"),
     path("training/screening/", views.screening_list, name="screening"),
     path("training/screening/<int:candidate_id>/", views.screening_decide, name="screening-decide"),
+    path("workbench/", include("training.workbench_urls")),
 ]

@@ -7,7 +7,7 @@ from django.core.files.storage import storages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_celery_beat.models import PeriodicTask
 
 from config.roles import EXPERT, MAINTAINER, role_required
@@ -16,6 +16,7 @@ from training.forms import RetrainForm, TrainingConfigForm
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
 
+@require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
     config = services.training_config_default_get()
     material = selectors.new_material_count()
@@ -55,6 +56,7 @@ def _run_or_404(run_id: int) -> TrainingRun:
         raise Http404(_("Cet entraînement n'existe pas.")) from None
 
 
+@require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
     template = "training/_run_progress.html" if request.htmx else "training/run_detail.html"
@@ -73,6 +75,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("training:run-detail", run_id=run.pk)
 
 
+@require_GET
 def snapshot_download(request: HttpRequest, snapshot_id: int) -> FileResponse:
     snapshot = get_object_or_404(DataSnapshot, pk=snapshot_id)
     if not snapshot.artifact_path:
@@ -92,6 +95,7 @@ def config_edit(request: HttpRequest) -> HttpResponse:
     return render(request, "training/config_form.html", {"form": form})
 
 
+@require_GET
 def screening_list(request: HttpRequest) -> HttpResponse:
     candidates = selectors.screening_queue(domain=request.GET.get("domain") or None)[:50]
     return render(request, "training/screening_list.html", {"candidates": candidates})

@@ -208,3 +208,18 @@ def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypa
     assert "consommation finale" in definitions[glossary["tva"].pk]
     assert glossary["caf"].pk not in definitions
     assert len(calls) == 2  # the full pass, then only the edited entry
+
+
+def test_a_bulk_import_rebuilds_the_existing_index_once(glossary, expert, django_capture_on_commit_callbacks):
+    from glossary.imports import import_file
+
+    services.search(query="URSSAF")  # builds the first index
+    state = selectors.index_state_get(version=selectors.champion_version_get())
+    before = state.revision
+    content = "term,definition,domain,kind,variants,contexts\nCNAV,Caisse qui verse les retraites du régime général des salariés,Protection sociale,acronym,Caisse nationale d'assurance vieillesse,La CNAV a liquidé la pension.\n".encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        report = import_file(content=content, file_name="x.csv", file_format="csv", status="validated", user=expert)
+    assert report.created == 1
+    state.refresh_from_db()
+    assert state.revision == before + 1
+    assert services.search(query="CNAV").hits[0].entry.term == "CNAV"
