@@ -23,6 +23,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py setup_demo
+	$(PY) manage.py build_index --if-missing
 	bash scripts/run.sh
 
 ## The test suite (pytest, real database, real broker and worker where a feature crosses them).

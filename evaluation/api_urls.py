@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from config.api import OptionalSlashRouter
+from evaluation.api import EvaluationRunViewSet, ModelVersionViewSet
 
-urlpatterns: list = []
+router = OptionalSlashRouter()
+router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("evaluations", EvaluationRunViewSet, basename="evaluation")
+urlpatterns = router.urls

@@ -1,1 +1,92 @@
-"""Models of the evaluation app."""
+"""Judging: evaluation runs of model versions (benchmark, similarity, RAGAS, gate) and leaderboards."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class EvaluationRun(models.Model):
+    """One evaluation of one model version on the frozen test set. A persisted job row.
+
+    ``report`` holds, per search mode, ``evaluation.protocols.Report.as_dict()`` without the per-query rows
+    (the worst queries are kept, with what ranked above their right answer). Two reports are comparable only
+    when their ``test_set_hash`` is equal.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("en attente")
+        RUNNING = "running", _("en cours")
+        SUCCEEDED = "succeeded", _("réussie")
+        FAILED = "failed", _("échouée")
+
+    class Trigger(models.TextChoices):
+        AUTO = "auto", _("après entraînement")
+        MANUAL = "manual", _("manuelle")
+        BENCHMARK = "benchmark", _("banc d'essai")
+
+    version = models.ForeignKey("retrieval.ModelVersion", verbose_name=_("version"), on_delete=models.PROTECT, related_name="evaluations")
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(_("déclencheur"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    # A plain integer, like ModelVersion.training_run_id: the run this evaluation closes (trigger "auto").
+    training_run_id = models.PositiveBigIntegerField(_("entraînement"), null=True, blank=True)
+    modes = models.JSONField(_("modes évalués"), default=list)
+    protocols = models.JSONField(_("protocoles"), default=list)
+    # Queries of a user's file (EvalQuery fields); empty: the queries built from the test split.
+    custom_queries = models.JSONField(default=list, blank=True)
+    query_source = models.CharField(_("origine des requêtes"), max_length=255, blank=True)
+    query_errors = models.JSONField(_("lignes refusées du fichier de requêtes"), default=list, blank=True)
+    report = models.JSONField(_("rapport"), default=dict, blank=True)
+    similarity = models.JSONField(_("tests de similarité"), default=dict, blank=True)
+    ragas = models.JSONField(_("rapport RAGAS"), default=dict, blank=True)
+    test_set_hash = models.CharField(_("empreinte du jeu de test"), max_length=64, blank=True, db_index=True)
+    query_count = models.PositiveIntegerField(_("requêtes"), default=0)
+    passage_count = models.PositiveIntegerField(_("passages"), default=0)
+    gate = models.JSONField(_("décision de promotion"), default=dict, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("évaluation")
+        verbose_name_plural = _("évaluations")
+
+    def __str__(self) -> str:
+        return f"Évaluation {self.pk} de {self.version} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class Leaderboard(models.Model):
+    """A benchmark of several base models and versions on one query set, in one run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("en cours")
+        SUCCEEDED = "succeeded", _("réussi")
+        FAILED = "failed", _("échoué")
+
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    modes = models.JSONField(_("modes évalués"), default=list)
+    # One row per model or version: name, kind ("model" | "version"), version_id, metrics per mode and protocol,
+    # or skipped with the reason (a base model that cannot be loaded on this machine).
+    rows = models.JSONField(default=list, blank=True)
+    test_set_hash = models.CharField(_("empreinte du jeu de test"), max_length=64, blank=True)
+    query_count = models.PositiveIntegerField(_("requêtes"), default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("classement")
+        verbose_name_plural = _("classements")
+
+    def __str__(self) -> str:
+        return f"Classement {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -44,6 +44,8 @@ def test_build_index_command(glossary, capsys):
     call_command("build_index", "--version", "base")
     assert "révision 1" in capsys.readouterr().out
     assert IndexState.objects.get(version__number=0).status == IndexState.Status.READY
+    call_command("build_index", "--if-missing")
+    assert "déjà construit (révision 1)" in capsys.readouterr().out
 
 
 def test_incremental_updates_equal_a_full_rebuild(glossary, expert, django_capture_on_commit_callbacks):

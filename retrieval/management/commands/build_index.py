@@ -16,12 +16,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--version", default="champion", help='"champion", "base", a version number or "id:<pk>"')
+        parser.add_argument("--if-missing", action="store_true", help="do nothing when the version already has an index")
 
     def handle(self, *args, **options):
         try:
             version = selectors.model_version_get(ref=options["version"])
         except ModelVersion.DoesNotExist as error:
             raise CommandError(str(error)) from None
+        existing = selectors.index_state_get(version=version)
+        if options["if_missing"] and existing is not None and existing.has_artifact:
+            self.stdout.write(f"Index de {version} déjà construit (révision {existing.revision}).")
+            return
         state = services.index_rebuild(version=version)
         self.stdout.write(
             self.style.SUCCESS(f"Index de {version} : révision {state.revision}, {state.entry_count} entrées, {state.passage_count} passages.")

@@ -1,0 +1,243 @@
+"""Every read of the evaluation app: the test side of the glossary, evaluation runs, reports, history."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from glossary.models import Entry
+from retrieval import selectors as retrieval_selectors
+from retrieval.models import Flag, ModelVersion, PromotionEvent
+from training import selectors as training_selectors
+from training.models import DataSnapshot, NegativeCandidate
+from evaluation.models import EvaluationRun, Leaderboard
+
+# The metrics shown for each version (the prototype's "R@1" is hit@1).
+KEY_METRICS = ("hit@1", "mrr@10")
+KEY_PROTOCOLS = ("def_only", "concept")
+KEY_MODE = "dense"
+
+
+# ---- the test side of the glossary --------------------------------------------------------------------
+
+def test_entries() -> QuerySet[Entry]:
+    """Validated test-side entries: the evaluation corpus."""
+    return training_selectors.test_side_entries()
+
+
+def flagged_test_questions(*, entry_ids: set[int]) -> list[tuple[str, int]]:
+    """(question, correct entry) of the flags not dismissed whose correct entry is on the test side."""
+    rows = (
+        Flag.objects.exclude(status=Flag.Status.DISMISSED)
+        .filter(correct_entry_id__in=entry_ids)
+        .order_by("pk")
+        .values_list("question_log__question", "correct_entry_id")
+    )
+    return [(question, entry_id) for question, entry_id in rows if question and question.strip()]
+
+
+def vocabulary_rows() -> list[tuple[str, str, list[str], str]]:
+    """(term, kind, variants, definition) of the whole validated glossary, for the query pre-processing."""
+    return list(retrieval_selectors.validated_entries().values_list("term", "kind", "variants", "definition"))
+
+
+def screened_negatives() -> list[tuple[str, str, str, str]]:
+    """(anchor, anchor term, anchor definition, negative text) of the negatives experts judged really different."""
+    return list(
+        NegativeCandidate.objects.filter(decision=NegativeCandidate.Decision.DIFFERENT)
+        .order_by("pk")
+        .values_list("anchor", "anchor_entry__term", "anchor_entry__definition", "negative_text")
+    )
+
+
+def latest_snapshot() -> DataSnapshot | None:
+    return DataSnapshot.objects.exclude(artifact_path="").order_by("-created_at", "-pk").first()
+
+
+# ---- evaluation runs ----------------------------------------------------------------------------------
+
+def evaluation_run_list(*, version: ModelVersion | None = None) -> QuerySet[EvaluationRun]:
+    qs = EvaluationRun.objects.select_related("version", "requested_by")
+    return qs.filter(version=version) if version is not None else qs
+
+
+def evaluation_run_get(*, run_id: int) -> EvaluationRun:
+    return evaluation_run_list().get(pk=run_id)
+
+
+def latest_evaluation(*, version: ModelVersion, test_set_hash: str | None = None, mode: str | None = None) -> EvaluationRun | None:
+    """The version's latest succeeded evaluation, on a given test set and with a given mode when asked."""
+    qs = EvaluationRun.objects.filter(version=version, status=EvaluationRun.Status.SUCCEEDED)
+    if test_set_hash is not None:
+        qs = qs.filter(test_set_hash=test_set_hash)
+    for run in qs.order_by("-finished_at", "-pk"):
+        if mode is None or mode in run.report:
+            return run
+    return None
+
+
+def latest_evaluations(*, versions: list[ModelVersion]) -> dict[int, EvaluationRun]:
+    """The latest succeeded evaluation of each version that has one, by version id."""
+    latest: dict[int, EvaluationRun] = {}
+    runs = EvaluationRun.objects.filter(version__in=versions, status=EvaluationRun.Status.SUCCEEDED).order_by("-finished_at", "-pk")
+    for run in runs:
+        latest.setdefault(run.version_id, run)
+    return latest
+
+
+def active_evaluation(*, version: ModelVersion) -> EvaluationRun | None:
+    return EvaluationRun.objects.filter(version=version, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]).first()
+
+
+def leaderboard_latest() -> Leaderboard | None:
+    return Leaderboard.objects.order_by("-created_at", "-pk").first()
+
+
+def leaderboard_list() -> QuerySet[Leaderboard]:
+    return Leaderboard.objects.order_by("-created_at", "-pk")
+
+
+# ---- reading reports ----------------------------------------------------------------------------------
+
+def overall_metric(report: dict[str, Any], *, mode: str, protocol: str, metric: str) -> float | None:
+    return report.get(mode, {}).get("protocols", {}).get(protocol, {}).get("overall", {}).get(metric)
+
+
+def key_metrics(run: EvaluationRun | None) -> dict[str, float | None]:
+    """``{"def_only.hit@1": ..., "def_only.mrr@10": ..., "concept.hit@1": ..., ...}`` in dense mode."""
+    return {
+        f"{protocol}.{metric}": overall_metric(run.report, mode=KEY_MODE, protocol=protocol, metric=metric) if run else None
+        for protocol in KEY_PROTOCOLS
+        for metric in KEY_METRICS
+    }
+
+
+def comparable_run(*, version: ModelVersion | None, test_set_hash: str) -> EvaluationRun | None:
+    """The latest evaluation of ``version`` on the same test set (None when there is none to compare with)."""
+    if version is None or not test_set_hash:
+        return None
+    return latest_evaluation(version=version, test_set_hash=test_set_hash)
+
+
+def metric_deltas(run: EvaluationRun | None, other: EvaluationRun | None) -> dict[str, float | None]:
+    """Key metrics of ``run`` minus those of ``other``; None where either is missing or the test sets differ."""
+    if run is None or other is None or run.test_set_hash != other.test_set_hash:
+        return {name: None for name in key_metrics(None)}
+    mine, theirs = key_metrics(run), key_metrics(other)
+    return {name: None if mine[name] is None or theirs[name] is None else mine[name] - theirs[name] for name in mine}
+
+
+@dataclass
+class VersionRow:
+    version: ModelVersion
+    evaluation: EvaluationRun | None
+    metrics: dict[str, float | None]
+    delta_parent: dict[str, float | None]
+    delta_champion: dict[str, float | None]
+    gate: dict[str, Any]
+    active_evaluation: EvaluationRun | None
+
+
+def version_rows() -> list[VersionRow]:
+    """Every version with its key metrics, its deltas vs its parent (or base) and vs the champion, and its gate."""
+    champion = retrieval_selectors.champion_version_get()  # first: it creates "base" on a fresh install
+    versions = list(retrieval_selectors.model_version_list())
+    base = next((version for version in versions if version.number == 0), None)
+    latest = latest_evaluations(versions=versions)
+    active = {run.version_id: run for run in EvaluationRun.objects.filter(status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING])}
+    rows = []
+    for version in versions:
+        run = latest.get(version.pk)
+        reference = version.parent or (base if version.number != 0 else None)
+        rows.append(
+            VersionRow(
+                version=version,
+                evaluation=run,
+                metrics=key_metrics(run),
+                delta_parent=metric_deltas(run, comparable_run(version=reference, test_set_hash=run.test_set_hash) if run else None),
+                delta_champion=metric_deltas(run, comparable_run(version=champion, test_set_hash=run.test_set_hash) if run and version.pk != champion.pk else None),
+                gate=version.metrics.get("gate", {}),
+                active_evaluation=active.get(version.pk),
+            )
+        )
+    return rows
+
+
+@dataclass
+class ChampionPoint:
+    at: datetime
+    event: PromotionEvent
+    metrics: dict[str, float | None]
+    glossary_size: int
+    annotations: int
+
+
+def champion_history() -> list[ChampionPoint]:
+    """Each change of champion, oldest first, with the champion's key metrics (its latest evaluation) and the
+    glossary size and number of expert annotations (flags + screening decisions) at that moment."""
+    events = list(retrieval_selectors.promotion_event_list().order_by("at", "id"))
+    latest = latest_evaluations(versions=[event.version for event in events])
+    points = []
+    for event in events:
+        points.append(
+            ChampionPoint(
+                at=event.at,
+                event=event,
+                metrics=key_metrics(latest.get(event.version_id)),
+                glossary_size=Entry.history.as_of(event.at).filter(status=Entry.Status.VALIDATED).count(),
+                annotations=Flag.objects.filter(created_at__lte=event.at).count()
+                + NegativeCandidate.objects.exclude(decision=NegativeCandidate.Decision.PENDING).filter(decided_at__lte=event.at).count(),
+            )
+        )
+    return points
+
+
+# ---- report downloads ---------------------------------------------------------------------------------
+
+def report_payload(run: EvaluationRun) -> dict[str, Any]:
+    """Everything an evaluation measured, as one JSON document (download and API)."""
+    version = run.version
+    return {
+        "evaluation_id": run.pk,
+        "version": {"id": version.pk, "number": version.number, "name": version.display_name, "base_model": version.base_model,
+                    "parent": version.parent.display_name if version.parent else None, "data_snapshot_hash": version.data_snapshot_hash},
+        "status": run.status,
+        "trigger": run.trigger,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "test_set_hash": run.test_set_hash,
+        "query_source": run.query_source,
+        "query_count": run.query_count,
+        "passage_count": run.passage_count,
+        "query_errors": run.query_errors,
+        "modes": run.modes,
+        "protocols": run.protocols,
+        "report": run.report,
+        "similarity": run.similarity,
+        "ragas": run.ragas,
+        "gate": run.gate,
+    }
+
+
+CSV_HEADER = ("section", "mode", "protocol", "group_type", "group", "queries", "metric", "value")
+
+
+def report_csv_rows(run: EvaluationRun) -> list[tuple]:
+    """One row per number of the report: metrics overall and per domain, kind and query source, then the
+    similarity tests and the RAGAS metrics. Values are fractions (0..1)."""
+    rows: list[tuple] = []
+    for mode, report in run.report.items():
+        for protocol, data in report["protocols"].items():
+            for metric, value in data["overall"].items():
+                rows.append(("benchmark", mode, protocol, "overall", "", data["judged"], metric, value))
+            for group_type, key in (("domain", "by_domain"), ("kind", "by_kind"), ("source", "by_source")):
+                for group, values in data[key].items():
+                    for metric, value in values["metrics"].items():
+                        rows.append(("benchmark", mode, protocol, group_type, group, values["queries"], metric, value))
+    for name, values in run.similarity.items():
+        value = values.get("accuracy", values.get("separation"))
+        rows.append(("similarity", "dense", "", "", name, values.get("count"), "accuracy" if "accuracy" in values else "separation", value))
+    for metric, summary in run.ragas.get("metrics", {}).items():
+        rows.append(("ragas", run.ragas.get("mode", ""), "", "", "", summary.get("computed"), metric, summary.get("mean")))
+    return rows

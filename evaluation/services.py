@@ -1,0 +1,606 @@
+"""Writes of the evaluation capability: evaluate a version, run evaluations, apply the promotion gate, benchmark.
+
+The corpus is the passages of the validated test-side entries of the frozen split; the queries are built from
+those entries (``evaluation.queries.build_queries``) plus the flagged questions whose correct entry is on the
+test side, or come from a user's query file. Every report carries the fingerprint of its test set.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from evaluation import selectors
+from evaluation.gate import decide
+from evaluation.models import EvaluationRun, Leaderboard
+from evaluation.protocols import PROTOCOLS, Report, evaluate_rankings, relevant_keys
+from evaluation.queries import EvalConcept, EvalQuery, QueryFileError, build_queries, group_by_term, normalise_query, parse_query_file
+from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
+from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
+from evaluation.similarity import pair_retrieval_accuracy, triplet_separation
+from retrieval import selectors as retrieval_selectors
+from retrieval import serving
+from retrieval import services as retrieval_services
+from retrieval.catalogue import UnknownModelError
+from retrieval.hybrid import MODES
+from retrieval.lexical import LexicalIndex, lexical_document
+from retrieval.models import ModelVersion, PromotionEvent
+from retrieval.passages import EntryData, Passage, definition_passage_text, passages_of
+from retrieval.preprocess import build_vocabulary, preprocess_query
+from training import services as training_services
+from training.models import TrainingRun
+from training.snapshot import pairs_from_jsonl
+
+logger = logging.getLogger("lexique.evaluation")
+
+DEFAULT_MODES = ("dense", "hybrid")
+# The gate compares versions in dense mode: the lexical half of hybrid search is the same for every version,
+# so it would only dilute the difference the fine-tuning made.
+GATE_MODE = "dense"
+# Worst queries kept per protocol in a stored report, and passages listed above each one's right answer.
+STORED_WORST = 20
+STORED_RANKED_ABOVE = 10
+# Triplets of the latest training snapshot used for the separation test (enough for a stable share).
+SNAPSHOT_TRIPLET_LIMIT = 1000
+# Questions answered by the LLM for the judged RAGAS metrics (each costs several LLM calls).
+LLM_JUDGE_SAMPLES = 50
+
+
+# ---- the test set -------------------------------------------------------------------------------------
+
+@dataclass
+class TestSet:
+    entries: list[EntryData]
+    concepts: list[EvalConcept]
+    passages: list[Passage]
+    queries: list[EvalQuery]
+    reference_answers: dict[str, str]  # normalised example question -> its answer in the glossary
+    test_set_hash: str
+
+    @property
+    def passages_by_entry(self) -> dict[int, list[str]]:
+        keys: dict[int, list[str]] = {}
+        for passage in self.passages:
+            keys.setdefault(passage.entry_id, []).append(passage.key)
+        return keys
+
+
+def _test_side() -> tuple[list[EntryData], list[EvalConcept], dict[str, str]]:
+    """The validated test-side entries (the frozen split is assigned first, so that it exists)."""
+    training_services.split_assign_all()
+    entries, concepts, answers = [], [], {}
+    for entry in selectors.test_entries():
+        domain = entry.domain.name if entry.domain_id else None
+        examples = [item for item in entry.examples or () if (item.get("question") or "").strip()]
+        entries.append(
+            EntryData(
+                id=entry.pk, term=entry.term, definition=entry.definition, kind=entry.kind,
+                variants=tuple(entry.variants or ()), contexts=tuple(entry.contexts or ()), domain=domain or "",
+            )
+        )
+        concepts.append(
+            EvalConcept(
+                entry_id=entry.pk, term=entry.term, kind=entry.kind, domain=domain, definition=entry.definition,
+                contexts=tuple(entry.contexts or ()), examples=tuple(item["question"] for item in examples),
+            )
+        )
+        for item in examples:
+            if item.get("answer"):
+                answers[normalise_query(item["question"])] = item["answer"]
+    return entries, concepts, answers
+
+
+def test_set_build(*, queries: Sequence[EvalQuery] | None = None) -> TestSet:
+    """The corpus of test-side passages and the queries (built from the test side unless given)."""
+    entries, concepts, answers = _test_side()
+    if queries is None:
+        flagged = selectors.flagged_test_questions(entry_ids={concept.entry_id for concept in concepts})
+        queries = build_queries(concepts, flagged=flagged)
+    passages = [passage for entry in entries for passage in passages_of(entry)]
+    return TestSet(
+        entries=entries, concepts=concepts, passages=passages, queries=list(queries), reference_answers=answers,
+        test_set_hash=fingerprint(queries, passages),
+    )
+
+
+def queries_from_file(*, data: bytes | str) -> tuple[list[EvalQuery], list[QueryFileError]]:
+    """Queries of a user's JSONL file over the test side; the lines that cannot be used are returned, not dropped."""
+    _entries, concepts, _answers = _test_side()
+    return parse_query_file(data, concepts_by_term=group_by_term(concepts))
+
+
+def query_as_dict(query: EvalQuery) -> dict[str, Any]:
+    data = asdict(query)
+    data["entry_ids"] = sorted(query.entry_ids)
+    data["definition_entry_ids"] = sorted(query.definition_entry_ids)
+    return data
+
+
+def query_from_dict(data: dict[str, Any]) -> EvalQuery:
+    return EvalQuery(**{**data, "entry_ids": frozenset(data["entry_ids"]), "definition_entry_ids": frozenset(data["definition_entry_ids"])})
+
+
+# ---- evaluating one version ---------------------------------------------------------------------------
+
+def _number(value: float | None) -> float | None:
+    """NaN (no row to judge) is stored as null: JSON has no NaN."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _passage_label(key: str, terms: dict[int, str]) -> str:
+    """"12:context:2" -> "URSSAF (contexte 2)": what a maintainer reads in the worst-queries table."""
+    entry_id, passage_type, position = key.split(":")
+    term = terms.get(int(entry_id), entry_id)
+    return f"{term} ({_('définition')})" if passage_type == "definition" else f"{term} ({_('contexte')} {position})"
+
+
+def _stored_report(report: Report, *, terms: dict[int, str]) -> dict[str, Any]:
+    """The report as stored: no per-query rows; the worst queries with labels of what ranked above."""
+    data = report.as_dict()
+    for protocol in data["protocols"].values():
+        protocol["judged"] = len(protocol.pop("per_query"))
+        protocol["skipped_count"] = len(protocol["skipped"])
+        protocol["skipped"] = protocol["skipped"][:STORED_WORST]
+        for item in protocol["worst"][:STORED_WORST]:
+            above = list(item["ranked_above"])[:STORED_RANKED_ABOVE]
+            item["ranked_above"] = above
+            item["ranked_above_labels"] = [_passage_label(key, terms) for key in above]
+        protocol["worst"] = protocol["worst"][:STORED_WORST]
+    return data
+
+
+def evaluate_version(
+    *,
+    version: ModelVersion,
+    queries: list[EvalQuery] | None = None,
+    modes: Sequence[str] = DEFAULT_MODES,
+    protocols: Sequence[str] = PROTOCOLS,
+    similarity: bool = True,
+    ragas: bool = True,
+    log: Callable[[str], None] = logger.info,
+) -> dict[str, Any]:
+    """Benchmark ``version`` on the test set: ``{"report": {mode: report}, "similarity", "ragas", "test_set_hash",
+    "query_count", "passage_count"}``.
+
+    dense ranks passages by cosine with the raw query (the model alone); lexical and hybrid apply the serving
+    pre-processing (spelling, acronym expansion; no translation) with the vocabulary of the whole glossary, then
+    BM25 over the test entries, fused with the dense ranking for hybrid (``evaluation.rankings``).
+    """
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown or not modes:
+        raise ValidationError(_("Modes inconnus : %(modes)s.") % {"modes": ", ".join(unknown) or "-"})
+    if not protocols or any(protocol not in PROTOCOLS for protocol in protocols):
+        raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
+    test_set = test_set_build(queries=queries)
+    if not test_set.passages:
+        raise ValidationError(_("Aucune entrée validée côté test : rien à évaluer."))
+    if not test_set.queries:
+        raise ValidationError(_("Aucune requête de test."))
+    log(f"Jeu de test {test_set.test_set_hash[:12]} : {len(test_set.queries)} requêtes, {len(test_set.passages)} passages.")
+
+    passage_vectors = serving.encode_documents_with(version, [passage.text for passage in test_set.passages])
+    texts = [query.text for query in test_set.queries]
+    raw_scores = serving.encode_queries_with(version, texts) @ passage_vectors.T if "dense" in modes else None
+
+    rankings: dict[str, dict[str, list[str]]] = {}
+    hits_by_mode: dict[str, dict[str, list]] = {}
+    if raw_scores is not None:
+        rankings["dense"] = {text: dense_ranking(raw_scores[row], test_set.passages) for row, text in enumerate(texts)}
+    fused_modes = [mode for mode in modes if mode != "dense"]
+    if fused_modes:
+        vocabulary = build_vocabulary(selectors.vocabulary_rows())
+        finals = [preprocess_query(text, vocabulary=vocabulary).final for text in texts]
+        lexical_index = LexicalIndex.build([lexical_document(entry) for entry in test_set.entries])
+        entry_rows = rows_by_entry(test_set.passages)
+        processed_scores = None
+        if "hybrid" in fused_modes:
+            processed_scores = serving.encode_queries_with(version, finals) @ passage_vectors.T
+        for mode in fused_modes:
+            rankings[mode], hits_by_mode[mode] = {}, {}
+            for row, (text, final) in enumerate(zip(texts, finals)):
+                keys, hits = fused_ranking(
+                    passages=test_set.passages, entry_rows=entry_rows, lexical=lexical_index.search(final, top_k=len(test_set.entries)),
+                    scores=processed_scores[row] if processed_scores is not None else None, mode=mode,
+                )
+                rankings[mode][text], hits_by_mode[mode][text] = keys, hits
+
+    terms = {entry.id: entry.term for entry in test_set.entries}
+    report = {}
+    for mode in modes:
+        judged = evaluate_rankings(test_set.queries, rankings[mode], test_set.passages_by_entry, protocols=protocols)
+        report[mode] = _stored_report(judged, terms=terms)
+        log(f"Mode {mode} : " + ", ".join(
+            f"{protocol} MRR@10 {judged.protocols[protocol].overall.get('mrr@10', 0) * 100:.1f}" for protocol in protocols
+        ))
+
+    result: dict[str, Any] = {
+        "report": report,
+        "similarity": {},
+        "ragas": {},
+        "test_set_hash": test_set.test_set_hash,
+        "query_count": len(test_set.queries),
+        "passage_count": len(test_set.passages),
+    }
+    if similarity:
+        result["similarity"] = similarity_tests(version=version, test_set=test_set, passage_vectors=passage_vectors)
+        log("Tests de similarité terminés.")
+    if ragas:
+        ragas_mode = "hybrid" if "hybrid" in modes else modes[0]
+        result["ragas"] = ragas_of(test_set=test_set, rankings=rankings[ragas_mode], hits=hits_by_mode.get(ragas_mode, {}), mode=ragas_mode)
+        log(f"Rapport RAGAS ({ragas_mode}) terminé.")
+    return result
+
+
+def similarity_tests(*, version: ModelVersion, test_set: TestSet, passage_vectors: np.ndarray) -> dict[str, Any]:
+    """Term -> definition and question -> definition top-1 among the test definitions; triplet separation on the
+    negatives experts screened as different and on the latest training snapshot's mined negatives."""
+    definition_rows = [row for row, passage in enumerate(test_set.passages) if passage.position == 0]
+    definitions = passage_vectors[definition_rows]
+    concepts = test_set.concepts
+    term_vectors = serving.encode_queries_with(version, [concept.term for concept in concepts])
+    questions = [(question, index) for index, concept in enumerate(concepts) for question in concept.examples]
+    question_vectors = serving.encode_queries_with(version, [question for question, _ in questions])
+    result: dict[str, Any] = {
+        "term_to_definition": {
+            "accuracy": _number(pair_retrieval_accuracy(query_vectors=term_vectors, candidate_vectors=definitions, positive_indices=list(range(len(concepts))))),
+            "count": len(concepts),
+        },
+        "question_to_definition": {
+            "accuracy": _number(pair_retrieval_accuracy(query_vectors=question_vectors, candidate_vectors=definitions, positive_indices=[index for _, index in questions])),
+            "count": len(questions),
+        },
+    }
+    screened = [
+        (anchor, definition_passage_text(term=term, definition=definition), negative)
+        for anchor, term, definition, negative in selectors.screened_negatives()
+    ]
+    result["screened_negatives"] = _separation(version, screened)
+    snapshot = selectors.latest_snapshot()
+    triplets: list[tuple[str, str, str]] = []
+    if snapshot is not None:
+        with serving.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
+            pairs = pairs_from_jsonl(handle.read())
+        triplets = [(pair.anchor, pair.positive, negative) for pair in pairs for negative in pair.negatives][:SNAPSHOT_TRIPLET_LIMIT]
+    result["snapshot_negatives"] = {**_separation(version, triplets), "snapshot": snapshot.content_hash if snapshot else None}
+    return result
+
+
+def _separation(version: ModelVersion, triplets: list[tuple[str, str, str]]) -> dict[str, Any]:
+    if not triplets:
+        return {"separation": None, "count": 0}
+    anchors, positives, negatives = zip(*triplets)
+    return {
+        "separation": _number(
+            triplet_separation(
+                anchor_vectors=serving.encode_queries_with(version, list(anchors)),
+                positive_vectors=serving.encode_documents_with(version, list(positives)),
+                negative_vectors=serving.encode_documents_with(version, list(negatives)),
+            )
+        ),
+        "count": len(triplets),
+    }
+
+
+def _judge() -> LLMJudge | None:
+    if not (settings.LLM_BASE_URL and settings.LLM_MODEL):
+        return None
+    return LLMJudge(base_url=settings.LLM_BASE_URL, model=settings.LLM_MODEL, api_key=settings.LLM_API_KEY, timeout=settings.LLM_TIMEOUT_SECONDS)
+
+
+def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[str, list], mode: str) -> dict[str, Any]:
+    """The RAGAS report of the retrieval of each test question (term-only queries are keywords, not questions).
+
+    Retrieved = the first ``ANSWER_TOP_K`` passages, as the assistant would use them; reference = the passages of
+    the right entries (Concept relevance). With an LLM configured, the first ``LLM_JUDGE_SAMPLES`` questions are
+    also answered (grounded, as the assistant does) and judged.
+    """
+    texts = {passage.key: passage.text for passage in test_set.passages}
+    by_entry = test_set.passages_by_entry
+    entries = {entry.id: entry for entry in test_set.entries}
+    judge = _judge()
+    llm = retrieval_services.llm_client() if judge else None
+    top_k = settings.ANSWER_TOP_K
+    samples = []
+    for query in test_set.queries:
+        if query.source == "term":
+            continue
+        retrieved = rankings[query.text][:top_k]
+        reference = sorted(relevant_keys(query, "concept", by_entry))
+        answer = None
+        if llm is not None and len(samples) < LLM_JUDGE_SAMPLES and hits.get(query.text):
+            from retrieval.answers import generative_answer
+
+            hits_with_entries = [(hit, entries[hit.entry_id]) for hit in hits[query.text][:top_k]]
+            answer = generative_answer(question=query.text, hits_with_entries=hits_with_entries, llm=llm, threshold=settings.ANSWER_MIN_SCORE).text
+        samples.append(
+            RagasSample(
+                question=query.text, retrieved_ids=retrieved, reference_ids=reference,
+                retrieved_contexts=[texts[key] for key in retrieved], reference_contexts=[texts[key] for key in reference],
+                answer=answer, reference_answer=test_set.reference_answers.get(normalise_query(query.text)),
+            )
+        )
+    if not samples:
+        return {"samples": 0, "mode": mode, "metrics": {}, "notes": [_("Aucune question de test (seulement des termes).")]}
+    report = ragas_report(samples, judge=judge).as_dict()
+    report["mode"] = mode
+    report["top_k"] = top_k
+    for summary in report["metrics"].values():
+        summary["mean"] = _number(summary["mean"])
+    return report
+
+
+# ---- evaluation runs ----------------------------------------------------------------------------------
+
+def evaluation_run_request(
+    *,
+    version: ModelVersion,
+    user=None,
+    trigger: str = EvaluationRun.Trigger.MANUAL,
+    training_run_id: int | None = None,
+    modes: Sequence[str] = DEFAULT_MODES,
+    protocols: Sequence[str] = PROTOCOLS,
+    queries: list[EvalQuery] | None = None,
+    query_errors: Sequence[QueryFileError] = (),
+    query_source: str = "",
+) -> EvaluationRun:
+    """Record an evaluation to run and have a worker run it once the transaction commits."""
+    run = evaluation_run_create(
+        version=version, user=user, trigger=trigger, training_run_id=training_run_id, modes=modes, protocols=protocols,
+        queries=queries, query_errors=query_errors, query_source=query_source,
+    )
+    transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def evaluation_run_create(
+    *,
+    version: ModelVersion,
+    user=None,
+    trigger: str = EvaluationRun.Trigger.MANUAL,
+    training_run_id: int | None = None,
+    modes: Sequence[str] = DEFAULT_MODES,
+    protocols: Sequence[str] = PROTOCOLS,
+    queries: list[EvalQuery] | None = None,
+    query_errors: Sequence[QueryFileError] = (),
+    query_source: str = "",
+) -> EvaluationRun:
+    """Record an evaluation to run in this process (commands) or through ``evaluation_run_request``."""
+    if any(mode not in MODES for mode in modes) or not modes:
+        raise ValidationError(_("Modes attendus parmi : %(m)s.") % {"m": ", ".join(MODES)})
+    if any(protocol not in PROTOCOLS for protocol in protocols) or not protocols:
+        raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
+    if trigger == EvaluationRun.Trigger.AUTO and GATE_MODE not in modes:
+        modes = [GATE_MODE, *modes]
+    return EvaluationRun.objects.create(
+        version=version,
+        trigger=trigger,
+        training_run_id=training_run_id,
+        modes=list(modes),
+        protocols=list(protocols),
+        custom_queries=[query_as_dict(query) for query in queries or ()],
+        query_errors=[{"line": error.line, "message": error.message} for error in query_errors],
+        query_source=query_source or (_("fichier") if queries else _("partition de test")),
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def _enqueue(run_id: int) -> None:
+    from evaluation import tasks
+
+    try:
+        tasks.evaluate.delay(run_id)
+    except Exception as error:  # the broker is down: say so on the run (and close a waiting training run)
+        logger.exception("Could not enqueue evaluation %s", run_id)
+        _fail(EvaluationRun.objects.get(pk=run_id), f"File d'attente indisponible : {error}")
+
+
+def _log(run: EvaluationRun, message: str) -> None:
+    line = f"[{timezone.now():%Y-%m-%d %H:%M:%S}] {message}\n"
+    run.log = (run.log or "") + line
+    EvaluationRun.objects.filter(pk=run.pk).update(log=run.log)
+    logger.info("evaluation %s: %s", run.pk, message)
+    if run.trigger == EvaluationRun.Trigger.AUTO and run.training_run_id:
+        # The training run waits for this evaluation: it shows its progress and must not be taken for dead.
+        training_services.training_run_heartbeat(run_id=run.training_run_id, message=f"Évaluation : {message}")
+
+
+def _evaluate_into(run: EvaluationRun) -> EvaluationRun:
+    """Run the evaluation the row describes and store its results (status succeeded)."""
+    run.status, run.started_at, run.error = EvaluationRun.Status.RUNNING, timezone.now(), ""
+    run.save(update_fields=["status", "started_at", "error"])
+    _log(run, f"Évaluation de {run.version} ({', '.join(run.modes)}).")
+    queries = [query_from_dict(item) for item in run.custom_queries] or None
+    result = evaluate_version(
+        version=run.version, queries=queries, modes=run.modes, protocols=run.protocols, log=lambda message: _log(run, message)
+    )
+    run.report, run.similarity, run.ragas = result["report"], result["similarity"], result["ragas"]
+    run.test_set_hash, run.query_count, run.passage_count = result["test_set_hash"], result["query_count"], result["passage_count"]
+    run.status, run.finished_at = EvaluationRun.Status.SUCCEEDED, timezone.now()
+    run.save()
+    retrieval_services.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
+    return run
+
+
+def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:
+    """What a version keeps of its latest evaluation: overall metrics per mode and protocol, and the test set."""
+    return {
+        "run_id": run.pk,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "test_set_hash": run.test_set_hash,
+        "queries": run.query_count,
+        "overall": {
+            mode: {protocol: data["overall"] for protocol, data in report["protocols"].items()}
+            for mode, report in run.report.items()
+        },
+    }
+
+
+def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
+    """Run a queued evaluation; after training (trigger auto) also apply the gate and close the training run."""
+    run = EvaluationRun.objects.select_related("version").get(pk=run_id)
+    # Claimed atomically: a message delivered twice never runs the same evaluation twice.
+    if not EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.QUEUED).update(status=EvaluationRun.Status.RUNNING):
+        logger.info("evaluation %s is %s: nothing to do", run.pk, run.status)
+        return run
+    try:
+        run = _evaluate_into(run)
+        if run.trigger == EvaluationRun.Trigger.AUTO:
+            _apply_gate(run)
+    except Exception as error:
+        logger.exception("evaluation %s failed", run.pk)
+        _fail(run, f"{type(error).__name__}: {error}")
+    run.refresh_from_db()
+    return run
+
+
+def _fail(run: EvaluationRun, error: str) -> None:
+    """Training succeeded but its evaluation did not: the run is failed, the version stays ready (never promoted)."""
+    EvaluationRun.objects.filter(pk=run.pk).update(status=EvaluationRun.Status.FAILED, error=error, finished_at=timezone.now())
+    _log(run, f"Échec : {error}")
+    if run.trigger == EvaluationRun.Trigger.AUTO and run.training_run_id:
+        training_services.training_run_finish(
+            run_id=run.training_run_id, status=TrainingRun.Status.FAILED, message=f"évaluation échouée: {error}", keep_version=True
+        )
+
+
+def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> EvaluationRun:
+    """The champion's evaluation on the candidate's test set and modes: its latest one, or a new one now."""
+    existing = selectors.latest_evaluation(version=champion, test_set_hash=candidate_run.test_set_hash, mode=GATE_MODE)
+    if existing is not None and set(candidate_run.protocols) <= set(existing.protocols):
+        return existing
+    _log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
+    champion_run = evaluation_run_create(
+        version=champion, trigger=EvaluationRun.Trigger.AUTO, modes=[GATE_MODE], protocols=candidate_run.protocols,
+        queries=[query_from_dict(item) for item in candidate_run.custom_queries] or None,
+        query_source=candidate_run.query_source,
+    )
+    try:
+        champion_run = _evaluate_into(champion_run)
+    except Exception as error:
+        _fail(champion_run, f"{type(error).__name__}: {error}")
+        raise
+    if champion_run.test_set_hash != candidate_run.test_set_hash:
+        raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
+    return champion_run
+
+
+def _apply_gate(run: EvaluationRun) -> None:
+    """Compare with the champion on the same test set; promote (index first) or keep the version ready."""
+    version = run.version
+    champion = retrieval_selectors.champion_version_get()
+    champion_run = None if champion.pk == version.pk else _champion_run(champion=champion, candidate_run=run)
+    primary = settings.GATE_PRIMARY_METRIC
+    decision = decide(
+        candidate=run.report[GATE_MODE],
+        champion=champion_run.report[GATE_MODE] if champion_run else None,
+        primary=primary,
+        margin=settings.GATE_MARGIN,
+        domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
+    )
+    gate = {
+        "decision": "promote" if decision.promote else "keep",
+        "promote": decision.promote,
+        "reasons": decision.reasons,
+        "primary": primary,
+        "mode": GATE_MODE,
+        "margin": settings.GATE_MARGIN,
+        "domain_tolerance": settings.GATE_DOMAIN_TOLERANCE,
+        "primary_delta": decision.primary_delta,
+        "domain_deltas": decision.domain_deltas,
+        "champion_version_id": champion.pk if champion_run else None,
+        "champion_version": champion.display_name if champion_run else None,
+        "champion_evaluation_id": champion_run.pk if champion_run else None,
+        "test_set_hash": run.test_set_hash,
+        "decided_at": timezone.now().isoformat(),
+    }
+    run.gate = gate
+    run.save(update_fields=["gate"])
+    retrieval_services.model_version_set_metrics(version=version, metrics={"gate": gate})
+    reasons = " ".join(decision.reasons)
+    _log(run, reasons)  # also on the training run's log, just before its closing message
+    if decision.promote:
+        retrieval_services.model_version_request_promotion(version=version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO)
+        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": version}
+    else:
+        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": version}
+    if run.training_run_id:
+        training_services.training_run_finish(run_id=run.training_run_id, status=TrainingRun.Status.SUCCEEDED, message=message)
+
+
+# ---- promotion and rollback by hand -------------------------------------------------------------------
+
+def version_promote_request(*, version: ModelVersion, user, reason: str) -> ModelVersion:
+    """A maintainer's promotion (index built first by a worker); the reason goes to the audit log."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("Indiquez la raison de la promotion.")]})
+    return retrieval_services.model_version_request_promotion(version=version, user=user, reason=reason, action=PromotionEvent.Action.PROMOTE)
+
+
+def version_rollback_request(*, user, reason: str) -> ModelVersion:
+    """A maintainer's return to the previous champion (index rebuilt first by a worker)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("Indiquez la raison du retour arrière.")]})
+    return retrieval_services.model_version_request_rollback(user=user, reason=reason)
+
+
+# ---- benchmark of several models and versions ---------------------------------------------------------
+
+def leaderboard_run(
+    *,
+    model_names: Sequence[str] = (),
+    versions: Sequence[ModelVersion] = (),
+    modes: Sequence[str] = DEFAULT_MODES,
+    user=None,
+    queries: list[EvalQuery] | None = None,
+) -> Leaderboard:
+    """Evaluate catalogue base models and versions on one query set; a model that cannot be loaded offline is
+    listed as skipped with the reason. Each version also gets a stored evaluation (trigger benchmark)."""
+    from retrieval.embedding import ModelUnavailableError  # imports sentence-transformers: only when benchmarking
+
+    board = Leaderboard.objects.create(modes=list(modes), requested_by=user if getattr(user, "is_authenticated", False) else None)
+    test_set = test_set_build(queries=queries)
+    board.test_set_hash, board.query_count = test_set.test_set_hash, len(test_set.queries)
+    rows: list[dict[str, Any]] = []
+    try:
+        for name in model_names:
+            row: dict[str, Any] = {"name": name, "kind": "model", "version_id": None, "skipped": False, "reason": "", "metrics": {}}
+            try:
+                # An unsaved version: the base model's weights with its catalogue prompts, nothing stored.
+                transient = ModelVersion(base_model=retrieval_selectors.model_spec_get(name=name).name)
+                result = evaluate_version(version=transient, queries=test_set.queries, modes=modes, similarity=False, ragas=False)
+                row["metrics"] = _overall(result["report"])
+            except (ModelUnavailableError, UnknownModelError) as error:
+                row.update(skipped=True, reason=str(error))
+            rows.append(row)
+        for version in versions:
+            run = evaluation_run_create(version=version, user=user, trigger=EvaluationRun.Trigger.BENCHMARK, modes=modes, queries=queries)
+            row = {"name": version.display_name, "kind": "version", "version_id": version.pk, "skipped": False, "reason": "", "metrics": {}}
+            try:
+                run = _evaluate_into(run)
+                row["metrics"] = _overall(run.report)
+            except ModelUnavailableError as error:
+                _fail(run, str(error))
+                row.update(skipped=True, reason=str(error))
+            rows.append(row)
+    except Exception as error:
+        board.rows, board.status, board.error, board.finished_at = rows, Leaderboard.Status.FAILED, f"{type(error).__name__}: {error}", timezone.now()
+        board.save()
+        raise
+    board.rows, board.status, board.finished_at = rows, Leaderboard.Status.SUCCEEDED, timezone.now()
+    board.save()
+    return board
+
+
+def _overall(report: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    return {mode: {protocol: data["overall"] for protocol, data in value["protocols"].items()} for mode, value in report.items()}

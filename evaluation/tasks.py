@@ -1,0 +1,15 @@
+"""Celery tasks of the evaluation capability (queue ``training``, next to the runs they judge)."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from evaluation import services
+
+# Encoding the test set with a large model on CPU, plus the champion's re-evaluation, takes minutes.
+EVALUATION_TIME_LIMIT_S = 2 * 3600
+
+
+@shared_task(name="evaluation.tasks.evaluate", acks_late=True, soft_time_limit=EVALUATION_TIME_LIMIT_S, time_limit=EVALUATION_TIME_LIMIT_S + 120)
+def evaluate(run_id: int) -> None:
+    # The service records any failure on the run (and on the training run it closes).
+    services.evaluation_run_execute(run_id=run_id)

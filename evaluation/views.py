@@ -1,0 +1,206 @@
+"""Evaluation pages: model versions (promote, roll back, evaluate), report per version, history, leaderboard."""
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from config.roles import MAINTAINER, role_required
+from evaluation import charts, selectors, services
+from evaluation.models import EvaluationRun
+from retrieval import selectors as retrieval_selectors
+from retrieval.models import ModelVersion
+
+METRIC_LABELS = {"hit@1": "R@1", "hit@5": "R@5", "hit@10": "R@10", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10"}
+PROTOCOL_LABELS = {"concept": "Concept", "def_only": "Def-only"}
+
+
+def _version_or_404(version_id: int) -> ModelVersion:
+    try:
+        return retrieval_selectors.model_version_get(ref=f"id:{version_id}")
+    except ModelVersion.DoesNotExist:
+        raise Http404(_("Cette version n'existe pas.")) from None
+
+
+def version_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "rows": selectors.version_rows(),
+        "previous_champion": retrieval_selectors.previous_champion_get(),
+        "metric_names": ["def_only.hit@1", "def_only.mrr@10", "concept.hit@1", "concept.mrr@10"],
+    }
+    return render(request, "evaluation/version_list.html", context)
+
+
+@require_POST
+@role_required(MAINTAINER)
+def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    try:
+        services.version_promote_request(version=version, user=request.user, reason=request.POST.get("reason", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Promotion de %(v)s demandée : elle servira dès que son index sera construit.") % {"v": version})
+    return redirect("evaluation:version-list")
+
+
+@role_required(MAINTAINER)
+def version_rollback(request: HttpRequest) -> HttpResponse:
+    """GET: the confirmation (what will serve again, and why); POST: the rollback."""
+    previous = retrieval_selectors.previous_champion_get()
+    if request.method == "POST":
+        try:
+            restored = services.version_rollback_request(user=request.user, reason=request.POST.get("reason", ""))
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            if previous is not None:
+                return redirect("evaluation:version-rollback")
+        else:
+            messages.success(request, _("Retour à %(v)s demandé : elle servira dès que son index sera reconstruit.") % {"v": restored})
+        return redirect("evaluation:version-list")
+    context = {"champion": retrieval_selectors.champion_version_get(), "previous": previous}
+    return render(request, "evaluation/rollback_confirm.html", context)
+
+
+@require_POST
+@role_required(MAINTAINER)
+def version_evaluate(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    if selectors.active_evaluation(version=version):
+        messages.info(request, _("Une évaluation de %(v)s est déjà en cours.") % {"v": version})
+    else:
+        services.evaluation_run_request(version=version, user=request.user)
+        messages.success(request, _("Évaluation de %(v)s demandée.") % {"v": version})
+    return redirect("evaluation:version-list")
+
+
+def _report_run(request: HttpRequest, version: ModelVersion) -> EvaluationRun:
+    """The evaluation asked for (?run=ID) or the version's latest succeeded one."""
+    run_id = request.GET.get("run")
+    if run_id:
+        run = selectors.evaluation_run_list(version=version).filter(pk=run_id if run_id.isdigit() else 0).first()
+    else:
+        run = selectors.latest_evaluation(version=version)
+    if run is None:
+        raise Http404(_("Aucune évaluation réussie de cette version."))
+    return run
+
+
+def _metric_series(report: dict, protocol: str, group_key: str, metric: str) -> dict[str, float]:
+    groups = report.get("protocols", {}).get(protocol, {}).get(group_key, {})
+    return {name: values["metrics"][metric] for name, values in groups.items() if metric in values["metrics"]}
+
+
+def _report_charts(run: EvaluationRun, reference: EvaluationRun | None) -> list[str]:
+    """Server-side SVG charts of the report (labels escaped by ``evaluation.charts``)."""
+    mode = "dense" if "dense" in run.report else next(iter(run.report))
+    report = run.report[mode]
+    this_name = run.version.display_name
+    svgs = []
+    for group_key, title in (("by_domain", _("Def-only MRR@10 par domaine")), ("by_kind", _("Def-only MRR@10 par type"))):
+        series = {this_name: _metric_series(report, "def_only", group_key, "mrr@10")}
+        if reference is not None and mode in reference.report:
+            series[reference.version.display_name] = _metric_series(reference.report[mode], "def_only", group_key, "mrr@10")
+        if any(series.values()):
+            svgs.append(charts.bar_chart(series, f"{title} ({mode})"))
+    protocols = {
+        PROTOCOL_LABELS[protocol]: {METRIC_LABELS[name]: data["overall"][name] for name in METRIC_LABELS if name in data["overall"]}
+        for protocol, data in report["protocols"].items()
+    }
+    if protocols:
+        svgs.append(charts.bar_chart(protocols, _("Concept (tolérant) et Def-only (strict), %(mode)s") % {"mode": mode}))
+    ragas_means = {name: summary["mean"] for name, summary in run.ragas.get("metrics", {}).items() if summary.get("mean") is not None}
+    if ragas_means:
+        svgs.append(charts.bar_chart({this_name: ragas_means}, _("RAGAS (%(mode)s)") % {"mode": run.ragas.get("mode", "")}))
+    return svgs
+
+
+def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    run = _report_run(request, version)
+    reference_version = version.parent or (retrieval_selectors.model_version_get(ref="base") if version.number else None)
+    reference = selectors.comparable_run(version=reference_version, test_set_hash=run.test_set_hash)
+    tables = [
+        {
+            "mode": mode,
+            "protocol": protocol,
+            "protocol_label": PROTOCOL_LABELS.get(protocol, protocol),
+            "data": data,
+            "reference": (reference.report.get(mode, {}).get("protocols", {}).get(protocol) if reference else None),
+        }
+        for mode, report in run.report.items()
+        for protocol, data in report["protocols"].items()
+    ]
+    context = {
+        "version": version,
+        "run": run,
+        "reference": reference,
+        "reference_version": reference_version,
+        "tables": tables,
+        "metric_labels": METRIC_LABELS,
+        "charts": _report_charts(run, reference),
+        "evaluations": selectors.evaluation_run_list(version=version)[:20],
+    }
+    return render(request, "evaluation/report.html", context)
+
+
+def version_report_json(request: HttpRequest, version_id: int) -> JsonResponse:
+    run = _report_run(request, _version_or_404(version_id))
+    response = JsonResponse(selectors.report_payload(run), json_dumps_params={"ensure_ascii": False, "indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="rapport-v{run.version.number}-{run.pk}.json"'
+    return response
+
+
+def version_report_csv(request: HttpRequest, version_id: int) -> HttpResponse:
+    run = _report_run(request, _version_or_404(version_id))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rapport-v{run.version.number}-{run.pk}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(selectors.CSV_HEADER)
+    writer.writerows(selectors.report_csv_rows(run))
+    return response
+
+
+def history(request: HttpRequest) -> HttpResponse:
+    points = selectors.champion_history()
+    labels = [f"{point.event.version.display_name} ({point.at:%d/%m/%y})" for point in points]
+    metric_lines = [
+        (label, {name: value for name, value in (
+            ("Def-only MRR@10", point.metrics["def_only.mrr@10"]), ("Def-only R@1", point.metrics["def_only.hit@1"]),
+            ("Concept R@1", point.metrics["concept.hit@1"]),
+        ) if value is not None})
+        for label, point in zip(labels, points)
+    ]
+    count_lines = [
+        (label, {_("Entrées validées"): float(point.glossary_size), _("Annotations d'experts"): float(point.annotations)})
+        for label, point in zip(labels, points)
+    ]
+    context = {
+        "points": points,
+        "metrics_chart": charts.line_chart(metric_lines, _("Championnes successives (mode dense)")) if points else "",
+        "counts_chart": charts.line_chart(count_lines, _("Taille du glossaire et annotations")) if points else "",
+    }
+    return render(request, "evaluation/history.html", context)
+
+
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    board = selectors.leaderboard_latest()
+    rows = []
+    if board is not None:
+        def primary(row):
+            value = row["metrics"].get("dense", {}).get("def_only", {}).get("mrr@10")
+            return (row["skipped"], -(value or 0.0))
+
+        rows = sorted(board.rows, key=primary)
+    chart = ""
+    scored = {row["name"]: row["metrics"]["dense"]["def_only"]["mrr@10"] for row in rows if not row["skipped"] and "def_only" in row["metrics"].get("dense", {})}
+    if scored:
+        chart = charts.bar_chart({"Def-only MRR@10": scored}, _("Classement (dense, Def-only MRR@10)"))
+    colspan = 3 * len(board.modes) if board else 0
+    return render(request, "evaluation/leaderboard.html", {"board": board, "rows": rows, "chart": chart, "colspan": colspan})
+

@@ -1,0 +1,153 @@
+"""The promotion gate in the loop: trained version -> evaluation -> gate -> promotion (or not) -> training run closed."""
+import pytest
+
+from evaluation import services
+from evaluation.models import EvaluationRun
+from retrieval import selectors as retrieval_selectors
+from retrieval import services as retrieval_services
+from retrieval.models import ModelVersion, PromotionEvent
+from tests.evaluation.test_runs import tiny_glossary
+from tests.factories import EntryFactory
+from training import services as training_services
+from training.models import TrainingRun
+from training.signals import version_trained
+
+pytestmark = pytest.mark.django_db
+
+HASH = "a" * 64
+
+
+def crafted(mrr, domains):
+    """What evaluate_version returns, with a chosen Def-only MRR@10 overall and per domain (dense mode)."""
+    protocol = {
+        "overall": {"hit@1": mrr, "mrr@10": mrr},
+        "by_domain": {name: {"queries": 6, "metrics": {"hit@1": value, "mrr@10": value}} for name, value in domains.items()},
+        "by_kind": {}, "by_source": {}, "skipped": [], "worst": [],
+    }
+    report = {"queries": 12, "ks": [1], "cutoff": 10, "protocols": {"def_only": protocol, "concept": protocol}}
+    return {"report": {"dense": report, "hybrid": report}, "similarity": {}, "ragas": {}, "test_set_hash": HASH, "query_count": 12, "passage_count": 8}
+
+
+@pytest.fixture
+def numbers(monkeypatch):
+    """Evaluation numbers by version number; the champion "base" (0) scores 0.60 overall."""
+    table = {0: crafted(0.60, {"Fiscalité": 0.60, "Budget": 0.60})}
+
+    def fake_evaluate_version(*, version, **kwargs):
+        return table[version.number]
+
+    monkeypatch.setattr(services, "evaluate_version", fake_evaluate_version)
+    return table
+
+
+def trained_candidate():
+    base = retrieval_selectors.model_version_get(ref="base")
+    run = TrainingRun.objects.create(status=TrainingRun.Status.EVALUATING, parent_version=base)
+    version = retrieval_services.model_version_create(base_model=base.base_model, label="candidate", parent=base, training_run_id=run.pk)
+    TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
+    run.refresh_from_db()
+    return run, version
+
+
+def train_and_evaluate(captured):
+    run, version = trained_candidate()
+    with captured(execute=True):
+        version_trained.send(sender=TrainingRun, run=run, version=version)
+    run.refresh_from_db()
+    version.refresh_from_db()
+    return run, version
+
+
+def test_a_better_candidate_is_promoted_after_its_index_is_built(numbers, django_capture_on_commit_callbacks):
+    tiny_glossary()
+    numbers[1] = crafted(0.80, {"Fiscalité": 0.80, "Budget": 0.80})
+    run, version = train_and_evaluate(django_capture_on_commit_callbacks)
+    assert version.status == ModelVersion.Status.CHAMPION
+    assert retrieval_selectors.champion_version_get() == version
+    assert version.index_state.status == "ready" and version.index_state.passage_count > 0
+    event = PromotionEvent.objects.get(version=version)
+    assert event.action == PromotionEvent.Action.AUTO and event.user is None and "fait mieux" in event.reason
+    assert event.previous_champion.number == 0
+    evaluation = EvaluationRun.objects.get(version=version)
+    assert evaluation.trigger == "auto" and evaluation.training_run_id == run.pk and evaluation.gate["decision"] == "promote"
+    assert version.metrics["gate"]["promote"] and version.metrics["gate"]["primary_delta"] == pytest.approx(0.2)
+    # The champion had no report on this test set: it was evaluated for the comparison.
+    assert EvaluationRun.objects.filter(version__number=0, test_set_hash=HASH, status="succeeded").exists()
+    assert run.status == TrainingRun.Status.SUCCEEDED and "sera promue" in run.log and run.lock is None
+    assert "Évaluation : " in run.log  # the evaluation's progress shows on the training run it closes
+
+
+def test_a_worse_candidate_stays_ready_with_the_reasons(numbers, django_capture_on_commit_callbacks):
+    tiny_glossary()
+    numbers[1] = crafted(0.55, {"Fiscalité": 0.55, "Budget": 0.55})
+    run, version = train_and_evaluate(django_capture_on_commit_callbacks)
+    assert version.status == ModelVersion.Status.READY
+    assert retrieval_selectors.champion_version_get().number == 0
+    assert not PromotionEvent.objects.exists()
+    assert version.metrics["gate"]["decision"] == "keep"
+    assert "ne fait pas assez mieux" in version.metrics["gate"]["reasons"][0]
+    assert run.status == TrainingRun.Status.SUCCEEDED and "reste prête" in run.log
+
+
+def test_a_regression_in_one_domain_is_refused(numbers, django_capture_on_commit_callbacks):
+    tiny_glossary()
+    numbers[1] = crafted(0.70, {"Fiscalité": 0.95, "Budget": 0.45})
+    run, version = train_and_evaluate(django_capture_on_commit_callbacks)
+    assert version.status == ModelVersion.Status.READY
+    reasons = EvaluationRun.objects.get(version=version).gate["reasons"]
+    assert any("Budget" in reason and "recule" in reason for reason in reasons)
+    assert "non promue" in run.log
+
+
+def test_the_champion_report_is_reused_when_on_the_same_test_set(numbers, django_capture_on_commit_callbacks):
+    tiny_glossary()
+    numbers[1] = crafted(0.55, {"Fiscalité": 0.55, "Budget": 0.55})
+    base = retrieval_selectors.model_version_get(ref="base")
+    earlier = services.evaluation_run_create(version=base)
+    services.evaluation_run_execute(run_id=earlier.pk)
+    train_and_evaluate(django_capture_on_commit_callbacks)
+    assert EvaluationRun.objects.filter(version=base).count() == 1
+    assert EvaluationRun.objects.exclude(version=base).get().gate["champion_evaluation_id"] == earlier.pk
+
+
+def test_a_failed_evaluation_fails_the_training_run_and_keeps_the_version_ready(monkeypatch, django_capture_on_commit_callbacks):
+    def broken(**kwargs):
+        raise RuntimeError("mémoire insuffisante")
+
+    monkeypatch.setattr(services, "evaluate_version", broken)
+    run, version = train_and_evaluate(django_capture_on_commit_callbacks)
+    evaluation = EvaluationRun.objects.get(version=version)
+    assert evaluation.status == EvaluationRun.Status.FAILED and "mémoire insuffisante" in evaluation.error
+    assert run.status == TrainingRun.Status.FAILED and run.error.startswith("évaluation échouée:")
+    assert version.status == ModelVersion.Status.READY
+
+
+def test_search_keeps_the_old_champion_until_the_new_index_is_ready(django_capture_on_commit_callbacks):
+    tiny_glossary()
+    base = retrieval_selectors.champion_version_get()
+    assert retrieval_services.search(query="URSSAF").version == base
+    candidate = retrieval_services.model_version_create(base_model=base.base_model, label="next", parent=base)
+    # The promotion is requested; its task has not run yet (no index for the candidate).
+    services.version_promote_request(version=candidate, user=None, reason="essai")
+    candidate.refresh_from_db()
+    assert candidate.status == ModelVersion.Status.PROMOTING
+    during = retrieval_services.search(query="URSSAF")
+    assert during.version == base and during.hits
+    retrieval_services.model_version_promote(version=candidate, user=None, reason="essai")
+    after = retrieval_services.search(query="URSSAF")
+    assert after.version == candidate and after.hits
+
+
+@pytest.mark.slow
+def test_a_real_tiny_training_run_is_evaluated_and_closed_with_the_decision(maintainer, django_capture_on_commit_callbacks):
+    tiny_glossary()
+    for index in range(3):  # a little more train-side material for the tiny LoRA run
+        EntryFactory(term=f"SIGLE{index}", definition=f"Service administratif chargé du dossier {index}", split="train", split_pinned=True)
+    run = training_services.training_run_request(user=maintainer, overrides={"max_steps": 2, "batch_size": 8})
+    with django_capture_on_commit_callbacks(execute=True):
+        training_services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log + run.error
+    evaluation = EvaluationRun.objects.get(version=run.model_version, trigger="auto")
+    assert evaluation.status == "succeeded" and evaluation.gate["decision"] in ("promote", "keep")
+    assert ("sera promue" in run.log) or ("reste prête" in run.log)
