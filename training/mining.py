@@ -135,6 +135,7 @@ def mine_hard_negatives(
     range_max: int = 50,
     relative_margin: float = 0.05,
     duplicate_cosine: float = 0.95,
+    max_suspects_per_query: int = 3,
     batch_size: int = 512,
 ) -> MiningResult:
     """Mine up to ``num_negatives`` negatives per query, one passage per negative entry, best first.
@@ -142,10 +143,12 @@ def mine_hard_negatives(
     ``query_vectors`` and ``passage_vectors`` are L2-normalised (row ``i`` belongs to ``queries[i]`` /
     ``passages[i]``); the query vectors carry the query prompt, the passages the document prompt, as in
     serving. Among the allowed candidates (exclusions applied), the ``range_min`` best are skipped (likely
-    unlabelled positives), then candidates are examined in rank order up to rank ``range_max``: a suspected
-    one goes to ``suspects`` (unless screened "different"), a valid one becomes a negative when its score is
-    at most ``positive_score * (1 - relative_margin)``. Suspects are reported once per (anchor entry, negative
-    entry) pair, the decision unit of the screening. Queries whose positive key is not in the corpus raise
+    unlabelled positives), then candidates are examined in rank order up to rank ``range_max``: one scoring
+    clearly above the positive is skipped, a suspected one goes to ``suspects`` (unless screened "different"),
+    and the others, which score at most ``positive_score * (1 - relative_margin)``, become negatives. Suspects are reported once per (anchor entry, negative
+    entry) pair, the decision unit of the screening, and at most ``max_suspects_per_query`` per query (further
+    suspected candidates are skipped unreported: a weak base model scores many candidates near the positive,
+    and an endless queue would never be screened). Queries whose positive key is not in the corpus raise
     ``KeyError``.
     """
     decisions = decisions or {}
@@ -189,6 +192,7 @@ def mine_hard_negatives(
                 num_negatives=num_negatives,
                 relative_margin=relative_margin,
                 duplicate_cosine=duplicate_cosine,
+                max_suspects=max_suspects_per_query,
                 result=result,
             )
     result.suspects = _one_suspect_per_entry_pair(result.suspects)
@@ -227,9 +231,10 @@ def _choose_negatives(
     *, query: MiningQuery, positive_row: int, positive_score: float, candidates: list[int], scores: np.ndarray,
     passages: Sequence[Passage], corpus: np.ndarray, entries: Mapping[int, MiningEntry],
     acronym_pattern: re.Pattern | None, decisions: Mapping[tuple[int, int], str], num_negatives: int,
-    relative_margin: float, duplicate_cosine: float, result: MiningResult,
+    relative_margin: float, duplicate_cosine: float, max_suspects: int, result: MiningResult,
 ) -> None:
     negatives: list[tuple[Passage, float]] = []
+    suspected = 0
     used_entries: set[int] = set()
     for column in candidates:
         if len(negatives) >= num_negatives:
@@ -260,6 +265,10 @@ def _choose_negatives(
                 duplicate_cosine=duplicate_cosine,
             )
             if reason:
+                used_entries.add(candidate.entry_id)
+                suspected += 1
+                if suspected > max_suspects:
+                    continue
                 result.suspects.append(
                     Suspect(
                         anchor=query.anchor,
@@ -272,7 +281,6 @@ def _choose_negatives(
                         reason=reason,
                     )
                 )
-                used_entries.add(candidate.entry_id)
                 continue
         used_entries.add(candidate.entry_id)
         negatives.append((candidate, score))

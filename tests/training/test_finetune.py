@@ -18,6 +18,8 @@ from training.finetune import (
     training_prompts,
 )
 
+pytestmark = pytest.mark.slow  # trains a real (tiny) model: a few seconds each on a free CPU
+
 SPEC = get_spec(DEFAULT_MODEL_NAME)
 TINY = FinetuneConfig(max_steps=2, batch_size=8, learning_rate=1e-3, logging_steps=1)
 SAMPLE = ["URSSAF", "C'est quoi la DGFiP ?", "Organisme chargé de collecter les cotisations."]

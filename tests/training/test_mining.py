@@ -145,3 +145,12 @@ def test_every_query_is_mined_in_batches_and_unknown_positive_raises():
             queries=[MiningQuery("q", "9:definition:0", 9)], query_vectors=QUERY_VECTOR, passages=passages,
             passage_vectors=vectors, entries=ENTRIES,
         )
+
+
+def test_suspects_per_query_are_capped():
+    passages, vectors = corpus(
+        {"1:definition:0": 20, "4:definition:0": 22, "5:definition:0": 21.5, "6:definition:0": 50}
+    )
+    result = mine(passages, vectors, num_negatives=1, max_suspects_per_query=1)
+    assert [s.negative_entry_id for s in result.suspects] == [5]
+    assert result.triplets[0].negative_entry_ids == (6,)
