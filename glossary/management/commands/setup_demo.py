@@ -14,7 +14,11 @@ from config.roles import ADMIN, EXPERT, MAINTAINER, assign_role, ensure_role_gro
 from glossary.imports import ImportRefused, import_file
 from glossary.models import Entry
 
-DEMO_URL = "http://127.0.0.1:8000/"
+
+
+def demo_url() -> str:
+    """Where `make run` serves the site (scripts/run.sh reads the same HOST and PORT variables)."""
+    return f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}/"
 DEMO_ACCOUNTS = ((EXPERT, EXPERT), (MAINTAINER, MAINTAINER), ("admin", ADMIN))
 CREDENTIALS_FILE_NAME = "demo-credentials.txt"
 
@@ -38,7 +42,7 @@ class Command(BaseCommand):
         passwords = self._passwords()
         for username, role in DEMO_ACCOUNTS:
             self._ensure_user(username, role, passwords[username])
-        self.stdout.write(self.style.SUCCESS(f"Lexique is ready: {DEMO_URL}"))
+        self.stdout.write(self.style.SUCCESS(f"Lexique is ready: {demo_url()}"))
         for username, _role in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username} / {passwords[username]}")
 
@@ -72,7 +76,7 @@ class Command(BaseCommand):
         passwords = {username: stored.get(username) or secrets.token_urlsafe(12) for username, _role in DEMO_ACCOUNTS}
         if passwords != stored:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lines = [f"# Lexique demo accounts for {DEMO_URL} (written by manage.py setup_demo; keep private)"]
+            lines = [f"# Lexique demo accounts for {demo_url()} (written by manage.py setup_demo; keep private)"]
             lines += [f"{username}: {password}" for username, password in passwords.items()]
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             path.chmod(0o600)
