@@ -13,7 +13,9 @@ from xml.etree import ElementTree
 # The site's accent first, then a palette that stays distinguishable for colour-blind readers (Okabe-Ito).
 PALETTE = ("#000091", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#5c5c5c", "#f0e442")
 WIDTH, HEIGHT = 640, 320
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 56, 56
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 56, 56
+# Average width of a character of the 12px label font, to shorten labels that would overlap their neighbours.
+CHAR_WIDTH = 6.5
 TEXT_STYLE = {"font-family": "system-ui, sans-serif", "font-size": "12", "fill": "#1b1b1b"}
 MAX_X_LABELS = 12
 
@@ -60,6 +62,12 @@ def _axes(root: ElementTree.Element, top_value: float, percent: bool) -> None:
         grid = {"x1": str(LEFT), "x2": str(WIDTH - RIGHT), "y1": f"{y:.1f}", "y2": f"{y:.1f}", "stroke": "#dddddd"}
         ElementTree.SubElement(root, "line", grid)
         _text(root, LEFT - 6, y + 4, _format(value, percent), **{"text-anchor": "end"})
+
+
+def _fitted(label: str, width: float) -> str:
+    """``label`` shortened with an ellipsis to fit ``width`` pixels (the full label stays in a tooltip)."""
+    room = max(int(width / CHAR_WIDTH), 3)
+    return label if len(label) <= room else label[: room - 1].rstrip() + "…"
 
 
 def _legend(root: ElementTree.Element, names: Sequence[str]) -> None:
@@ -109,7 +117,10 @@ def bar_chart(series: Mapping[str, Mapping[str, float]], title: str) -> str:
                 },
             )
             ElementTree.SubElement(bar, "title").text = f"{name}, {category} : {_format(value, percent)}"
-        _text(root, group_left + group_width * 0.4, HEIGHT - BOTTOM + 16, category, **{"text-anchor": "middle"})
+        label = _fitted(category, group_width)
+        _text(root, group_left + group_width * 0.4, HEIGHT - BOTTOM + 16, label, **{"text-anchor": "middle"})
+        if label != category:
+            ElementTree.SubElement(root[-1], "title").text = category
     return ElementTree.tostring(root, encoding="unicode")
 
 

@@ -54,3 +54,16 @@ def test_line_chart_points_per_series_and_plain_numbers():
 def test_empty_charts_are_still_valid():
     parse(bar_chart({}, "Vide"))
     parse(line_chart([], "Vide"))
+
+
+def test_long_category_labels_are_shortened_with_the_full_label_as_tooltip():
+    from xml.etree import ElementTree
+
+    from evaluation.charts import bar_chart
+
+    long_names = {f"non_llm_context_precision_with_reference_{i}": 0.5 for i in range(6)}
+    root = ElementTree.fromstring(bar_chart({"v1": long_names}, "RAGAS"))
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [text for text in root.iter(f"{ns}text") if text.text and text.text.endswith("…")]
+    assert len(labels) == 6
+    assert {label.find(f"{ns}title").text for label in labels} == set(long_names)
