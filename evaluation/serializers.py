@@ -8,7 +8,7 @@ from retrieval.models import ModelVersion
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
-    parent = serializers.PrimaryKeyRelatedField(read_only=True)
+    parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     is_champion = serializers.SerializerMethodField()
     gate = serializers.SerializerMethodField(help_text="The promotion gate's decision, reasons and deltas (after training).")
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import MAINTAINER, role_required
 from evaluation import charts, selectors, services
@@ -27,6 +27,7 @@ def _version_or_404(version_id: int) -> ModelVersion:
         raise Http404(_("Cette version n'existe pas.")) from None
 
 
+@require_GET
 def version_list(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": selectors.version_rows(),
@@ -120,6 +121,7 @@ def _report_charts(run: EvaluationRun, reference: EvaluationRun | None) -> list[
     return svgs
 
 
+@require_GET
 def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     run = _report_run(request, version)
@@ -149,6 +151,7 @@ def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
     return render(request, "evaluation/report.html", context)
 
 
+@require_GET
 def version_report_json(request: HttpRequest, version_id: int) -> JsonResponse:
     run = _report_run(request, _version_or_404(version_id))
     response = JsonResponse(selectors.report_payload(run), json_dumps_params={"ensure_ascii": False, "indent": 2})
@@ -156,6 +159,7 @@ def version_report_json(request: HttpRequest, version_id: int) -> JsonResponse:
     return response
 
 
+@require_GET
 def version_report_csv(request: HttpRequest, version_id: int) -> HttpResponse:
     run = _report_run(request, _version_or_404(version_id))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -166,6 +170,7 @@ def version_report_csv(request: HttpRequest, version_id: int) -> HttpResponse:
     return response
 
 
+@require_GET
 def history(request: HttpRequest) -> HttpResponse:
     points = selectors.champion_history()
     labels = [f"{point.event.version.display_name} ({point.at:%d/%m/%y})" for point in points]
@@ -188,6 +193,7 @@ def history(request: HttpRequest) -> HttpResponse:
     return render(request, "evaluation/history.html", context)
 
 
+@require_GET
 def leaderboard(request: HttpRequest) -> HttpResponse:
     board = selectors.leaderboard_latest()
     rows = []

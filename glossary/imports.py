@@ -203,8 +203,6 @@ def import_file(
 
 def import_enqueue(*, content: bytes, file_name: str, file_format: str, options: dict, user=None) -> ImportBatch:
     """Store the file and queue its import for a worker (``glossary.tasks.import_run``)."""
-    from glossary.tasks import import_run
-
     _check_file(content=content, file_format=file_format)
     import_options = ImportOptions.from_dict(options)
     with transaction.atomic():
@@ -215,8 +213,21 @@ def import_enqueue(*, content: bytes, file_name: str, file_format: str, options:
         safe_name = get_valid_filename(PurePath(file_name).name) or "import"
         batch.stored_path = storages["artifacts"].save(f"imports/{batch.pk}/{safe_name}", ContentFile(content))
         batch.save(update_fields=["stored_path"])
-        transaction.on_commit(lambda: import_run.delay(batch.pk))
+        transaction.on_commit(lambda: _send_to_worker(batch.pk))
     return batch
+
+
+def _send_to_worker(batch_id: int) -> None:
+    from glossary.tasks import import_run
+
+    try:
+        import_run.delay(batch_id)
+    except Exception as error:  # the broker is down: say so on the batch rather than leave it queued forever
+        logger.exception("Could not enqueue import batch %s", batch_id)
+        ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(
+            status=ImportBatch.Status.FAILED, finished_at=timezone.now(),
+            error=_("File d'attente indisponible : %(error)s. Le fichier est conservé ; relancez l'import plus tard.") % {"error": error},
+        )
 
 
 def import_batch_run(*, batch_id: int) -> ImportBatch:

@@ -31,9 +31,11 @@ class ExampleSerializer(serializers.Serializer):
 class EntrySerializer(serializers.ModelSerializer):
     """An entry as read: its content, status, split, provenance and the revision to send back on edit."""
 
-    domain_name = serializers.CharField(source="domain.name", read_only=True, default=None)
-    domain_slug = serializers.CharField(source="domain.slug", read_only=True, default=None)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    domain_name = serializers.CharField(source="domain.name", read_only=True, default=None, allow_null=True)
+    domain_slug = serializers.CharField(source="domain.slug", read_only=True, default=None, allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
+    # Empty when the entry has no source: a plain string, since "" is not a valid "uri" for schema validators.
+    source_url = serializers.CharField(read_only=True, help_text="The source's URL, or empty.")
     variants = serializers.ListField(child=serializers.CharField())
     contexts = serializers.ListField(child=serializers.CharField())
     examples = ExampleSerializer(many=True)

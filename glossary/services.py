@@ -21,6 +21,11 @@ _QUERY_CHUNK = 500
 entries_bulk_created = Signal()
 
 EDITABLE_FIELDS = ("term", "kind", "definition", "variants", "contexts", "examples", "domain", "status", "source", "source_url")
+# Longest texts an entry accepts (the term's own limit is its column's): a definition is a paragraph, a usage
+# context or an example a few sentences, a variant a name. The longest in the real glossaries we know are ~1,100.
+DEFINITION_MAX_CHARS = 5000
+CONTEXT_MAX_CHARS = 2000
+VARIANT_MAX_CHARS = 255
 
 
 class DuplicateEntryError(ValidationError):
@@ -105,6 +110,17 @@ def _check_fields(entry: Entry) -> None:
         errors.setdefault("term", []).append(_("Le terme est obligatoire."))
     if not entry.definition:
         errors.setdefault("definition", []).append(_("La définition est obligatoire."))
+    if len(entry.definition) > DEFINITION_MAX_CHARS:
+        errors.setdefault("definition", []).append(
+            _("La définition dépasse %(limit)s caractères (elle en a %(length)s).") % {"limit": DEFINITION_MAX_CHARS, "length": len(entry.definition)}
+        )
+    for field, items, limit in (
+        ("variants", entry.variants, VARIANT_MAX_CHARS),
+        ("contexts", entry.contexts, CONTEXT_MAX_CHARS),
+        ("examples", [text for example in entry.examples for text in (example["question"], example["answer"])], CONTEXT_MAX_CHARS),
+    ):
+        if any(len(item) > limit for item in items):
+            errors.setdefault(field, []).append(_("Un élément dépasse %(limit)s caractères.") % {"limit": limit})
     if entry.kind not in Entry.Kind.values:
         errors.setdefault("kind", []).append(_("Type inconnu : %(kind)s.") % {"kind": entry.kind})
     if entry.status not in Entry.Status.values:

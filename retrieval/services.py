@@ -95,10 +95,17 @@ def model_version_request_promotion(*, version: ModelVersion, user, reason: str,
     from retrieval import tasks
 
     _check_promotable(version)
+    status_before = version.status
     version.status = ModelVersion.Status.PROMOTING
     version.save(update_fields=["status"])
     user_id = getattr(user, "pk", None)
-    transaction.on_commit(lambda: tasks.enqueue(tasks.promote_version, version.pk, user_id, reason, action))
+
+    def send() -> None:
+        if not tasks.enqueue(tasks.promote_version, version.pk, user_id, reason, action):
+            # The broker is down: nothing will promote it, so it must not stay "promoting".
+            ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.PROMOTING).update(status=status_before)
+
+    transaction.on_commit(send)
     return version
 
 
@@ -138,7 +145,7 @@ def model_version_promote(*, version: ModelVersion, user, reason: str, action: s
         from retrieval.embedding import ModelUnavailableError  # here: the module imports sentence-transformers
 
         # A model that cannot be loaded will not load next time either; anything else may be retried.
-        if isinstance(error, ModelUnavailableError):
+        if isinstance(error, (ModelUnavailableError, serving.ArtifactCorrupted)):
             _set_status(version, ModelVersion.Status.BROKEN)
         else:
             _set_status(version, ModelVersion.Status.ARCHIVED if version.promoted_at else ModelVersion.Status.READY)
@@ -163,6 +170,44 @@ def model_version_rollback(*, user, reason: str) -> PromotionEvent:
     if previous is None:
         raise ValidationError(_("Aucune championne précédente : rien à restaurer."))
     return model_version_promote(version=previous, user=user, reason=reason, action=PromotionEvent.Action.ROLLBACK)
+
+
+def model_version_mark_broken(*, version: ModelVersion, reason: str) -> ModelVersion:
+    """Take a version with damaged artifacts out of service; returns the version that serves now.
+
+    A broken champion is replaced at once by the champion before it (if it is still sound) or the base model,
+    recorded as a rollback; the replacement's index is then rebuilt in the background.
+    """
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        was_champion = version.status == ModelVersion.Status.CHAMPION
+        if version.status != ModelVersion.Status.BROKEN:
+            _set_status(version, ModelVersion.Status.BROKEN)
+        if not was_champion:
+            return selectors.champion_version_get()
+        event = PromotionEvent.objects.filter(version=version, previous_champion__isnull=False).select_related("previous_champion").first()
+        fallback = event.previous_champion if event else None
+        if fallback is None or fallback.status not in (ModelVersion.Status.ARCHIVED, ModelVersion.Status.READY):
+            fallback, _created = ModelVersion.objects.get_or_create(number=0, defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL})
+        fallback.status = ModelVersion.Status.CHAMPION
+        fallback.promoted_at = timezone.now()
+        fallback.save(update_fields=["status", "promoted_at"])
+        PromotionEvent.objects.create(
+            version=fallback, previous_champion=version, action=PromotionEvent.Action.ROLLBACK, user=None,
+            reason=_("Retour automatique : %(reason)s") % {"reason": reason},
+        )
+        index_rebuild_enqueue(version=fallback)
+    logger.error("Model version %s is broken (%s); %s serves instead", version, reason, fallback)
+    return fallback
+
+
+def servable_version(*, version: ModelVersion) -> ModelVersion:
+    """``version`` when its artifact files are intact; otherwise it is marked broken and what serves instead is returned."""
+    try:
+        serving.verify_artifacts(version)
+    except serving.ArtifactCorrupted as error:
+        return model_version_mark_broken(version=version, reason=str(error))
+    return version
 
 
 def _set_status(version: ModelVersion, status: str) -> None:
@@ -412,7 +457,10 @@ def search(
         raise ValidationError(_("top_k doit être compris entre 1 et 100."), code="top_k")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    version = version or selectors.champion_version_get()
+    requested = version
+    version = servable_version(version=version or selectors.champion_version_get())
+    if requested is not None and requested.pk != version.pk and requested.status != ModelVersion.Status.CHAMPION:
+        raise ValidationError(_("La version %(version)s est inutilisable : ses fichiers sont endommagés.") % {"version": requested}, code="broken")
     served = served_index_get(version=version)
     timings["index"] = _elapsed_ms(started)
 

@@ -8,6 +8,8 @@ entries and are rebuilt together with the vector index, so the three always desc
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import threading
 import time
@@ -42,6 +44,14 @@ _lock = threading.RLock()
 _models: OrderedDict[tuple, "SentenceTransformer"] = OrderedDict()
 _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
 _revision_checks: dict[int, tuple[float, int, str]] = {}
+# Versions whose artifact files this process found intact (checked once: model files are large).
+_verified_versions: set[int] = set()
+
+logger = logging.getLogger(__name__)
+
+
+class ArtifactCorrupted(Exception):
+    """A file of a model version is missing from the artifact store or differs from its recorded checksum."""
 
 
 # ---- artifacts on local disk ------------------------------------------------------------------------
@@ -76,14 +86,40 @@ def _download_folder(storage, prefix: str, target: Path) -> None:
         _download_folder(storage, f"{prefix}/{folder}", target / folder)
 
 
+def verify_artifacts(version: ModelVersion) -> None:
+    """Check, once per process, every file in ``version.artifact_checksums`` (storage path -> sha256).
+
+    Raises ArtifactCorrupted naming each missing or altered file: a version is never served from damaged weights.
+    """
+    if version.pk in _verified_versions or not version.artifact_checksums:
+        return
+    storage = artifact_storage()
+    problems = []
+    for path, expected in sorted(version.artifact_checksums.items()):
+        if not storage.exists(path):
+            problems.append(f"{path} : absent")
+            continue
+        digest = hashlib.sha256()
+        with storage.open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            problems.append(f"{path} : empreinte différente")
+    if problems:
+        logger.error("Artifacts of model version %s are damaged: %s", version, "; ".join(problems))
+        raise ArtifactCorrupted(f"Fichiers de la version {version} endommagés : " + " ; ".join(problems))
+    _verified_versions.add(version.pk)
+
+
 # ---- models -----------------------------------------------------------------------------------------
 
 def version_load_target(version: ModelVersion) -> tuple[ModelSpec, str | None]:
     """The spec (with the base model's pinned prompts) and the local adapter folder that make ``version``.
 
     A version with a LoRA adapter loads base + adapter (merging is known to drift silently); a version that
-    only has merged weights loads that folder with the base model's prompts.
+    only has merged weights loads that folder with the base model's prompts. Its files are checked first.
     """
+    verify_artifacts(version)
     spec = selectors.model_spec_get(name=version.base_model)
     if version.adapter_path:
         return spec, local_artifact_dir(version.adapter_path)
@@ -263,4 +299,5 @@ def clear() -> None:
     """Drop every cached model and index of this process (tests, and after a catalogue change)."""
     with _lock:
         _models.clear()
+        _verified_versions.clear()
     forget_indexes()

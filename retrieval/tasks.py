@@ -12,8 +12,8 @@ from retrieval.models import ModelVersion, PromotionEvent
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task, *args) -> None:
-    """Send a task; when the broker is down, log it instead of failing the user's request.
+def enqueue(task, *args) -> bool:
+    """Send a task; when the broker is down, log it instead of failing the user's request (returns False).
 
     A missed incremental update is repaired by the next full rebuild (``manage.py build_index``).
     """
@@ -21,6 +21,8 @@ def enqueue(task, *args) -> None:
         task.delay(*args)
     except Exception:
         logger.exception("Could not enqueue %s%r; run `manage.py build_index` once the broker is back.", task.name, args)
+        return False
+    return True
 
 
 @shared_task(name="retrieval.tasks.index_entry", soft_time_limit=300, time_limit=360)

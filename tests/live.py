@@ -33,8 +33,9 @@ def test_database_url() -> str:
 class LiveWorker:
     """A ``celery worker`` child process consuming this test session's own queues."""
 
-    def __init__(self, *, queues: tuple[str, ...] = ("default", "training"), extra_env: dict | None = None):
-        self.prefix = f"t{uuid.uuid4().hex[:8]}-"
+    def __init__(self, *, queues: tuple[str, ...] = ("default", "training"), extra_env: dict | None = None, prefix: str | None = None):
+        # The prefix names the queues and the worker's node; reusing one restarts "the same" worker.
+        self.prefix = prefix or f"t{uuid.uuid4().hex[:8]}-"
         self.queues = queues
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None

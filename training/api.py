@@ -18,6 +18,7 @@ from training.serializers import NegativeCandidateSerializer, ScreeningDecisionS
 
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TrainingRunSerializer
+    lookup_value_regex = r"\d+"
     permission_classes = [IsMaintainerOrReadOnly]
     queryset = TrainingRun.objects.none()
 
@@ -58,6 +59,8 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 class NegativeCandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = NegativeCandidateSerializer
+    # Ids are numbers: anything else is a 404 from the URL, not a server error in the lookup.
+    lookup_value_regex = r"\d+"
     permission_classes = [IsExpertOrReadOnly]
     queryset = NegativeCandidate.objects.none()
 
