@@ -6,8 +6,10 @@ from config.roles import ADMIN, EXPERT, MAINTAINER, assign_role
 
 @pytest.fixture(autouse=True)
 def _artifacts_in_tmp(settings, tmp_path):
-    """Artifacts of each test go to its own temporary folder."""
+    """Artifacts of each test go to its own temporary folder (and passwords hash fast: tests create many users)."""
     from django.core.files.storage import storages
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
     location = tmp_path / "artifacts"
     location.mkdir()

@@ -118,12 +118,6 @@ MISSING_OBJECT_ID = "987654"
 EXAMPLE_PATHS = {"admin/(?P<url>.*)$": "/admin/no-such-page/"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Five users per URL: the production hasher would spend most of the run hashing their passwords."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass(frozen=True)
 class Route:
     route: str
