@@ -444,11 +444,12 @@ def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:
     }
 
 
-def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
+def evaluation_run_execute(*, run_id: int, worker: str = "") -> EvaluationRun:
     """Run a queued evaluation; after training (trigger auto) also apply the gate and close the training run."""
     run = EvaluationRun.objects.select_related("version").get(pk=run_id)
     # Claimed atomically: a message delivered twice never runs the same evaluation twice.
-    if not EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.QUEUED).update(status=EvaluationRun.Status.RUNNING):
+    claimed = EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.QUEUED)
+    if not claimed.update(status=EvaluationRun.Status.RUNNING, worker=worker):
         logger.info("evaluation %s is %s: nothing to do", run.pk, run.status)
         return run
     try:
@@ -460,6 +461,22 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun:
         _fail(run, f"{type(error).__name__}: {error}")
     run.refresh_from_db()
     return run
+
+
+def evaluation_runs_fail_stale(*, worker: str | None = None, older_than=None) -> int:
+    """Fail running evaluations whose worker died: those a restarted ``worker`` held, or any running for longer
+    than ``older_than`` (past the task's hard time limit nothing can still be running it)."""
+    running = EvaluationRun.objects.filter(status=EvaluationRun.Status.RUNNING)
+    if worker:
+        running = running.filter(worker=worker)
+        reason = _("Le worker %(worker)s a redémarré pendant l'évaluation.") % {"worker": worker}
+    else:
+        running = running.filter(started_at__lt=timezone.now() - older_than)
+        reason = _("L'évaluation ne s'est pas terminée dans le temps imparti : son worker a disparu.")
+    runs = list(running.select_related("version"))
+    for run in runs:
+        _fail(run, reason)
+    return len(runs)
 
 
 def _fail(run: EvaluationRun, error: str) -> None:
