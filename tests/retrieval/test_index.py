@@ -225,3 +225,16 @@ def test_a_bulk_import_rebuilds_the_existing_index_once(glossary, expert, django
     state.refresh_from_db()
     assert state.revision == before + 1
     assert services.search(query="CNAV").hits[0].entry.term == "CNAV"
+
+
+def test_the_approximate_index_is_a_setting_with_a_clear_error_without_faiss(glossary, settings):
+    from retrieval.vector_index import FaissUnavailableError, FaissVectorIndex
+
+    assert serving.vector_index_class() is VectorIndex
+    settings.VECTOR_INDEX = "faiss"
+    assert serving.vector_index_class() is FaissVectorIndex
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        with pytest.raises(FaissUnavailableError, match="pip install faiss-cpu"):
+            FaissVectorIndex.build([], np.zeros((0, 4), dtype=np.float32))

@@ -1,0 +1,74 @@
+"""The active-learning benchmark end to end on a tiny synthetic glossary (2 cycles of 2 training steps)."""
+import json
+
+import pytest
+
+from bench import report
+from bench.active_learning import (
+    ACTIVE,
+    RANDOM,
+    Settings,
+    build_scenario,
+    decisions_to_match,
+    expert_answers,
+    measure,
+    section_of,
+)
+from bench.synthetic import Question, synthetic_entries
+
+TINY = Settings(
+    glossary_size=30, generated_pool=10, generated_held_out=6, cycles=2, per_cycle=3, glossary_pairs=16, max_steps=2, batch_size=8
+)
+
+
+def tiny_glossary():
+    rows = [{"term": entry.term, "definition": entry.definition} for entry in synthetic_entries(30, seed=5)]
+    asked = [Question(f"que veut dire {row['term']} ?", row["term"], row["definition"], "acronym") for row in rows[:6]]
+    return rows, asked
+
+
+def test_scenario_keeps_pool_and_held_out_apart_by_entry():
+    rows, asked = tiny_glossary()
+    scenario = build_scenario(rows=rows, asked=asked, settings=TINY)
+    assert len(scenario.concepts) == 30
+    assert len(scenario.held_out) == 4 + 6 and len(scenario.pool) == 2 + 10
+    assert not {question.entry_id for question in scenario.pool} & scenario.held_out_entry_ids
+    assert {question.entry_id for question in scenario.held_out} <= scenario.held_out_entry_ids
+
+
+def test_decisions_to_match_interpolates_and_reports_never():
+    curve = [(0, 0.2), (10, 0.4), (20, 0.6)]
+    assert decisions_to_match(curve, 0.5) == pytest.approx(15.0)
+    assert decisions_to_match(curve, 0.1) == 0.0
+    assert decisions_to_match(curve, 0.7) is None
+
+
+def test_expert_answer_takes_the_entries_ranked_above_the_right_one_as_negatives():
+    rows, asked = tiny_glossary()
+    question = build_scenario(rows=rows, asked=asked, settings=TINY).pool[0]
+    import numpy as np
+
+    answers = expert_answers(np.array([[99, 98, question.entry_id, 97]]), [question])
+    assert answers[0].entry_id == question.entry_id and answers[0].wrong_entry_ids == (99, 98)
+
+
+@pytest.mark.slow
+def test_quick_path_returns_both_curves_and_the_ratio(tmp_path):
+    rows, asked = tiny_glossary()
+    chart_path = tmp_path / "active_learning.svg"
+    numbers = measure(rows=rows, asked=asked, settings=TINY, chart_path=chart_path, workdir=tmp_path)
+
+    for strategy in (ACTIVE, RANDOM):
+        curve = numbers["curves"][strategy]
+        assert [point["decisions"] for point in curve] == [0, 3, 6]
+        assert all(0.0 <= point["hit@1"] <= point["mrr@10"] <= 1.0 for point in curve)
+    assert numbers["curves"][ACTIVE][0] == numbers["curves"][RANDOM][0]  # the same starting model
+    assert "ratio" in numbers and numbers["random_decisions"] == 6
+    assert sum(numbers["kinds_chosen"][ACTIVE].values()) == sum(numbers["kinds_chosen"][RANDOM].values()) == 6
+    assert chart_path.read_text(encoding="utf-8").startswith("<svg")
+
+    section = section_of(numbers)
+    markdown = report.section_markdown(section)
+    assert "Active MRR@10" in markdown and "Random R@1" in markdown
+    assert section.targets[0].met in (True, False)
+    json.dumps(section.data)  # stored by the bench runner as JSON
