@@ -30,6 +30,17 @@ def test_database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def reset_routing(app) -> None:
+    """Make Celery route by the current ``task_routes``/``task_default_queue``.
+
+    Celery builds its router, queue table and default queue once per process and caches them: without this, a
+    second live worker in the same test process would never receive the tasks routed to its own queues.
+    """
+    for cached in ("router", "queues", "default_queue"):
+        app.amqp.__dict__.pop(cached, None)
+    app.amqp._rtable = None
+
+
 class LiveWorker:
     """A ``celery worker`` child process consuming this test session's own queues."""
 
@@ -61,6 +72,7 @@ class LiveWorker:
             "training.tasks.*": {"queue": f"{self.prefix}training"},
             "evaluation.tasks.*": {"queue": f"{self.prefix}training"},
         }
+        reset_routing(app)
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(self.queue_names), "--pool", "solo",
@@ -111,6 +123,7 @@ class LiveWorker:
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
         app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
         app.conf.task_routes = settings.CELERY_TASK_ROUTES
+        reset_routing(app)
         if getattr(self, "log_file", None):
             self.log_file.close()
 

@@ -24,7 +24,8 @@ from retrieval.selectors import champion_version_get
 from tests.factories import DomainFactory, EntryFactory
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
-pytestmark = pytest.mark.django_db
+# Restoring flushes the database, which PostgreSQL refuses inside the test's wrapping transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ARTIFACTS = {
     "versions/run-1/adapter/adapter_model.safetensors": b"\x00lora weights\xff" * 50,

@@ -59,7 +59,10 @@ def broker_down(monkeypatch):
     from config.celery import app
 
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
-    app.conf.update(task_always_eager=False, broker_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    closed = f"redis://127.0.0.1:{_closed_port()}/0"
+    app.conf.update(task_always_eager=False, broker_url=closed)
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets it).
+    monkeypatch.setenv("CELERY_BROKER_URL", closed)
     # Connections opened earlier in this process point at the real broker: start from new pools.
     monkeypatch.setattr(app, "_pool", None)
     monkeypatch.setattr(app.amqp, "_producer_pool", None)

@@ -38,8 +38,10 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's event loop and the variable below must not outlive the browser tests, or
+    later tests in the same process meet a running loop (asyncio.run fails) and a leaked variable."""
     if not Path(CHROMIUM).exists():
         message = f"Chromium is not installed at {CHROMIUM} (set CHROMIUM_PATH)"
         if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser there is a failure, not a skip
