@@ -56,8 +56,10 @@ _TARGET_FAMILIES: tuple[tuple[str, ...], ...] = (
 class FinetuneConfig:
     """Hyperparameters of one LoRA fine-tune.
 
-    The defaults are the ones measured on the Bercy benchmark with MiniLM (see ``bench/bercy_cycle.py``):
-    LoRA needs a learning rate about ten times a full fine-tune's.
+    The defaults are the ones measured on the Bercy benchmark with MiniLM (``bench/bercy_cycle.py``,
+    ``docs/QUALITY.md``): LoRA needs a learning rate about ten times a full fine-tune's, and batches of 32 with
+    one hard negative (the concept's own other passage type) learn the task in about 40 steps, which keeps a
+    cycle within minutes on two CPU cores.
     """
 
     lora_r: int = 16
@@ -66,9 +68,9 @@ class FinetuneConfig:
     target_modules: tuple[str, ...] = ()  # empty: the spec's when the model has them, else detected
     loss: str = "mnrl"  # "mnrl" | "cached_mnrl" (large batches in bounded memory)
     cached_mini_batch_size: int = 32
-    learning_rate: float = 2e-4
+    learning_rate: float = 1e-3
     epochs: float = 1.0
-    batch_size: int = 64
+    batch_size: int = 32
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     max_steps: int | None = None  # caps the run (tests, quick trials); None trains the full epochs

@@ -17,8 +17,8 @@ class TrainingConfig(models.Model):
     is_default = models.BooleanField(_("par défaut"), default=False)
     base_model = models.CharField(_("modèle de base"), max_length=200, blank=True, help_text=_("Vide : le modèle de base de la version championne."))
     epochs = models.FloatField(default=1.0)
-    batch_size = models.PositiveIntegerField(default=64)
-    learning_rate = models.FloatField(default=2e-4)
+    batch_size = models.PositiveIntegerField(default=32)
+    learning_rate = models.FloatField(default=1e-3)
     warmup_ratio = models.FloatField(default=0.1)
     lora_r = models.PositiveIntegerField(default=16)
     lora_alpha = models.PositiveIntegerField(default=32)
@@ -29,7 +29,10 @@ class TrainingConfig(models.Model):
     mining_range_min = models.PositiveIntegerField(default=3, help_text=_("Rangs du haut ignorés lors du minage."))
     mining_relative_margin = models.FloatField(default=0.05)
     replay_ratio = models.FloatField(default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
-    max_pairs = models.PositiveIntegerField(null=True, blank=True)
+    max_pairs = models.PositiveIntegerField(
+        null=True, blank=True, default=1280,
+        help_text=_("Paires au plus par cycle (borne la durée de l'entraînement) ; vide : toutes."),
+    )
     max_steps = models.PositiveIntegerField(null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
     seed = models.PositiveIntegerField(default=13)
     min_new_material = models.PositiveIntegerField(
