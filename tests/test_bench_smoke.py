@@ -1,0 +1,98 @@
+"""The benchmark suite must not rot: its question set, one small timing piece, the report writer, the CLI."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench import report, results
+from bench.environment import ROOT, data_dir
+from bench.results import Section
+from bench.synthetic import questions
+from glossary.text import fold
+
+
+def test_sigles_question_set_is_large_varied_and_without_duplicates():
+    asked = questions()
+    assert len(asked) >= 120
+    assert all(question.query.strip() and question.term.strip() and question.definition.strip() for question in asked)
+    kinds = Counter(question.category for question in asked)
+    assert {"acronym", "reverse", "typo", "english", "ambiguous"} <= set(kinds)
+    assert min(kinds.values()) >= 15
+    folded = [fold(question.query) for question in asked]
+    assert len(folded) == len(set(folded))
+
+
+def test_every_question_points_at_a_real_sigles_row():
+    path = data_dir() / "sigles.csv"
+    if not path.exists():
+        pytest.skip(f"no {path}")
+    with path.open(encoding="utf-8") as handle:
+        rows = {(row["term"], row["definition"]) for row in csv.DictReader(handle)}
+    assert [question.query for question in questions() if (question.term, question.definition) not in rows] == []
+
+
+def test_markdown_writer_renders_tables_targets_and_skipped_parts(tmp_path):
+    section = Section(name="scale", title="Speed and scale")
+    section.table("Search latency (ms)", ["Passages", "p50", "p95"], [["1,000", 12.5, 30.25], ["10,000", 14.0, "a|b"]])
+    section.target("p50 at 10k", value="14.0 ms", limit="<= 20 ms", met=True)
+    results.save(section, tmp_path)
+    stored = results.load_all(tmp_path)["scale"]
+    text = report.document(
+        [stored, results.skipped("gpu", "GPU", "No CUDA GPU.")],
+        machine={"CPU": "test"}, versions={"numpy": "2"}, commands=["make bench"], generated_at="today", preamble="Why.",
+    )
+    assert "| Passages | p50 | p95 |\n|---|---|---|\n| 1,000 | 12.5 | 30.2 |" in text
+    assert "a\\|b" in text  # a pipe in a cell does not break the table
+    assert "| Speed and scale | p50 at 10k | 14.0 ms | <= 20 ms | met |" in text
+    assert "## GPU" in text and "No CUDA GPU." in text
+
+
+@pytest.mark.slow
+def test_in_process_latency_on_a_small_synthetic_index():
+    from bench.models import default_model
+    from bench.scale import STAGES, build_glossary, in_process_latency
+
+    model, spec = default_model()
+    glossary = build_glossary(200, model=model, spec=spec, encoded=40, extra_words=[])
+    assert len(glossary.vectors) == 200 and len(glossary.lexical) == 100
+    latency = in_process_latency({200: glossary}, [question.query for question in questions()[:8]], model=model, spec=spec, repeat=1)[200]
+    total = latency["total"]
+    assert total["n"] == 8
+    assert 0 < total["p50"] <= total["p95"] < 10_000
+    assert all(latency[stage]["p50"] >= 0 for stage in STAGES)
+    assert latency["encode"]["p50"] > latency["fuse"]["p50"]
+
+
+@pytest.mark.slow
+def test_cli_runs_one_benchmark_and_writes_the_report(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "sigles" in listed.stdout and "serving" in listed.stdout
+    output = tmp_path / "BENCHMARKS.md"
+    # The GPU benchmark is the cheapest to run anywhere: without CUDA it reports itself skipped and succeeds.
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "gpu", "--output", str(output), "--results-dir", str(tmp_path / "results")],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=600,
+    )
+    text = output.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks")
+    assert "## Targets" in text and "| Package | Version |" in text
+    assert "## GPU: training and encoding on CUDA" in text
+    assert Path(tmp_path / "results" / "gpu.json").exists()
+
+
+def test_sigles_judging_counts_any_meaning_for_concept_and_the_asked_one_for_def_only():
+    from bench.glossary_db import Target
+    from bench.sigles import judge
+    from bench.synthetic import Question
+
+    caf_fire = Target(Question("CAF chez les pompiers", "CAF", "Chef Appui Feu", "ambiguous"), frozenset({1, 2}), frozenset({2}))
+    cpam = Target(Question("c koi la cpam", "CPAM", "Caisse primaire d'assurance maladie", "typo"), frozenset({3}), frozenset({3}))
+    # CAF: the other meaning first, the asked one second; CPAM: not in the top 10.
+    scores = judge({"CAF chez les pompiers": [1, 2, 9], "c koi la cpam": [7, 8]}, [caf_fire, cpam])
+    assert scores["concept"] == {"R@1": 50.0, "R@10": 50.0, "MRR@10": 50.0}
+    assert scores["def_only"] == {"R@1": 0.0, "R@10": 50.0, "MRR@10": 25.0}
