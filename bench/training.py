@@ -37,7 +37,7 @@ def run(ctx) -> Section:
     if not (bercy / "bercy_train_90.jsonl").exists():
         return skipped("training", "training", f"No Bercy training split under {bercy}.")
     section = Section(name="training", title="training")
-    batch_size, steps, pairs = (8, 3, 1) if ctx.quick else (32, 12, 2)
+    batch_size, steps, pairs = (8, 3, 1) if ctx.quick else (32, 12, 3)
     rows = batch_size * steps
     runs: dict[str, list[dict]] = {"ours": [], "bare": []}
     table = []
@@ -51,15 +51,14 @@ def run(ctx) -> Section:
         ["Run", "Implementation", "Samples/s", "Train seconds", "Peak RSS MiB", "Torch threads"],
         table,
     )
-    ours = stats.median([run["samples_per_s"] for run in runs["ours"]])
-    bare = stats.median([run["samples_per_s"] for run in runs["bare"]])
-    speed_ratio = ours / bare
-    section.target("Training samples/s, ours / bare trainer (median)", value=stats.ratio(speed_ratio), limit=">= 0.95", met=speed_ratio >= 0.95)
+    # Each pair ran back to back: the ratio within a pair cancels the machine's drifting load, the median across pairs
+    # drops the pair that a burst of other work disturbed.
     pair_ratios = [ours_run["samples_per_s"] / bare_run["samples_per_s"] for ours_run, bare_run in zip(runs["ours"], runs["bare"])]
-    section.notes.append("Ratio ours/bare per pair: " + ", ".join(f"{value:.2f}" for value in pair_ratios) + (
-        " (the pairs disagree in direction: the gap is within the noise of a shared machine)"
-        if min(pair_ratios) < 1 < max(pair_ratios) else ""
-    ))
+    speed_ratio = stats.median(pair_ratios)
+    section.target(
+        "Training samples/s, ours / bare trainer (median of pairs)", value=stats.ratio(speed_ratio), limit=">= 0.95", met=speed_ratio >= 0.95,
+        note="per pair: " + ", ".join(f"{value:.2f}" for value in pair_ratios),
+    )
     peak = max(run["peak_rss_mb"] for run in runs["ours"])
     section.notes += [
         f"Peak memory of a training process (ours): {peak:.0f} MiB RSS; it grows with the batch size, the sequence "
