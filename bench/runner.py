@@ -54,7 +54,11 @@ where the time goes. Two costs grow with the glossary by design of the current i
 measurement: an incremental update rewrites the whole index artifact (the in-memory update itself is constant),
 and every web process rebuilds BM25 and the pre-processing vocabulary from the database when the index revision
 moves. Both are invisible at the sizes of today's glossaries (thousands of entries) and are the first things to
-change (per-revision delta files; a BM25 update per entry) before serving 100k passages.
+change (per-revision delta files; a BM25 update per entry) before serving 100k passages. The API target at 10
+concurrent clients is out of reach of 2 cores whatever the code: by Little's law the median latency is at least
+10 / throughput, and one search costs 15-35 ms of CPU (a MiniLM forward pass for the query, then Django), so two
+cores serve 30-60 searches/s; 50 ms at 10 clients needs about 200/s (more cores with one worker each, a smaller
+or quantised query encoder, or a GPU).
 """
 
 
