@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab  # noqa: F401  (kept for beat defaults below)
 from django.utils.translation import gettext_lazy as _
 
 from config.broker import choose_broker
