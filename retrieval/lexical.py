@@ -1,17 +1,28 @@
 """Lexical search: French-aware tokenisation and BM25 (bm25s) over entries.
 
-One BM25 document per entry: its term, variants and definition. Pure module: no Django import.
+One BM25 document per entry: its term, variants and definition. bm25s has no per-document update, so an edited
+glossary is served as the BM25 index of its last full build plus an *overlay*: the changed entries' documents,
+scored in Python with the same formula (Lucene BM25) and the full build's statistics (document frequencies,
+average length), and the changed or removed entries hidden from the full index. Rebuilding is left to the caller
+once the overlay grows (``overlay_size``). Pure module: no Django import.
 """
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import bm25s
 import numpy as np
 
 from glossary.text import fold
 from retrieval.passages import EntryData
+
+# Changed entries served from overlays (BM25 here, and the term lookup and vocabulary of retrieval.serving) before
+# a serving process rebuilds them from the entries it holds: per edit, the cost of the edit; once per this many
+# edits, the cost of the glossary.
+OVERLAY_MAX_ENTRIES = 256
 
 # Elided articles and pronouns ("l'URSSAF", "d'assurance", "qu'est-ce", "jusqu'au"), in folded text.
 _ELISION = re.compile(r"\b(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019]")
@@ -49,31 +60,103 @@ def lexical_document(entry: EntryData) -> tuple[int, str]:
 class LexicalIndex:
     """BM25 over one document per entry; ``search`` returns entries with a positive score, best first."""
 
-    def __init__(self, entry_ids: list[int], bm25: bm25s.BM25 | None):
+    def __init__(
+        self,
+        entry_ids: list[int],
+        bm25: bm25s.BM25 | None,
+        *,
+        document_frequencies: Counter | None = None,
+        average_length: float = 1.0,
+        hidden: frozenset[int] = frozenset(),
+        overlay: dict[int, tuple[Counter, int]] | None = None,
+        row_of: dict[int, int] | None = None,
+    ):
         self.entry_ids = entry_ids
         self._bm25 = bm25
+        self._document_frequencies = document_frequencies or Counter()
+        self._average_length = average_length
+        self._hidden = hidden  # entries of the full build whose document is stale or gone
+        self._overlay = overlay or {}  # entry id -> (token counts, length) of the documents changed since
+        self._row_of = row_of  # entry id -> row of the full build, made on first need and shared with changed copies
 
     @classmethod
     def build(cls, docs: Sequence[tuple[int, str]]) -> LexicalIndex:
         entry_ids = [entry_id for entry_id, _ in docs]
         if not entry_ids:
             return cls([], None)
+        corpus = [tokenize(text) for _, text in docs]
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(text) for _, text in docs], show_progress=False)
-        return cls(entry_ids, bm25)
+        bm25.index(corpus, show_progress=False)
+        frequencies: Counter = Counter()
+        for tokens in corpus:
+            frequencies.update(set(tokens))
+        average = sum(map(len, corpus)) / len(corpus) or 1.0
+        return cls(entry_ids, bm25, document_frequencies=frequencies, average_length=average)
 
     def __len__(self) -> int:
-        return len(self.entry_ids)
+        return len(self.entry_ids) - len(self._hidden) + len(self._overlay)
+
+    @property
+    def overlay_size(self) -> int:
+        """Documents served from the overlay: the caller rebuilds in full when this grows."""
+        return len(self._overlay)
+
+    def with_changes(self, *, changed: Iterable[tuple[int, str]] = (), removed: Iterable[int] = ()) -> LexicalIndex:
+        """A new index where the entries of ``changed`` have these documents and those of ``removed`` none; the
+        full build is shared, not copied, so the cost depends on the changes, not on the glossary's size."""
+        overlay = dict(self._overlay)
+        hidden = set(self._hidden)
+        rows = self._rows()
+        for entry_id in removed:
+            overlay.pop(entry_id, None)
+            hidden.add(entry_id)
+        for entry_id, text in changed:
+            tokens = tokenize(text)
+            overlay[entry_id] = (Counter(tokens), len(tokens))
+            hidden.add(entry_id)
+        return LexicalIndex(
+            self.entry_ids, self._bm25, document_frequencies=self._document_frequencies, average_length=self._average_length,
+            hidden=frozenset(entry_id for entry_id in hidden if entry_id in rows), overlay=overlay, row_of=rows,
+        )
+
+    def _rows(self) -> dict[int, int]:
+        if self._row_of is None:
+            self._row_of = {entry_id: row for row, entry_id in enumerate(self.entry_ids)}
+        return self._row_of
+
+    def _overlay_scores(self, tokens: list[str]) -> list[tuple[int, float]]:
+        if not self._overlay:
+            return []
+        k1, b = self._bm25.k1 if self._bm25 else 1.5, self._bm25.b if self._bm25 else 0.75
+        documents = len(self.entry_ids)
+        idf = {
+            token: math.log(1 + (documents - self._document_frequencies[token] + 0.5) / (self._document_frequencies[token] + 0.5))
+            for token in set(tokens)
+        }
+        scored = []
+        for entry_id, (counts, length) in self._overlay.items():
+            norm = k1 * ((1 - b) + b * length / self._average_length)
+            score = sum(idf[token] * counts[token] / (norm + counts[token]) for token in tokens if token in counts)
+            if score > 0:
+                scored.append((entry_id, score))
+        return scored
 
     def search(self, query: str, *, top_k: int) -> list[tuple[int, float]]:
-        if self._bm25 is None or top_k <= 0:
+        if top_k <= 0 or (self._bm25 is None and not self._overlay):
             return []
-        known = [token for token in tokenize(query) if token in self._bm25.vocab_dict]
-        if not known:
-            return []
-        scores = self._bm25.get_scores(known)
-        matched = np.flatnonzero(scores > 0)
-        if matched.size > top_k:
-            matched = matched[np.argpartition(-scores[matched], top_k - 1)[:top_k]]
-        ordered = matched[np.argsort(-scores[matched], kind="stable")]
-        return [(self.entry_ids[row], float(scores[row])) for row in ordered]
+        tokens = tokenize(query)
+        known = [token for token in tokens if self._bm25 is not None and token in self._bm25.vocab_dict]
+        found: list[tuple[int, float]] = []
+        if known:
+            scores = self._bm25.get_scores(known)
+            if self._hidden:
+                rows = self._rows()
+                scores[[rows[entry_id] for entry_id in self._hidden]] = 0
+            matched = np.flatnonzero(scores > 0)
+            if matched.size > top_k:
+                matched = matched[np.argpartition(-scores[matched], top_k - 1)[:top_k]]
+            ordered = matched[np.argsort(-scores[matched], kind="stable")]
+            found = [(self.entry_ids[row], float(scores[row])) for row in ordered]
+        found += self._overlay_scores(tokens)
+        found.sort(key=lambda item: -item[1])  # stable: ties keep the full build's order, overlay last
+        return found[:top_k]

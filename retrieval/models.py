@@ -136,11 +136,16 @@ class IndexState(models.Model):
         FAILED = "failed", _("échoué")
 
     version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="index_state")
-    # Bumped by every change of the artifact; serving processes reload when it moves.
+    # Bumped by every change of the index; serving processes catch up when it moves.
     revision = models.PositiveIntegerField(default=0)
     passage_count = models.PositiveIntegerField(default=0)
     entry_count = models.PositiveIntegerField(default=0)
+    # The full index as of ``base_revision``; each later revision k is one entry's change, stored next to it as
+    # ``d{k}.npz`` (retrieval.vector_index.EntryDelta), until enough of them are folded into a new full artifact.
     artifact_path = models.CharField(max_length=500, blank=True)
+    base_revision = models.PositiveIntegerField(default=0)
+    # Passages written as deltas since the base: what decides when to fold them in (vector_index.compaction_due).
+    delta_passages = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
     # When the last full build read the glossary: entries saved before that are already in the index.
     entries_read_at = models.DateTimeField(null=True, blank=True)

@@ -5,6 +5,7 @@ uses an LLM, and only when the caller passes one (a callable). Pure module: no D
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections import Counter
@@ -99,6 +100,32 @@ def build_vocabulary(entries: Iterable[Sequence]) -> Vocabulary:
         for text in (*forms, definition):
             counts.update(word.lower() for word in _WORD.findall(text) if len(word) >= 2)
     return Vocabulary(terms=terms, acronyms=acronyms, words=set(counts), word_counts=counts)
+
+
+def extend_vocabulary(vocabulary: Vocabulary, entries: Iterable[Sequence]) -> Vocabulary:
+    """``vocabulary`` with the words of ``entries`` added (same tuples as ``build_vocabulary``): the cost of an
+    edited entry, shared sets and dicts aside. It only adds: the words of a removed or rewritten entry stay
+    until the next full build (they can only help a spelling correction find a word that is no longer there)."""
+    extra = build_vocabulary(entries)
+    acronyms = dict(vocabulary.acronyms)
+    for key, expansions in extra.acronyms.items():
+        known = acronyms.get(key, [])
+        acronyms[key] = known + [expansion for expansion in expansions if expansion not in known]
+    # Built without __post_init__: its derived sets are extended, not recomputed from the whole glossary.
+    extended = Vocabulary.__new__(Vocabulary)
+    extended.terms = vocabulary.terms | extra.terms
+    extended.acronyms = acronyms
+    extended.words = vocabulary.words | extra.words
+    extended.word_counts = Counter(vocabulary.word_counts)  # a dict copy in C, then the entry's few words
+    extended.word_counts.update(extra.word_counts)
+    extended._folded_words = vocabulary._folded_words | extra._folded_words
+    candidates = list(vocabulary._candidates)
+    for word in extra._candidates:
+        position = bisect.bisect_left(candidates, word)
+        if position == len(candidates) or candidates[position] != word:
+            candidates.insert(position, word)
+    extended._candidates = candidates
+    return extended
 
 
 @dataclass

@@ -25,7 +25,7 @@ from retrieval.hybrid import SearchHit, fuse
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.passages import EntryData, Passage, entry_passages
 from retrieval.preprocess import ProcessedQuery, preprocess_query
-from retrieval.vector_index import VectorIndex
+from retrieval.vector_index import EntryDelta, VectorIndex, compaction_due
 
 logger = logging.getLogger(__name__)
 
@@ -222,12 +222,24 @@ def _passages_of(entry: Entry) -> list[Passage]:
 
 
 def _load_vector_index(state: IndexState) -> VectorIndex:
-    with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
-        return VectorIndex.from_bytes(handle.read())
+    return serving.load_vector_index(state.artifact_path, base_revision=state.base_revision, revision=state.revision)
+
+
+def _delete_stale_artifacts(folder: str, *, keep_from: int, revision: int) -> None:
+    """Drop the full artifacts before ``keep_from`` and every delta before ``revision``, a full artifact (a
+    reader still reading those deltas falls back to it)."""
+    storage = serving.artifact_storage()
+    _, files = storage.listdir(folder)
+    for name in files:
+        number = name[1:-4]
+        if not (name.endswith(".npz") and number.isdigit()):
+            continue
+        if (name.startswith("r") and int(number) < keep_from) or (name.startswith("d") and int(number) < revision):
+            storage.delete(f"{folder}/{name}")
 
 
 def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> IndexState:
-    """Store ``index`` as the next revision of ``state`` (locked by the caller) and drop stale artifacts."""
+    """Store ``index`` in full as the next revision of ``state`` (locked by the caller) and drop stale artifacts."""
     storage = serving.artifact_storage()
     revision = state.revision + 1
     folder = f"indexes/v{state.version.number}"
@@ -235,8 +247,10 @@ def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> Ind
     if storage.exists(path):
         storage.delete(path)  # left over by a transaction that rolled back
     storage.save(path, ContentFile(index.to_bytes()))
-    state.revision = revision
+    previous_base = state.base_revision
+    state.revision = state.base_revision = revision
     state.artifact_path = path
+    state.delta_passages = 0
     state.passage_count = len(index.passages)
     state.entry_count = len({passage.entry_id for passage in index.passages})
     state.status = IndexState.Status.READY
@@ -245,11 +259,31 @@ def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> Ind
         setattr(state, name, value)
     state.save()
     serving.forget(state.version_id)
-    # Keep the previous revision: another process may be reading it right now.
-    _, files = storage.listdir(folder)
-    for name in files:
-        if name.startswith("r") and name.endswith(".npz") and name[1:-4].isdigit() and int(name[1:-4]) < revision - 1:
-            storage.delete(f"{folder}/{name}")
+    # Keep the previous full artifact: another process may be reading it right now.
+    _delete_stale_artifacts(folder, keep_from=previous_base, revision=revision)
+    return state
+
+
+def _save_delta(state: IndexState, delta: EntryDelta) -> IndexState:
+    """Store one entry's change as the next revision of ``state`` (locked by the caller): a file the size of the
+    entry, whatever the size of the index; fold the deltas into a full artifact when enough have piled up."""
+    storage = serving.artifact_storage()
+    revision = state.revision + 1
+    path = serving.delta_path(state.artifact_path, revision)
+    if storage.exists(path):
+        storage.delete(path)  # left over by a transaction that rolled back
+    storage.save(path, ContentFile(delta.to_bytes()))
+    state.revision = revision
+    state.delta_passages += max(1, len(delta.passages))
+    state.entry_count = selectors.validated_entries().count()
+    state.status = IndexState.Status.READY
+    state.error = ""
+    state.save()
+    serving.forget(state.version_id)
+    if compaction_due(delta_passages=state.delta_passages, passage_count=state.passage_count):
+        index = _load_vector_index(state)
+        state = _save_revision(state, index)
+        logger.info("Index of %s: deltas folded into revision %s (%s passages)", state.version, state.revision, state.passage_count)
     return state
 
 
@@ -330,15 +364,16 @@ def _update_entry_in(*, version: ModelVersion, entry_id: int) -> None:
         current = Entry.objects.filter(pk=entry_id).first()
         if _entry_stamp(current) != _entry_stamp(entry):
             passages, vectors = encoded(current)
-        index = _load_vector_index(state)
-        indexed = any(passage.entry_id == entry_id for passage in index.passages)
         if passages:
-            index.upsert_entry(entry_id, passages, vectors)
-        elif indexed:
-            index.remove_entry(entry_id)
-        else:
-            return  # neither indexed nor to be indexed: nothing changes
-        _save_revision(state, index)
+            _save_delta(state, EntryDelta(entry_id, tuple(passages), vectors))
+        elif _may_be_indexed(entry_id):
+            _save_delta(state, EntryDelta.removal(entry_id))
+        # else: neither indexed nor to be indexed, nothing changes
+
+
+def _may_be_indexed(entry_id: int) -> bool:
+    """Whether the entry was ever validated (deleted entries included): only then can an index hold it."""
+    return Entry.history.filter(id=entry_id, status=Entry.Status.VALIDATED).exists()
 
 
 def index_entry_enqueue(*, entry_id: int) -> None:

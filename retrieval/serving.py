@@ -2,20 +2,24 @@
 
 A web or worker process loads each model once (an LRU of ``MODEL_CACHE_SIZE``) and each version's index
 once. Before every search it reads the version's index revision (a cheap query, cached for
-``settings.INDEX_REVISION_CHECK_SECONDS``) and reloads the artifact only when the revision moved. The
-lexical index, the exact-term lookup and the pre-processing vocabulary come from the validated glossary
-entries and are rebuilt together with the vector index, so the three always describe the same glossary.
+``settings.INDEX_REVISION_CHECK_SECONDS``); when the revision moved it applies only the new entry deltas to
+the index it holds, or loads the full artifact when that changed. The lexical index, the exact-term lookup and
+the pre-processing vocabulary come from the validated glossary entries and are rebuilt together with the
+vector index (from the entries held in memory, re-reading only the changed ones), so the three always describe
+the same glossary.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
+import posixpath
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +31,11 @@ from glossary.models import Entry
 from glossary.text import fold
 from retrieval import selectors
 from retrieval.catalogue import ModelSpec
-from retrieval.lexical import LexicalIndex, lexical_document, tokenize
+from retrieval.lexical import OVERLAY_MAX_ENTRIES, LexicalIndex, lexical_document, tokenize
 from retrieval.models import IndexState, ModelVersion
 from retrieval.passages import EntryData
-from retrieval.preprocess import Vocabulary, build_vocabulary
-from retrieval.vector_index import FaissVectorIndex, VectorIndex
+from retrieval.preprocess import Vocabulary, build_vocabulary, extend_vocabulary
+from retrieval.vector_index import EntryDelta, FaissVectorIndex, VectorIndex
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,7 +47,7 @@ INDEX_CACHE_SIZE = 3
 _lock = threading.RLock()
 _models: OrderedDict[tuple, "SentenceTransformer"] = OrderedDict()
 _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
-_revision_checks: dict[int, tuple[float, int, str]] = {}
+_revision_checks: dict[int, tuple[float, "IndexRevision"]] = {}
 # Versions whose artifact files this process found intact (checked once: model files are large).
 _verified_versions: set[int] = set()
 
@@ -188,6 +192,26 @@ class TermLookup:
                 self._entries.setdefault(words, set()).add(entry_id)
         self._longest = max((len(words) for words in self._entries), default=0)
 
+    def with_changes(self, *, removed: Sequence[tuple[int, str]] = (), added: Sequence[tuple[int, str]] = ()) -> TermLookup:
+        """A new lookup without the ``removed`` (entry, name) pairs and with the ``added`` ones (cost of the changes)."""
+        changed = TermLookup([])
+        changed._entries = dict(self._entries)
+        changed._longest = self._longest
+        for entry_id, name in removed:
+            words = term_words(name)
+            if words in changed._entries:
+                remaining = changed._entries[words] - {entry_id}
+                if remaining:
+                    changed._entries[words] = remaining
+                else:
+                    del changed._entries[words]
+        for entry_id, name in added:
+            words = term_words(name)
+            if words and len(words) <= _LONGEST_TERM_WORDS:
+                changed._entries[words] = changed._entries.get(words, set()) | {entry_id}
+                changed._longest = max(changed._longest, len(words))
+        return changed
+
     def match(self, *texts: str, language: str | None = None) -> set[int]:
         """Entries named in any of ``texts``; ``language`` is the query's ("fr", "en" or None if unknown)."""
         found: set[int] = set()
@@ -225,21 +249,55 @@ class ServedIndex:
     terms: TermLookup
     vocabulary: Vocabulary
     entry_count: int
+    artifact_path: str = ""
+    entries: dict[int, EntryData] = field(default_factory=dict)
 
 
-def _revision_of(version_id: int) -> tuple[int, str] | None:
-    """(revision, artifact path) of the version's index, read at most every INDEX_REVISION_CHECK_SECONDS."""
+@dataclass(frozen=True)
+class IndexRevision:
+    revision: int
+    artifact_path: str
+    base_revision: int
+
+
+def delta_path(artifact_path: str, revision: int) -> str:
+    """Where revision ``revision``'s entry delta lies: next to the full artifact it applies to."""
+    return posixpath.join(posixpath.dirname(artifact_path), f"d{revision}.npz")
+
+
+def read_deltas(artifact_path: str, *, after: int, until: int) -> list[EntryDelta]:
+    """The entry deltas of revisions ``after + 1`` to ``until`` (FileNotFoundError when one was folded away)."""
+    storage = artifact_storage()
+    deltas = []
+    for revision in range(after + 1, until + 1):
+        with storage.open(delta_path(artifact_path, revision), "rb") as handle:
+            deltas.append(EntryDelta.from_bytes(handle.read()))
+    return deltas
+
+
+def load_vector_index(artifact_path: str, *, base_revision: int, revision: int, index_class: type[VectorIndex] = VectorIndex) -> VectorIndex:
+    """The index at ``revision``: the full artifact, then the deltas written since."""
+    with artifact_storage().open(artifact_path, "rb") as handle:
+        index = index_class.from_bytes(handle.read())
+    for delta in read_deltas(artifact_path, after=base_revision, until=revision):
+        delta.apply_to(index)
+    return index
+
+
+def _revision_of(version_id: int) -> IndexRevision | None:
+    """The version's index revision, read at most every INDEX_REVISION_CHECK_SECONDS."""
     ttl = getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0)
     now = time.monotonic()
     cached = _revision_checks.get(version_id)
     if cached and now - cached[0] < ttl:
-        return cached[1], cached[2]
-    row = IndexState.objects.filter(version_id=version_id).exclude(artifact_path="").values_list("revision", "artifact_path").first()
+        return cached[1]
+    row = IndexState.objects.filter(version_id=version_id).exclude(artifact_path="").values_list("revision", "artifact_path", "base_revision").first()
     if row is None:
         _revision_checks.pop(version_id, None)
         return None
-    _revision_checks[version_id] = (now, row[0], row[1])
-    return row
+    current = IndexRevision(*row)
+    _revision_checks[version_id] = (now, current)
+    return current
 
 
 def vector_index_class() -> type[VectorIndex]:
@@ -248,19 +306,26 @@ def vector_index_class() -> type[VectorIndex]:
 
 
 def served_index(version: ModelVersion) -> ServedIndex | None:
-    """The version's index as this process serves it, reloaded when its revision moved; None when never built."""
+    """The version's index as this process serves it, caught up when its revision moved; None when never built."""
     current = _revision_of(version.pk)
     if current is None:
         return None
-    revision, artifact_path = current
     with _lock:
         cached = _indexes.get(version.pk)
-        if cached is not None and cached.revision == revision:
+        if cached is not None and cached.revision == current.revision:
             _indexes.move_to_end(version.pk)
             return cached
-        with artifact_storage().open(artifact_path, "rb") as handle:
-            vectors = vector_index_class().from_bytes(handle.read())
-        served = _glossary_side(version_id=version.pk, revision=revision, vectors=vectors)
+        served = None
+        if cached is not None and cached.artifact_path == current.artifact_path and cached.revision < current.revision:
+            try:
+                served = _caught_up(cached, current)
+            except FileNotFoundError:
+                served = None  # the deltas were folded into a new full artifact meanwhile
+        if served is None:
+            vectors = load_vector_index(
+                current.artifact_path, base_revision=current.base_revision, revision=current.revision, index_class=vector_index_class()
+            )
+            served = _glossary_side(version_id=version.pk, revision=current.revision, artifact_path=current.artifact_path, vectors=vectors)
         _indexes[version.pk] = served
         _indexes.move_to_end(version.pk)
         while len(_indexes) > INDEX_CACHE_SIZE:
@@ -268,23 +333,67 @@ def served_index(version: ModelVersion) -> ServedIndex | None:
         return served
 
 
-def _glossary_side(*, version_id: int, revision: int, vectors: VectorIndex) -> ServedIndex:
+def _names(entry: EntryData) -> list[tuple[int, str]]:
+    return [(entry.id, name) for name in (entry.term, *entry.variants)]
+
+
+def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
+    """``cached`` with the deltas written since its revision applied: work proportional to the edits, without
+    re-reading the full artifact or the whole glossary (the lexical side is patched, or rebuilt from the entries
+    held in memory once its overlay is large)."""
+    deltas = read_deltas(current.artifact_path, after=cached.revision, until=current.revision)
+    vectors = copy.copy(cached.vectors)  # searches running on the cached index keep their passage list
+    vectors.passages = list(cached.vectors.passages)
+    for delta in deltas:
+        delta.apply_to(vectors)
+    changed = {delta.entry_id for delta in deltas}
+    indexed_now = {delta.entry_id for delta in deltas if delta.passages}
+    fresh = _entry_data(Entry.objects.filter(pk__in=indexed_now, status=Entry.Status.VALIDATED))
+    before = [cached.entries[entry_id] for entry_id in changed if entry_id in cached.entries]
+    entries = {entry_id: entry for entry_id, entry in cached.entries.items() if entry_id not in changed} | fresh
+    if cached.lexical is None or cached.lexical.overlay_size + len(changed) > OVERLAY_MAX_ENTRIES:
+        return _served(version_id=cached.version_id, revision=current.revision, artifact_path=current.artifact_path, vectors=vectors, entries=entries)
+    return ServedIndex(
+        version_id=cached.version_id,
+        revision=current.revision,
+        vectors=vectors,
+        lexical=cached.lexical.with_changes(changed=[lexical_document(entry) for entry in fresh.values()], removed=changed - fresh.keys()),
+        terms=cached.terms.with_changes(
+            removed=[name for entry in before for name in _names(entry)], added=[name for entry in fresh.values() for name in _names(entry)]
+        ),
+        vocabulary=extend_vocabulary(cached.vocabulary, [(entry.term, entry.kind, entry.variants, entry.definition) for entry in fresh.values()]),
+        entry_count=len(entries),
+        artifact_path=current.artifact_path,
+        entries=entries,
+    )
+
+
+def _entry_data(queryset) -> dict[int, EntryData]:
+    return {
+        entry_id: EntryData(id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants))
+        for entry_id, term, kind, variants, definition in queryset.values_list("id", "term", "kind", "variants", "definition").order_by("id")
+    }
+
+
+def _glossary_side(*, version_id: int, revision: int, artifact_path: str, vectors: VectorIndex) -> ServedIndex:
     """Lexical index, exact-term lookup and vocabulary of the entries the vector index holds."""
     indexed_ids = {passage.entry_id for passage in vectors.passages}
-    entries = [
-        EntryData(id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants))
-        for entry_id, term, kind, variants, definition in Entry.objects.filter(pk__in=indexed_ids, status=Entry.Status.VALIDATED)
-        .values_list("id", "term", "kind", "variants", "definition")
-        .order_by("id")
-    ]
+    entries = _entry_data(Entry.objects.filter(pk__in=indexed_ids, status=Entry.Status.VALIDATED))
+    return _served(version_id=version_id, revision=revision, artifact_path=artifact_path, vectors=vectors, entries=entries)
+
+
+def _served(*, version_id: int, revision: int, artifact_path: str, vectors: VectorIndex, entries: dict[int, EntryData]) -> ServedIndex:
+    ordered = [entries[entry_id] for entry_id in sorted(entries)]
     return ServedIndex(
         version_id=version_id,
         revision=revision,
         vectors=vectors,
-        lexical=LexicalIndex.build([lexical_document(entry) for entry in entries]),
-        terms=TermLookup([(entry.id, name) for entry in entries for name in (entry.term, *entry.variants)]),
-        vocabulary=build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in entries]),
-        entry_count=len(entries),
+        lexical=LexicalIndex.build([lexical_document(entry) for entry in ordered]),
+        terms=TermLookup([name for entry in ordered for name in _names(entry)]),
+        vocabulary=build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in ordered]),
+        entry_count=len(ordered),
+        artifact_path=artifact_path,
+        entries=entries,
     )
 
 

@@ -6,6 +6,8 @@ Python loop; top-k by ``argpartition``).
 ``FaissVectorIndex`` is the documented option for very large glossaries (hundreds of thousands of
 passages); it needs ``faiss-cpu``, which is not a dependency of the product.
 Serialised as an ``.npz`` holding the matrix and the passages as JSON: no pickle, safe to load.
+``EntryDelta`` is the change of one entry (its new passages and vectors, or none when it leaves the index),
+serialised the same way: an edit is stored and applied at a cost that does not depend on the glossary's size.
 Pure module: no Django import.
 """
 from __future__ import annotations
@@ -13,12 +15,22 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from retrieval.passages import Passage
 
 FORMAT_VERSION = 1
+# Entry deltas are folded into a new full artifact once they hold this share of the index's passages (and at
+# least COMPACT_MIN_PASSAGES): an edit costs the same at any size, and the full rewrite is amortised over a
+# number of edits that grows with the size (about COMPACT_SHARE x passages / 2 edits between two rewrites).
+COMPACT_SHARE = 0.1
+COMPACT_MIN_PASSAGES = 200
+
+
+def compaction_due(*, delta_passages: int, passage_count: int) -> bool:
+    return delta_passages >= max(COMPACT_MIN_PASSAGES, COMPACT_SHARE * passage_count)
 
 
 def _as_matrix(vectors: np.ndarray | Sequence, *, rows: int) -> np.ndarray:
@@ -108,19 +120,61 @@ class VectorIndex:
             "format": FORMAT_VERSION,
             "passages": [[p.entry_id, p.passage_type, p.position, p.text] for p in self.passages],
         }
-        buffer = io.BytesIO()
-        np.savez(buffer, matrix=self.matrix, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
-        return buffer.getvalue()
+        return _npz_bytes(self.matrix, meta)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VectorIndex:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-            matrix = archive["matrix"]
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"Unsupported vector index format {meta.get('format')!r}.")
+        matrix, meta = _npz_load(data)
         passages = [Passage(int(entry_id), kind, int(position), text) for entry_id, kind, position, text in meta["passages"]]
         return cls(passages, matrix)
+
+
+def _npz_bytes(matrix: np.ndarray, meta: dict) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, matrix=matrix, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
+    return buffer.getvalue()
+
+
+def _npz_load(data: bytes) -> tuple[np.ndarray, dict]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+        matrix = archive["matrix"]
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"Unsupported vector index format {meta.get('format')!r}.")
+    return matrix, meta
+
+
+@dataclass(frozen=True)
+class EntryDelta:
+    """One entry's change: its passages and their vectors now (no passages: the entry leaves the index)."""
+
+    entry_id: int
+    passages: tuple[Passage, ...]
+    vectors: np.ndarray
+
+    @classmethod
+    def removal(cls, entry_id: int) -> EntryDelta:
+        return cls(entry_id, (), np.zeros((0, 0), dtype=np.float32))
+
+    def apply_to(self, index: VectorIndex) -> None:
+        if self.passages:
+            index.upsert_entry(self.entry_id, list(self.passages), self.vectors)
+        else:
+            index.remove_entry(self.entry_id)
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "format": FORMAT_VERSION,
+            "entry_id": self.entry_id,
+            "passages": [[p.entry_id, p.passage_type, p.position, p.text] for p in self.passages],
+        }
+        return _npz_bytes(np.asarray(self.vectors, dtype=np.float32), meta)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EntryDelta:
+        matrix, meta = _npz_load(data)
+        passages = tuple(Passage(int(entry_id), kind, int(position), text) for entry_id, kind, position, text in meta["passages"])
+        return cls(int(meta["entry_id"]), passages, matrix)
 
 
 class FaissUnavailableError(RuntimeError):

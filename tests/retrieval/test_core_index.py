@@ -154,3 +154,66 @@ def test_lexical_search_ranks_entries_by_bm25():
     assert index.search("xyz inconnu", top_k=5) == []
     assert index.search("cotisation", top_k=1)[0][0] in {10, 12} and len(index.search("cotisation", top_k=1)) == 1
     assert LexicalIndex.build([]).search("urssaf", top_k=3) == []
+
+
+def test_an_entry_delta_round_trips_and_applies_like_an_upsert_or_a_removal():
+    from retrieval.vector_index import EntryDelta, compaction_due
+
+    base = VectorIndex.build(passages_for(1, contexts=1) + passages_for(2, contexts=1), unit_rows(4))
+    new_passages = passages_for(1, contexts=2)
+    delta = EntryDelta.from_bytes(EntryDelta(1, tuple(new_passages), unit_rows(3, seed=5)).to_bytes())
+    expected = VectorIndex.build(base.passages, base.matrix)
+    expected.upsert_entry(1, new_passages, unit_rows(3, seed=5))
+    delta.apply_to(base)
+    assert base.keys == expected.keys
+    np.testing.assert_allclose(base.matrix, expected.matrix)
+    EntryDelta.from_bytes(EntryDelta.removal(2).to_bytes()).apply_to(base)
+    assert {passage.entry_id for passage in base.passages} == {1}
+    # Folded in when deltas hold a tenth of the index's passages, at least 200.
+    assert not compaction_due(delta_passages=199, passage_count=100)
+    assert compaction_due(delta_passages=200, passage_count=100)
+    assert not compaction_due(delta_passages=9_999, passage_count=100_000) and compaction_due(delta_passages=10_000, passage_count=100_000)
+
+
+LEXICAL_ENTRIES = [
+    EntryData(id=10, term="URSSAF", definition="Organisme qui collecte les cotisations sociales."),
+    EntryData(id=11, term="CPAM", definition="Caisse primaire d'assurance maladie.", kind="acronym"),
+    EntryData(id=12, term="Cotisation", definition="Somme versée pour financer la protection sociale."),
+    EntryData(id=13, term="CAF", definition="Caisse d'allocations familiales qui verse les prestations."),
+]
+
+
+def test_a_lexical_overlay_scores_a_document_exactly_as_the_full_build_does():
+    index = LexicalIndex.build([lexical_document(entry) for entry in LEXICAL_ENTRIES])
+    same = index.with_changes(changed=[lexical_document(LEXICAL_ENTRIES[1])])  # entry 11 rewritten as it was
+    assert same.overlay_size == 1
+    for query in ("caisse maladie", "cotisations sociales", "CPAM"):
+        overlaid, built = same.search(query, top_k=5), index.search(query, top_k=5)
+        assert [entry_id for entry_id, _ in overlaid] == [entry_id for entry_id, _ in built] and built
+        assert [score for _, score in overlaid] == pytest.approx([score for _, score in built], rel=1e-5)
+
+
+def test_a_lexical_overlay_serves_edits_additions_and_removals():
+    index = LexicalIndex.build([lexical_document(entry) for entry in LEXICAL_ENTRIES])
+    edited = EntryData(id=11, term="CPAM", definition="Caisse primaire zorglub.", kind="acronym")
+    added = EntryData(id=14, term="CNAV", definition="Caisse nationale d'assurance vieillesse.", kind="acronym")
+    changed = index.with_changes(changed=[lexical_document(edited), lexical_document(added)], removed=[13])
+    assert changed.search("zorglub", top_k=5)[0][0] == 11  # a word no full build has seen
+    assert 11 not in [entry_id for entry_id, _ in changed.search("assurance maladie", top_k=5)]  # its old text is gone
+    assert changed.search("assurance vieillesse", top_k=5)[0][0] == 14
+    assert changed.search("allocations familiales", top_k=5) == []  # removed
+    assert len(changed) == 4 and len(index) == 4
+    assert index.search("allocations familiales", top_k=5)[0][0] == 13  # the original is untouched
+    again = changed.with_changes(changed=[lexical_document(LEXICAL_ENTRIES[3])])  # brought back
+    assert again.search("allocations familiales", top_k=5)[0][0] == 13 and again.overlay_size == 3
+
+
+def test_extending_a_vocabulary_equals_building_it_with_the_entry():
+    from retrieval.preprocess import build_vocabulary, extend_vocabulary
+
+    rows = [(entry.term, entry.kind, entry.variants, entry.definition) for entry in LEXICAL_ENTRIES]
+    new = ("CNAV", "acronym", ("Caisse nationale d'assurance vieillesse",), "Caisse qui verse les retraites.")
+    extended, full = extend_vocabulary(build_vocabulary(rows), [new]), build_vocabulary([*rows, new])
+    assert (extended.terms, extended.acronyms, extended.words, extended.word_counts) == (full.terms, full.acronyms, full.words, full.word_counts)
+    assert extended.closest("vieilesse", max_distance=2) == full.closest("vieilesse", max_distance=2) == ("vieillesse", 1)
+    assert extended.knows("cnav") and not build_vocabulary(rows).knows("cnav")

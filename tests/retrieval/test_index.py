@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from glossary import services as glossary_services
 from glossary.models import Entry
-from retrieval import selectors, serving, services, tasks
+from retrieval import selectors, serving, services, tasks, vector_index
 from retrieval.models import IndexState, ModelVersion, PromotionEvent
 from retrieval.vector_index import VectorIndex
 from tests.factories import EntryFactory
@@ -15,8 +15,7 @@ from tests.factories import EntryFactory
 
 def _stored_index(version: ModelVersion) -> tuple[IndexState, VectorIndex]:
     state = IndexState.objects.get(version=version)
-    with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
-        return state, VectorIndex.from_bytes(handle.read())
+    return state, serving.load_vector_index(state.artifact_path, base_revision=state.base_revision, revision=state.revision)
 
 
 def _by_key(index: VectorIndex) -> tuple[list[str], np.ndarray]:
@@ -99,13 +98,50 @@ def test_edits_that_do_not_touch_the_index_keep_its_revision(glossary, expert, d
     assert IndexState.objects.get(version=version).revision == 1
 
 
-def test_only_the_last_two_revisions_are_kept(glossary):
+def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact(glossary, monkeypatch):
     version = selectors.champion_version_get()
     services.index_rebuild(version=version)
     for term in ("caf", "tva", "urssaf"):
         services.index_update_entry(entry_id=glossary[term].pk)
+    state = IndexState.objects.get(version=version)
+    assert (state.revision, state.base_revision, state.artifact_path) == (4, 1, "indexes/v0/r1.npz")
     _, files = serving.artifact_storage().listdir("indexes/v0")
-    assert sorted(files) == ["r3.npz", "r4.npz"]
+    assert sorted(files) == ["d2.npz", "d3.npz", "d4.npz", "r1.npz"]
+    # The full artifact is never rewritten by an edit: its size does not matter to the cost of one.
+    assert serving.load_vector_index(state.artifact_path, base_revision=1, revision=1).keys != [] and state.delta_passages >= 3
+
+    monkeypatch.setattr(vector_index, "COMPACT_MIN_PASSAGES", state.delta_passages + 1)
+    services.index_update_entry(entry_id=glossary["caf"].pk)  # enough deltas now: folded into r6
+    state.refresh_from_db()
+    assert (state.revision, state.base_revision, state.artifact_path, state.delta_passages) == (6, 6, "indexes/v0/r6.npz", 0)
+    _, files = serving.artifact_storage().listdir("indexes/v0")
+    assert sorted(files) == ["r1.npz", "r6.npz"]  # r1 kept for a reader still on it
+    folded = _stored_index(version)[1]
+    services.index_rebuild(version=version)
+    _, files = serving.artifact_storage().listdir("indexes/v0")
+    assert sorted(files) == ["r6.npz", "r7.npz"]
+    rebuilt = _stored_index(version)[1]
+    assert _by_key(folded)[0] == _by_key(rebuilt)[0]
+    assert np.allclose(_by_key(folded)[1], _by_key(rebuilt)[1], atol=1e-5)
+
+
+def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_artifact(glossary, expert, django_capture_on_commit_callbacks, monkeypatch):
+    version = selectors.champion_version_get()
+    services.index_rebuild(version=version)
+    assert services.search(query="TVA").hits[0].entry.term == "TVA"  # loads r1 in this process
+    loads = []
+    real_from_bytes = VectorIndex.from_bytes.__func__
+    monkeypatch.setattr(VectorIndex, "from_bytes", classmethod(lambda cls, data: loads.append(len(data)) or real_from_bytes(cls, data)))
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_update(
+            entry=glossary["tva"], data={"term": "TVAX", "definition": "Taxe zorglub sur la valeur ajoutée."}, user=expert
+        )
+    serving.forget(version.pk)
+    hits = services.search(query="zorglub").hits
+    assert hits[0].entry.term == "TVAX" and hits[0].hit.lexical_score  # dense and BM25 both know the edit
+    assert loads == []  # the full artifact was not read again: only the delta
+    served = serving.served_index(version)
+    assert served.revision == 2 and served.entries[glossary["tva"].pk].term == "TVAX"
 
 
 def test_a_failed_build_is_recorded_on_the_index_state(glossary, monkeypatch):
