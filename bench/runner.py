@@ -50,11 +50,10 @@ train throwaway adapters; those never become a model version. The load test of m
 
 Reading the targets: each part notes the machine's load average while it ran; a load far above 2 means the
 absolute times are those of a fraction of a core. Where a target is not met, its note and the profiles part say
-where the time goes. Two costs grow with the glossary by design of the current index storage, not by accident of
-measurement: an incremental update rewrites the whole index artifact (the in-memory update itself is constant),
-and every web process rebuilds BM25 and the pre-processing vocabulary from the database when the index revision
-moves. Both are invisible at the sizes of today's glossaries (thousands of entries) and are the first things to
-change (per-revision delta files; a BM25 update per entry) before serving 100k passages. The API target at 10
+where the time goes. An edited entry costs the same at 1k and 100k passages: the update task writes a delta file
+the size of the entry (the full artifact is rewritten once per thousands of edits at 100k), and each web process
+applies the delta to the index it holds, with overlays for BM25, the term lookup and the vocabulary, rather than
+reloading the index or re-reading the glossary. The API target at 10
 concurrent clients is out of reach of 2 cores whatever the code: by Little's law the median latency is at least
 10 / throughput, and one search costs 15-35 ms of CPU (a MiniLM forward pass for the query, then Django), so two
 cores serve 30-60 searches/s; 50 ms at 10 clients needs about 200/s (more cores with one worker each, a smaller

@@ -7,6 +7,7 @@ the same and encoding 100k passages would take most of the run.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -21,8 +22,9 @@ from retrieval.embedding import encode_documents, encode_queries
 from retrieval.hybrid import fuse
 from retrieval.lexical import LexicalIndex, lexical_document
 from retrieval.passages import EntryData, passages_of
-from retrieval.preprocess import Vocabulary, build_vocabulary, preprocess_query, warm_up
-from retrieval.vector_index import VectorIndex
+from retrieval.preprocess import LayeredVocabulary, Vocabulary, build_vocabulary, preprocess_query, warm_up
+from retrieval.lexical import OVERLAY_MAX_ENTRIES
+from retrieval.vector_index import COMPACT_MIN_PASSAGES, COMPACT_SHARE, EntryDelta, VectorIndex
 
 STAGES = ("preprocess", "encode", "dense", "lexical", "fuse")
 CANDIDATES = 50
@@ -92,36 +94,55 @@ def in_process_latency(glossaries: dict[int, Glossary], queries: list[str], *, m
 
 
 def update_costs(glossaries: dict[int, Glossary], *, model, spec, repeat: int, persisted_repeat: int) -> dict[int, dict[str, float]]:
-    """Per size, median ms of re-indexing one edited entry: in memory (encode + upsert) and with the artifact
-    rewritten as the index-update task does (read the artifact, upsert, write the next revision). Sizes alternate."""
+    """Per size, median ms of re-indexing one edited entry, the ways the product does it (sizes alternate):
+
+    * ``in_memory``: encode the entry's passages and upsert them into the index;
+    * ``stored``: what the index-update task writes: encode, and serialise the entry's delta (the full artifact
+      is not touched);
+    * ``fold``: the full rewrite the deltas are eventually folded into (read the artifact, write a new one), and
+      ``fold_per_edit``, its share per edit (the rewrite comes after ``compaction_due`` passages of deltas);
+    * ``catch_up``: what each serving process does when it sees the new revision: apply the delta to a copy of
+      its passage list, lay the entry over BM25 and the vocabulary.
+    """
     jobs = {}
     for size, glossary in glossaries.items():
         entry = glossary.entries[0]
         edited = EntryData(id=entry.id, term=entry.term, definition=entry.definition + " modifiée", kind=entry.kind, contexts=entry.contexts)
         passages = passages_of(edited)
         blob = glossary.vectors.to_bytes()
+        delta = EntryDelta(edited.id, tuple(passages), encode_documents(model, spec, [p.text for p in passages]))
 
         def in_memory(glossary=glossary, edited=edited, passages=passages):
             glossary.vectors.upsert_entry(edited.id, passages, encode_documents(model, spec, [p.text for p in passages]))
 
-        def persisted(blob=blob, edited=edited, passages=passages):
-            index = VectorIndex.from_bytes(blob)
-            index.upsert_entry(edited.id, passages, encode_documents(model, spec, [p.text for p in passages]))
-            index.to_bytes()
+        def stored(edited=edited, passages=passages):
+            EntryDelta(edited.id, tuple(passages), encode_documents(model, spec, [p.text for p in passages])).to_bytes()
 
-        jobs[size] = (in_memory, persisted, len(blob) / 2**20)
-    timings = {size: {"in_memory": [], "persisted": []} for size in glossaries}
-    for number in range(max(repeat, persisted_repeat)):
-        for size, (in_memory, persisted, _) in jobs.items():
-            if number < repeat:
-                timings[size]["in_memory"].append(stats.timed(in_memory))
-            if number < persisted_repeat:
-                timings[size]["persisted"].append(stats.timed(persisted))
-    return {
-        size: {"in_memory": stats.median(timings[size]["in_memory"]) * 1000, "persisted": stats.median(timings[size]["persisted"]) * 1000,
-               "artifact_mb": jobs[size][2]}
-        for size in glossaries
-    }
+        def fold(blob=blob):
+            VectorIndex.from_bytes(blob).to_bytes()
+
+        def catch_up(glossary=glossary, edited=edited, delta_bytes=delta.to_bytes()):
+            # What retrieval.serving._caught_up does with one delta (its term lookup is laid over the same way).
+            vectors = copy.copy(glossary.vectors)
+            EntryDelta.from_bytes(delta_bytes).apply_to(vectors)
+            glossary.lexical.with_changes(changed=[lexical_document(edited)])
+            LayeredVocabulary(glossary.vocabulary, build_vocabulary([(edited.term, edited.kind, edited.variants, edited.definition)]))
+
+        glossary.lexical.with_changes()  # its entry -> row map is made once per full build, then shared by every overlay
+        edits_per_fold = max(COMPACT_MIN_PASSAGES, COMPACT_SHARE * len(glossary.vectors)) / len(passages)
+        jobs[size] = ({"in_memory": in_memory, "stored": stored, "fold": fold, "catch_up": catch_up}, len(blob) / 2**20, edits_per_fold)
+    counts = {"in_memory": repeat, "stored": repeat, "fold": persisted_repeat, "catch_up": repeat}
+    timings = {size: {name: [] for name in counts} for size in glossaries}
+    for number in range(max(counts.values())):
+        for size, (functions, _, _) in jobs.items():
+            for name, function in functions.items():
+                if number < counts[name]:
+                    timings[size][name].append(stats.timed(function))
+    costs = {}
+    for size, (_, artifact_mb, edits_per_fold) in jobs.items():
+        costs[size] = {name: stats.median(values) * 1000 for name, values in timings[size].items()}
+        costs[size].update(artifact_mb=artifact_mb, edits_per_fold=edits_per_fold, fold_per_edit=costs[size]["fold"] / edits_per_fold)
+    return costs
 
 
 def encode_by_threads(queries: list[str], *, model, spec, repeat: int) -> list[list]:
@@ -167,7 +188,10 @@ def run(ctx) -> Section:
         total = latency["total"]
         latency_rows.append([f"{size:,}", stats.ms(total["p50"]), stats.ms(total["p95"]), f"{1000 / total['mean']:.0f}", total["n"]])
         stage_rows.append([f"{size:,}", *(stats.ms(latency[stage]["p50"]) for stage in STAGES)])
-        update_rows.append([f"{size:,}", stats.ms(update["in_memory"]), stats.ms(update["persisted"]), f"{update['artifact_mb']:.1f}"])
+        update_rows.append([
+            f"{size:,}", stats.ms(update["in_memory"]), stats.ms(update["stored"]), stats.ms(update["fold"]),
+            f"{update['edits_per_fold']:.0f}", stats.ms(update["fold_per_edit"]), stats.ms(update["catch_up"]), f"{update['artifact_mb']:.1f}",
+        ])
 
     section.table("Hybrid search with pre-processing, one client (ms)", ["Passages", "p50", "p95", "Queries/s", "Searches"], latency_rows)
     section.table("Median time per stage (ms)", ["Passages", *STAGES], stage_rows)
@@ -178,7 +202,8 @@ def run(ctx) -> Section:
     )
     section.table(
         "Re-indexing one edited entry (median ms)",
-        ["Passages", "Encode + upsert in memory", "Read artifact + upsert + write artifact", "Artifact MB"],
+        ["Passages", "Encode + upsert in memory", "Update task: encode + write delta", "Fold: full rewrite",
+         "Edits per fold", "Fold per edit", "Serving process catch-up", "Artifact MB"],
         update_rows,
     )
     p50 = {size: by_size[size]["latency"]["total"]["p50"] for size in sizes}
@@ -194,16 +219,26 @@ def run(ctx) -> Section:
         note=f"the exact scan grows from {stats.ms(by_size[1_000]['latency']['dense']['p50'])} to "
         f"{stats.ms(by_size[100_000]['latency']['dense']['p50'])} ms (memory-bound: 150 MiB of vectors per query)",
     )
-    in_memory_growth = by_size[100_000]["updates"]["in_memory"] / by_size[1_000]["updates"]["in_memory"]
-    persisted_growth = by_size[100_000]["updates"]["persisted"] / by_size[1_000]["updates"]["persisted"]
+    growth_of = {
+        name: by_size[100_000]["updates"][name] / by_size[1_000]["updates"][name] for name in ("in_memory", "stored", "fold_per_edit", "catch_up")
+    }
     section.target(
-        "One-entry update cost 100k / 1k (index core)", value=stats.ratio(in_memory_growth), limit="≈ 1 (size-independent)",
-        met=in_memory_growth <= 1.5,
+        "One-entry update cost 100k / 1k (index core)", value=stats.ratio(growth_of["in_memory"]), limit="≈ 1 (size-independent)",
+        met=growth_of["in_memory"] <= 1.5,
     )
     section.target(
-        "One-entry update cost 100k / 1k (with the artifact rewrite)", value=stats.ratio(persisted_growth),
-        limit="≈ 1 (size-independent)", met=persisted_growth <= 1.5,
-        note="the update task re-reads and rewrites the whole .npz artifact (linear in size); the in-memory update is constant",
+        "One-entry update cost 100k / 1k (update task: encode + stored delta)", value=stats.ratio(growth_of["stored"]),
+        limit="≈ 1 (size-independent)", met=growth_of["stored"] <= 1.5,
+        note=f"the full artifact is rewritten once per {by_size[100_000]['updates']['edits_per_fold']:.0f} edits at 100k "
+        f"({stats.ms(by_size[100_000]['updates']['fold_per_edit'])} ms per edit amortised, vs "
+        f"{stats.ms(by_size[1_000]['updates']['fold_per_edit'])} ms at 1k)",
+    )
+    section.notes.append(
+        f"Serving-process catch-up after one edit: {stats.ms(by_size[1_000]['updates']['catch_up'])} ms at 1k passages, "
+        f"{stats.ms(by_size[100_000]['updates']['catch_up'])} ms at 100k ({stats.ratio(growth_of['catch_up'])}x, the only part "
+        "still touching every passage is a 8-byte-per-row scan for the entry's rows): the delta applied, BM25 and the vocabulary "
+        f"with the entry laid over them. Every {OVERLAY_MAX_ENTRIES} changed entries a process rebuilds BM25 and the "
+        "vocabulary from the entries it holds (about 3 s at 100k passages). The end-to-end time is the serving section's target."
     )
     section.notes += [
         f"Queries: {len(queries)} questions of the sigles set x {repeat} pass(es), after a warm-up, the three sizes taking "

@@ -5,10 +5,9 @@ uses an LLM, and only when the caller passes one (a callable). Pure module: no D
 """
 from __future__ import annotations
 
-import bisect
 import logging
 import re
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -102,30 +101,30 @@ def build_vocabulary(entries: Iterable[Sequence]) -> Vocabulary:
     return Vocabulary(terms=terms, acronyms=acronyms, words=set(counts), word_counts=counts)
 
 
-def extend_vocabulary(vocabulary: Vocabulary, entries: Iterable[Sequence]) -> Vocabulary:
-    """``vocabulary`` with the words of ``entries`` added (same tuples as ``build_vocabulary``): the cost of an
-    edited entry, shared sets and dicts aside. It only adds: the words of a removed or rewritten entry stay
-    until the next full build (they can only help a spelling correction find a word that is no longer there)."""
-    extra = build_vocabulary(entries)
-    acronyms = dict(vocabulary.acronyms)
-    for key, expansions in extra.acronyms.items():
-        known = acronyms.get(key, [])
-        acronyms[key] = known + [expansion for expansion in expansions if expansion not in known]
-    # Built without __post_init__: its derived sets are extended, not recomputed from the whole glossary.
-    extended = Vocabulary.__new__(Vocabulary)
-    extended.terms = vocabulary.terms | extra.terms
-    extended.acronyms = acronyms
-    extended.words = vocabulary.words | extra.words
-    extended.word_counts = Counter(vocabulary.word_counts)  # a dict copy in C, then the entry's few words
-    extended.word_counts.update(extra.word_counts)
-    extended._folded_words = vocabulary._folded_words | extra._folded_words
-    candidates = list(vocabulary._candidates)
-    for word in extra._candidates:
-        position = bisect.bisect_left(candidates, word)
-        if position == len(candidates) or candidates[position] != word:
-            candidates.insert(position, word)
-    extended._candidates = candidates
-    return extended
+class LayeredVocabulary:
+    """A full build's vocabulary with the words of the entries changed since laid over it (``extra``).
+
+    Same questions as ``Vocabulary`` (``acronyms``, ``knows``, ``closest``) at the cost of the changes: nothing of
+    the base is copied. It only adds: the words of a removed or rewritten entry stay until the next full build
+    (they can only help a spelling correction find a word that is no longer there)."""
+
+    def __init__(self, base: Vocabulary, extra: Vocabulary):
+        self.base, self.extra = base, extra
+        merged = {
+            key: base.acronyms.get(key, []) + [expansion for expansion in expansions if expansion not in base.acronyms.get(key, [])]
+            for key, expansions in extra.acronyms.items()
+        }
+        self.acronyms = ChainMap(merged, base.acronyms)
+
+    def knows(self, token: str) -> bool:
+        return self.extra.knows(token) or self.base.knows(token)
+
+    def closest(self, token: str, *, max_distance: int) -> tuple[str, int] | None:
+        found = [match for match in (self.extra.closest(token, max_distance=max_distance), self.base.closest(token, max_distance=max_distance)) if match]
+        if not found:
+            return None
+        count = lambda word: self.base.word_counts[word] + self.extra.word_counts[word]  # noqa: E731
+        return min(found, key=lambda match: (match[1], -count(match[0]), match[0]))
 
 
 @dataclass

@@ -34,7 +34,7 @@ from retrieval.catalogue import ModelSpec
 from retrieval.lexical import OVERLAY_MAX_ENTRIES, LexicalIndex, lexical_document, tokenize
 from retrieval.models import IndexState, ModelVersion
 from retrieval.passages import EntryData
-from retrieval.preprocess import Vocabulary, build_vocabulary, extend_vocabulary
+from retrieval.preprocess import LayeredVocabulary, Vocabulary, build_vocabulary
 from retrieval.vector_index import EntryDelta, FaissVectorIndex, VectorIndex
 
 if TYPE_CHECKING:
@@ -192,26 +192,6 @@ class TermLookup:
                 self._entries.setdefault(words, set()).add(entry_id)
         self._longest = max((len(words) for words in self._entries), default=0)
 
-    def with_changes(self, *, removed: Sequence[tuple[int, str]] = (), added: Sequence[tuple[int, str]] = ()) -> TermLookup:
-        """A new lookup without the ``removed`` (entry, name) pairs and with the ``added`` ones (cost of the changes)."""
-        changed = TermLookup([])
-        changed._entries = dict(self._entries)
-        changed._longest = self._longest
-        for entry_id, name in removed:
-            words = term_words(name)
-            if words in changed._entries:
-                remaining = changed._entries[words] - {entry_id}
-                if remaining:
-                    changed._entries[words] = remaining
-                else:
-                    del changed._entries[words]
-        for entry_id, name in added:
-            words = term_words(name)
-            if words and len(words) <= _LONGEST_TERM_WORDS:
-                changed._entries[words] = changed._entries.get(words, set()) | {entry_id}
-                changed._longest = max(changed._longest, len(words))
-        return changed
-
     def match(self, *texts: str, language: str | None = None) -> set[int]:
         """Entries named in any of ``texts``; ``language`` is the query's ("fr", "en" or None if unknown)."""
         found: set[int] = set()
@@ -225,6 +205,17 @@ class TermLookup:
                     if ids and (size > 1 or _names_a_term(phrase[0], typed_in_capitals=typed_in_capitals, language=language)):
                         found |= ids
         return found
+
+
+class LayeredTermLookup:
+    """A full build's lookup without the entries changed since (``hidden``), plus a lookup of their current
+    names (``extra``): the cost of the changes, nothing of the base copied."""
+
+    def __init__(self, base: TermLookup, *, hidden: set[int], extra: TermLookup):
+        self.base, self.hidden, self.extra = base, hidden, extra
+
+    def match(self, *texts: str, language: str | None = None) -> set[int]:
+        return (self.base.match(*texts, language=language) - self.hidden) | self.extra.match(*texts, language=language)
 
 
 def _names_a_term(word: str, *, typed_in_capitals: set[str], language: str | None) -> bool:
@@ -246,11 +237,21 @@ class ServedIndex:
     revision: int
     vectors: VectorIndex
     lexical: LexicalIndex
-    terms: TermLookup
-    vocabulary: Vocabulary
+    terms: TermLookup | LayeredTermLookup
+    vocabulary: Vocabulary | LayeredVocabulary
     entry_count: int
     artifact_path: str = ""
-    entries: dict[int, EntryData] = field(default_factory=dict)
+    # The glossary side as of its last full build, and the entries changed since (None: no longer indexed).
+    base_entries: dict[int, EntryData] = field(default_factory=dict)
+    overlay: dict[int, EntryData | None] = field(default_factory=dict)
+    base_terms: TermLookup | None = None
+    base_vocabulary: Vocabulary | None = None
+
+    def entry(self, entry_id: int) -> EntryData | None:
+        """The entry as this index serves it (None when it does not hold it)."""
+        if entry_id in self.overlay:
+            return self.overlay[entry_id]
+        return self.base_entries.get(entry_id)
 
 
 @dataclass(frozen=True)
@@ -339,32 +340,38 @@ def _names(entry: EntryData) -> list[tuple[int, str]]:
 
 def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
     """``cached`` with the deltas written since its revision applied: work proportional to the edits, without
-    re-reading the full artifact or the whole glossary (the lexical side is patched, or rebuilt from the entries
-    held in memory once its overlay is large)."""
+    re-reading the full artifact or the whole glossary. The glossary side keeps its full build and lays the
+    changed entries over it (BM25, term lookup, vocabulary), until OVERLAY_MAX_ENTRIES entries changed: then it
+    is rebuilt from the entries held in memory."""
     deltas = read_deltas(current.artifact_path, after=cached.revision, until=current.revision)
-    vectors = copy.copy(cached.vectors)  # searches running on the cached index keep their passage list
-    vectors.passages = list(cached.vectors.passages)
+    # The matrix and passage list are shared, not copied: an edit that keeps the number of passages overwrites
+    # the entry's rows in place (a search running meanwhile sees the old or the new rows of that one entry);
+    # any other change makes new arrays, leaving the cached index as it was.
+    vectors = copy.copy(cached.vectors)
     for delta in deltas:
         delta.apply_to(vectors)
     changed = {delta.entry_id for delta in deltas}
     indexed_now = {delta.entry_id for delta in deltas if delta.passages}
     fresh = _entry_data(Entry.objects.filter(pk__in=indexed_now, status=Entry.Status.VALIDATED))
-    before = [cached.entries[entry_id] for entry_id in changed if entry_id in cached.entries]
-    entries = {entry_id: entry for entry_id, entry in cached.entries.items() if entry_id not in changed} | fresh
-    if cached.lexical is None or cached.lexical.overlay_size + len(changed) > OVERLAY_MAX_ENTRIES:
+    overlay = {**cached.overlay, **{entry_id: fresh.get(entry_id) for entry_id in changed}}
+    if cached.base_terms is None or cached.base_vocabulary is None or len(overlay) > OVERLAY_MAX_ENTRIES:
+        entries = {entry_id: entry for entry_id, entry in cached.base_entries.items() if entry_id not in overlay}
+        entries.update((entry_id, entry) for entry_id, entry in overlay.items() if entry is not None)
         return _served(version_id=cached.version_id, revision=current.revision, artifact_path=current.artifact_path, vectors=vectors, entries=entries)
-    return ServedIndex(
-        version_id=cached.version_id,
+    current_overlay = [entry for entry in overlay.values() if entry is not None]
+    added = sum(1 for entry_id, entry in overlay.items() if entry is not None and entry_id not in cached.base_entries)
+    gone = sum(1 for entry_id, entry in overlay.items() if entry is None and entry_id in cached.base_entries)
+    return replace(
+        cached,
         revision=current.revision,
         vectors=vectors,
         lexical=cached.lexical.with_changes(changed=[lexical_document(entry) for entry in fresh.values()], removed=changed - fresh.keys()),
-        terms=cached.terms.with_changes(
-            removed=[name for entry in before for name in _names(entry)], added=[name for entry in fresh.values() for name in _names(entry)]
+        terms=LayeredTermLookup(cached.base_terms, hidden=set(overlay), extra=TermLookup([name for entry in current_overlay for name in _names(entry)])),
+        vocabulary=LayeredVocabulary(
+            cached.base_vocabulary, build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in current_overlay])
         ),
-        vocabulary=extend_vocabulary(cached.vocabulary, [(entry.term, entry.kind, entry.variants, entry.definition) for entry in fresh.values()]),
-        entry_count=len(entries),
-        artifact_path=current.artifact_path,
-        entries=entries,
+        entry_count=len(cached.base_entries) + added - gone,
+        overlay=overlay,
     )
 
 
@@ -384,16 +391,20 @@ def _glossary_side(*, version_id: int, revision: int, artifact_path: str, vector
 
 def _served(*, version_id: int, revision: int, artifact_path: str, vectors: VectorIndex, entries: dict[int, EntryData]) -> ServedIndex:
     ordered = [entries[entry_id] for entry_id in sorted(entries)]
+    terms = TermLookup([name for entry in ordered for name in _names(entry)])
+    vocabulary = build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in ordered])
     return ServedIndex(
         version_id=version_id,
         revision=revision,
         vectors=vectors,
         lexical=LexicalIndex.build([lexical_document(entry) for entry in ordered]),
-        terms=TermLookup([name for entry in ordered for name in _names(entry)]),
-        vocabulary=build_vocabulary([(entry.term, entry.kind, entry.variants, entry.definition) for entry in ordered]),
+        terms=terms,
+        vocabulary=vocabulary,
         entry_count=len(ordered),
         artifact_path=artifact_path,
-        entries=entries,
+        base_entries=entries,
+        base_terms=terms,
+        base_vocabulary=vocabulary,
     )
 
 

@@ -6,7 +6,10 @@ import pytest
 from bench import report
 from bench.active_learning import (
     ACTIVE,
+    GENERATED,
     RANDOM,
+    UNSEEN,
+    WRITTEN,
     Settings,
     build_scenario,
     decisions_to_match,
@@ -17,7 +20,7 @@ from bench.active_learning import (
 from bench.synthetic import Question, synthetic_entries
 
 TINY = Settings(
-    glossary_size=30, generated_pool=10, generated_held_out=6, cycles=2, per_cycle=3, glossary_pairs=16, max_steps=2, batch_size=8
+    glossary_size=30, generated_pool=10, generated_unseen=6, cycles=2, per_cycle=3, glossary_pairs=16, max_steps=2, batch_size=8
 )
 
 
@@ -27,13 +30,22 @@ def tiny_glossary():
     return rows, asked
 
 
-def test_scenario_keeps_pool_and_held_out_apart_by_entry():
+def test_scenario_splits_questions_and_keeps_unseen_entries_out_of_the_pool():
     rows, asked = tiny_glossary()
     scenario = build_scenario(rows=rows, asked=asked, settings=TINY)
     assert len(scenario.concepts) == 30
-    assert len(scenario.held_out) == 4 + 6 and len(scenario.pool) == 2 + 10
-    assert not {question.entry_id for question in scenario.pool} & scenario.held_out_entry_ids
-    assert {question.entry_id for question in scenario.held_out} <= scenario.held_out_entry_ids
+    origins = lambda questions: [question.origin for question in questions]  # noqa: E731
+    assert origins(scenario.pool).count(WRITTEN) == 3 and origins(scenario.pool).count(GENERATED) == 10
+    assert origins(scenario.held_out).count(WRITTEN) == 3 and origins(scenario.held_out).count(GENERATED) == 10
+    assert origins(scenario.held_out).count(UNSEEN) == 6
+    # A held-out wording is never a pool wording; every generated pool question has a held-out rewording.
+    assert not {question.key for question in scenario.pool} & {question.key for question in scenario.held_out}
+    generated = lambda questions: {q.entry_id for q in questions if q.origin == GENERATED}  # noqa: E731
+    assert generated(scenario.pool) == generated(scenario.held_out)
+    # Entries of the unseen questions are nobody's pool question and are the ones kept out of training.
+    unseen = {question.entry_id for question in scenario.held_out if question.origin == UNSEEN}
+    assert unseen == scenario.held_out_entry_ids and len(unseen) == 6
+    assert not {question.entry_id for question in scenario.pool} & unseen
 
 
 def test_decisions_to_match_interpolates_and_reports_never():

@@ -208,12 +208,16 @@ def test_a_lexical_overlay_serves_edits_additions_and_removals():
     assert again.search("allocations familiales", top_k=5)[0][0] == 13 and again.overlay_size == 3
 
 
-def test_extending_a_vocabulary_equals_building_it_with_the_entry():
-    from retrieval.preprocess import build_vocabulary, extend_vocabulary
+def test_a_layered_vocabulary_answers_like_one_built_with_the_new_entry():
+    from retrieval.preprocess import LayeredVocabulary, build_vocabulary
 
     rows = [(entry.term, entry.kind, entry.variants, entry.definition) for entry in LEXICAL_ENTRIES]
     new = ("CNAV", "acronym", ("Caisse nationale d'assurance vieillesse",), "Caisse qui verse les retraites.")
-    extended, full = extend_vocabulary(build_vocabulary(rows), [new]), build_vocabulary([*rows, new])
-    assert (extended.terms, extended.acronyms, extended.words, extended.word_counts) == (full.terms, full.acronyms, full.words, full.word_counts)
-    assert extended.closest("vieilesse", max_distance=2) == full.closest("vieilesse", max_distance=2) == ("vieillesse", 1)
-    assert extended.knows("cnav") and not build_vocabulary(rows).knows("cnav")
+    layered, full = LayeredVocabulary(build_vocabulary(rows), build_vocabulary([new])), build_vocabulary([*rows, new])
+    for key in ("CNAV", "CPAM", "URSSAF"):
+        assert (key in layered.acronyms, layered.acronyms.get(key)) == (key in full.acronyms, full.acronyms.get(key))
+    for word in ("cnav", "vieillesse", "cotisations", "zorglub"):
+        assert layered.knows(word) == full.knows(word)
+    for typo in ("vieilesse", "cotisatons", "maladi"):
+        assert layered.closest(typo, max_distance=2) == full.closest(typo, max_distance=2)
+    assert layered.closest("vieilesse", max_distance=2) == ("vieillesse", 1) and not build_vocabulary(rows).knows("cnav")

@@ -141,7 +141,20 @@ def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_art
     assert hits[0].entry.term == "TVAX" and hits[0].hit.lexical_score  # dense and BM25 both know the edit
     assert loads == []  # the full artifact was not read again: only the delta
     served = serving.served_index(version)
-    assert served.revision == 2 and served.entries[glossary["tva"].pk].term == "TVAX"
+    assert served.revision == 2 and served.entry(glossary["tva"].pk).term == "TVAX" and set(served.overlay) == {glossary["tva"].pk}
+    assert glossary["tva"].pk in served.terms.match("c'est quoi la TVAX")  # the term lookup knows the new name...
+    assert glossary["tva"].pk not in served.terms.match("c'est quoi la TVA")  # ...and no longer the old one
+    assert served.vocabulary.knows("zorglub")
+
+    # Past OVERLAY_MAX_ENTRIES changed entries, the process rebuilds its glossary side from the entries it holds.
+    monkeypatch.setattr(serving, "OVERLAY_MAX_ENTRIES", 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_services.entry_set_status(entry=glossary["caf"], status=Entry.Status.DRAFT, user=expert)
+    serving.forget(version.pk)
+    rebuilt = serving.served_index(version)
+    assert rebuilt.revision == 3 and rebuilt.overlay == {} and rebuilt.entry(glossary["tva"].pk).term == "TVAX"
+    assert rebuilt.entry(glossary["caf"].pk) is None and rebuilt.entry_count == served.entry_count - 1
+    assert services.search(query="zorglub").hits[0].entry.term == "TVAX" and loads == []
 
 
 def test_a_failed_build_is_recorded_on_the_index_state(glossary, monkeypatch):
