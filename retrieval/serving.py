@@ -285,12 +285,12 @@ def load_vector_index(artifact_path: str, *, base_revision: int, revision: int, 
     return index
 
 
-def _revision_of(version_id: int) -> IndexRevision | None:
-    """The version's index revision, read at most every INDEX_REVISION_CHECK_SECONDS."""
+def _revision_of(version_id: int, *, fresh: bool = False) -> IndexRevision | None:
+    """The version's index revision, read at most every INDEX_REVISION_CHECK_SECONDS (``fresh``: read it now)."""
     ttl = getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0)
     now = time.monotonic()
     cached = _revision_checks.get(version_id)
-    if cached and now - cached[0] < ttl:
+    if cached and now - cached[0] < ttl and not fresh:
         return cached[1]
     row = IndexState.objects.filter(version_id=version_id).exclude(artifact_path="").values_list("revision", "artifact_path", "base_revision").first()
     if row is None:
@@ -308,27 +308,41 @@ def vector_index_class() -> type[VectorIndex]:
 
 def served_index(version: ModelVersion) -> ServedIndex | None:
     """The version's index as this process serves it, caught up when its revision moved; None when never built."""
-    current = _revision_of(version.pk)
-    if current is None:
-        return None
+    for attempt in range(3):
+        current = _revision_of(version.pk)
+        if current is None:
+            return None
+        try:
+            return _served_at(version.pk, current)
+        except FileNotFoundError:
+            # The worker folded the deltas into a new full artifact after this process read the revision (and
+            # deleted them): read the revision again.
+            if attempt == 2:
+                raise
+            forget(version.pk)
+    raise AssertionError("unreachable")
+
+
+def _served_at(version_id: int, current: IndexRevision) -> ServedIndex:
     with _lock:
-        cached = _indexes.get(version.pk)
+        cached = _indexes.get(version_id)
         if cached is not None and cached.revision == current.revision:
-            _indexes.move_to_end(version.pk)
+            _indexes.move_to_end(version_id)
             return cached
         served = None
         if cached is not None and cached.artifact_path == current.artifact_path and cached.revision < current.revision:
             try:
                 served = _caught_up(cached, current)
             except FileNotFoundError:
-                served = None  # the deltas were folded into a new full artifact meanwhile
+                served = None  # the deltas were folded into a new full artifact meanwhile: load that
+                current = _revision_of(version_id, fresh=True) or current
         if served is None:
             vectors = load_vector_index(
                 current.artifact_path, base_revision=current.base_revision, revision=current.revision, index_class=vector_index_class()
             )
-            served = _glossary_side(version_id=version.pk, revision=current.revision, artifact_path=current.artifact_path, vectors=vectors)
-        _indexes[version.pk] = served
-        _indexes.move_to_end(version.pk)
+            served = _glossary_side(version_id=version_id, revision=current.revision, artifact_path=current.artifact_path, vectors=vectors)
+        _indexes[version_id] = served
+        _indexes.move_to_end(version_id)
         while len(_indexes) > INDEX_CACHE_SIZE:
             _indexes.popitem(last=False)
         return served

@@ -1,5 +1,6 @@
 """The vector index of a version: first build, incremental updates from glossary edits, promotion, rollback."""
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -155,6 +156,27 @@ def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_art
     assert rebuilt.revision == 3 and rebuilt.overlay == {} and rebuilt.entry(glossary["tva"].pk).term == "TVAX"
     assert rebuilt.entry(glossary["caf"].pk) is None and rebuilt.entry_count == served.entry_count - 1
     assert services.search(query="zorglub").hits[0].entry.term == "TVAX" and loads == []
+
+
+def test_a_process_whose_deltas_were_folded_away_meanwhile_loads_the_new_full_artifact(glossary, settings, monkeypatch):
+    settings.INDEX_REVISION_CHECK_SECONDS = 3600  # this process will not look at the revision again by itself
+    version = selectors.champion_version_get()
+    services.index_rebuild(version=version)
+    assert services.search(query="TVA").index_revision == 1
+    for term in ("caf", "tva"):
+        services.index_update_entry(entry_id=glossary[term].pk)
+    serving.forget(version.pk)
+    serving.served_index(version)  # caught up to revision 3 from d2 and d3
+    services.index_update_entry(entry_id=glossary["urssaf"].pk)
+    serving.forget(version.pk)
+    stale = serving._revision_of(version.pk)  # revision 4 on r1, cached for an hour
+    monkeypatch.setattr(vector_index, "COMPACT_MIN_PASSAGES", 1)
+    services.index_update_entry(entry_id=glossary["caf"].pk)  # d5, then folded into r6: every delta deleted
+    # As a web process that read the revision just before the worker wrote (here worker and web share a process).
+    serving._revision_checks[version.pk] = (time.monotonic(), stale)
+    assert serving._revision_of(version.pk) == stale and stale.revision == 4
+    result = services.search(query="TVA")  # d4 is gone: the process reads the revision again and loads r6
+    assert result.index_revision == 6 and result.hits[0].entry.term == "TVA"
 
 
 def test_a_failed_build_is_recorded_on_the_index_state(glossary, monkeypatch):
