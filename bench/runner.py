@@ -55,9 +55,9 @@ the size of the entry (the full artifact is rewritten once per thousands of edit
 applies the delta to the index it holds, with overlays for BM25, the term lookup and the vocabulary, rather than
 reloading the index or re-reading the glossary. The API target at 10
 concurrent clients is out of reach of 2 cores whatever the code: by Little's law the median latency is at least
-10 / throughput, and one search costs 15-35 ms of CPU (a MiniLM forward pass for the query, then Django), so two
-cores serve 30-60 searches/s; 50 ms at 10 clients needs about 200/s (more cores with one worker each, a smaller
-or quantised query encoder, or a GPU).
+10 / throughput, and each search is a MiniLM forward pass for the query (about 13 ms of CPU) plus Django, with the
+load generator on the same cores; the serving part gives this run's throughput and the bound it implies. 50 ms at
+10 clients needs about 200 searches/s: more cores with one worker each, a smaller or quantised query encoder, or a GPU.
 """
 
 
