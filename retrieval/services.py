@@ -238,15 +238,19 @@ def _delete_stale_artifacts(folder: str, *, keep_from: int, revision: int) -> No
             storage.delete(f"{folder}/{name}")
 
 
+def _write_artifact(path: str, data: bytes) -> None:
+    storage = serving.artifact_storage()
+    if storage.exists(path):
+        storage.delete(path)  # left over by a transaction that rolled back
+    storage.save(path, ContentFile(data))
+
+
 def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> IndexState:
     """Store ``index`` in full as the next revision of ``state`` (locked by the caller) and drop stale artifacts."""
-    storage = serving.artifact_storage()
     revision = state.revision + 1
     folder = f"indexes/v{state.version.number}"
     path = f"{folder}/r{revision}.npz"
-    if storage.exists(path):
-        storage.delete(path)  # left over by a transaction that rolled back
-    storage.save(path, ContentFile(index.to_bytes()))
+    _write_artifact(path, index.to_bytes())
     previous_base = state.base_revision
     state.revision = state.base_revision = revision
     state.artifact_path = path
@@ -267,12 +271,8 @@ def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> Ind
 def _save_delta(state: IndexState, delta: EntryDelta) -> IndexState:
     """Store one entry's change as the next revision of ``state`` (locked by the caller): a file the size of the
     entry, whatever the size of the index; fold the deltas into a full artifact when enough have piled up."""
-    storage = serving.artifact_storage()
     revision = state.revision + 1
-    path = serving.delta_path(state.artifact_path, revision)
-    if storage.exists(path):
-        storage.delete(path)  # left over by a transaction that rolled back
-    storage.save(path, ContentFile(delta.to_bytes()))
+    _write_artifact(serving.delta_path(state.artifact_path, revision), delta.to_bytes())
     state.revision = revision
     state.delta_passages += max(1, len(delta.passages))
     state.entry_count = selectors.validated_entries().count()
