@@ -238,7 +238,7 @@ def run(ctx) -> Section:
         f"{stats.ms(by_size[100_000]['updates']['catch_up'])} ms at 100k ({stats.ratio(growth_of['catch_up'])}x, the only part "
         "still touching every passage is a 8-byte-per-row scan for the entry's rows): the delta applied, BM25 and the vocabulary "
         f"with the entry laid over them. Every {OVERLAY_MAX_ENTRIES} changed entries a process rebuilds BM25 and the "
-        "vocabulary from the entries it holds (about 3 s at 100k passages). The end-to-end time is the serving section's target."
+        "vocabulary from the entries it holds. The end-to-end time is the serving section's target."
     )
     section.notes += [
         f"Queries: {len(queries)} questions of the sigles set x {repeat} pass(es), after a warm-up, the three sizes taking "
