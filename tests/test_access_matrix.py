@@ -63,6 +63,9 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     # The admin's sign-out sends whoever is not staff back to the admin index, which asks them to sign in.
     ("admin:logout", "GET"): ANY_ANSWER,
     ("admin:logout", "POST"): ANY_ANSWER,
+    # Single sign-on (config/oidc.py): starting it and the provider's callback are public (404 when not configured).
+    ("oidc_authentication_init", "GET"): PUBLIC,
+    ("oidc_authentication_callback", "GET"): PUBLIC,
     # A token is obtained with a user name and password.
     ("api-token", "GET"): PUBLIC,
     ("api-token", "POST"): PUBLIC,
