@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc from our static files: the API docs work offline
     "django_htmx",
     "simple_history",
     "django_celery_beat",
@@ -236,6 +237,14 @@ SPECTACULAR_SETTINGS = {
         "ReviewDecisionEnum": "training.models.ReviewDecision.Decision",
     },
 }
+# The API docs pages load Swagger UI and Redoc from drf-spectacular-sidecar's static files, not from a CDN
+# (installations without internet), and Swagger UI does not call its online validator.
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+})
 
 # Celery: Redis when available, else the embedded filesystem broker (the log says which).
 BROKER = choose_broker(os.environ, VAR_DIR)

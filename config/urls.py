@@ -14,7 +14,8 @@ api_patterns = [
     path("", include("evaluation.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Our Redoc page: drf-spectacular's without its Google Fonts links (the docs must work offline).
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
 ]
 
 urlpatterns = [
