@@ -170,6 +170,11 @@ class OIDCBackend(OIDCAuthenticationBackend):
         self._load_settings()
         return super().authenticate(request, **kwargs)
 
+    def get_user(self, user_id):
+        # mozilla-django-oidc's get_user ignores is_active: a deactivated user's open session must end too.
+        user = super().get_user(user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
+
     def verify_token(self, token, **kwargs):
         payload = super().verify_token(token, **kwargs)
         # mozilla-django-oidc does not check these: the token must be ours and come from our provider.

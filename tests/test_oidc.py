@@ -130,6 +130,16 @@ def test_roles_follow_the_provider_on_every_login(client, provider):
     assert client.get(MAINTAINER_PAGE).status_code == 403
 
 
+def test_a_deactivated_user_loses_an_open_sso_session(client, provider):
+    provider.claims = {"sub": "leaver", "groups": ["lexique-experts"]}
+    sso_login(client, provider)
+    assert client.get(reverse("glossary:entry-list")).status_code == 200
+
+    get_user_model().objects.filter(username="leaver").update(is_active=False)
+
+    assert client.get(reverse("glossary:entry-list"))["Location"].startswith(reverse("login"))
+
+
 def test_keycloak_nested_roles_claim(client, provider, settings):
     settings.OIDC_ROLES_CLAIM = "realm_access.roles"
     settings.OIDC_ROLES_MAP = {}
