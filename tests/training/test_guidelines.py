@@ -118,3 +118,25 @@ def test_the_workbench_include_shows_the_guide_for_the_item(expert_client):
     assert "Doublons fiscaux" in html and "<strong>Fusionner</strong> si même sens." in html
     empty = render_to_string("training/_guideline.html", {"domain": item.domain_id, "source": "flag"})
     assert "Pas de guide d'annotation pour ce domaine et cette source." in empty
+
+
+def test_the_workbench_shows_the_guide_beside_the_item(expert_client, expert):
+    from retrieval import selectors as retrieval_selectors
+    from retrieval.models import Flag, QuestionLog
+    from training import workbench
+    from tests.factories import EntryFactory
+
+    tax = DomainFactory(name="Fiscalité")
+    entry = EntryFactory(domain=tax)
+    hit = {"entry_id": entry.pk, "term": entry.term, "domain": tax.name, "passage_type": "definition", "passage_text": entry.definition,
+           "dense_score": 0.5, "lexical_score": None, "dense_rank": 1, "lexical_rank": None, "rank": 1}
+    log = QuestionLog.objects.create(question="c'est quoi la TVA ?", hits=[hit])
+    Flag.objects.create(question_log=log, created_by=expert, reason=Flag.Reason.WRONG_ENTRY, retrieved=log.hits, domain=tax)
+    workbench.review_items_upsert(source=ReviewItem.Source.FLAG, scan=workbench.flag_items(), version=retrieval_selectors.champion_version_get())
+    workbench.review_queue_reorder()
+    Guideline.objects.create(source="flag", title="Signalements", body="Choisir l'entrée *vraiment* demandée.")
+    Guideline.objects.create(domain=tax, source="flag", title="Signalements fiscaux", body="Préférer la *définition* du BOFiP.")
+
+    page = expert_client.get(reverse("training:workbench")).content.decode()
+
+    assert "Signalements fiscaux" in page and "<em>définition</em> du BOFiP" in page and "vraiment" not in page
