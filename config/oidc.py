@@ -277,7 +277,12 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
     def get(self, request):
         if not oidc_enabled():
             raise Http404("Single sign-on is not configured.")
-        return super().get(request)
+        try:
+            return super().get(request)
+        except (requests.RequestException, OIDCDiscoveryError) as error:
+            # The provider is unreachable or refused the code: back to the login page with a message, not a 500.
+            logger.error("OIDC callback failed: %s", error)
+            return self.login_failure()
 
 
 def provider_logout_url(request) -> str:

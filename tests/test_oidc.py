@@ -163,6 +163,17 @@ def test_a_replayed_callback_is_refused(client, provider):
     assert replay.status_code == 302 and replay["Location"] == "/accounts/login/?sso=failed"
 
 
+def test_a_provider_that_goes_down_during_login_sends_back_to_the_login_page(client, provider):
+    start = client.get(reverse("oidc_authentication_init"))
+    back = urlparse(requests.get(start["Location"], allow_redirects=False, timeout=10).headers["Location"])
+    provider.stop()
+
+    callback = client.get(f"{back.path}?{back.query}")
+
+    assert callback.status_code == 302 and callback["Location"] == "/accounts/login/?sso=failed"
+    assert not get_user_model().objects.exists()
+
+
 def test_local_login_still_works_with_a_provider_configured(client, provider):
     get_user_model().objects.create_user(username="local", password="pw-local-123")
     response = client.post(reverse("login"), {"username": "local", "password": "pw-local-123"})
