@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc from our static files: the API docs work offline
     "django_htmx",
     "simple_history",
     "django_celery_beat",
@@ -120,6 +121,41 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "glossary:entry-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# ---- Single sign-on (OpenID Connect, config/oidc.py; README "Single sign-on") ----------------------------------
+# On when OIDC_RP_CLIENT_ID and an issuer (or explicit endpoints) are set; local accounts keep working either way.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "config.oidc.OIDCBackend"]
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "")  # shown as "Se connecter avec <name>"
+# Endpoints come from {OIDC_ISSUER}/.well-known/openid-configuration on first use unless set explicitly.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_LOGOUT_ENDPOINT = os.environ.get("OIDC_OP_LOGOUT_ENDPOINT", "")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_ACR_VALUES = os.environ.get("OIDC_ACR_VALUES", "")  # e.g. ProConnect's "eidas1"
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "sub")
+# The claim that lists a user's groups or roles (a dotted path for nested claims: "realm_access.roles"), and
+# "provider value=lexique role" pairs; with a roles claim, a user's roles follow the provider on every login.
+OIDC_ROLES_CLAIM = os.environ.get("OIDC_ROLES_CLAIM", "")
+OIDC_ROLES_MAP = dict(
+    pair.split("=", 1) for pair in (item.strip() for item in os.environ.get("OIDC_ROLES_MAP", "").split(",")) if "=" in pair
+)
+OIDC_DEFAULT_ROLE = os.environ.get("OIDC_DEFAULT_ROLE", "")
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
+OIDC_TIMEOUT = float(os.environ.get("OIDC_TIMEOUT", "10"))
+# The ID token is kept in the session for the provider's logout (id_token_hint).
+OIDC_STORE_ID_TOKEN = True
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+# The login page shows "Se connecter avec <provider>" when configured.
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.oidc.sso_context")
+# ---- end of single sign-on --------------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", _("Français")), ("en", _("English"))]
@@ -201,6 +237,14 @@ SPECTACULAR_SETTINGS = {
         "ReviewDecisionEnum": "training.models.ReviewDecision.Decision",
     },
 }
+# The API docs pages load Swagger UI and Redoc from drf-spectacular-sidecar's static files, not from a CDN
+# (installations without internet), and Swagger UI does not call its online validator.
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+})
 
 # Celery: Redis when available, else the embedded filesystem broker (the log says which).
 BROKER = choose_broker(os.environ, VAR_DIR)

@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from config import oidc
 
 api_patterns = [
     path("", include("glossary.api_urls")),
@@ -11,13 +14,18 @@ api_patterns = [
     path("", include("evaluation.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Our Redoc page: drf-spectacular's without its Google Fonts links (the docs must work offline).
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
 ]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="glossary:entry-list", permanent=False), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Django's logout, which also closes a session opened through the SSO provider (config/oidc.py).
+    path("accounts/logout/", oidc.LogoutView.as_view(), name="logout"),
+    # Single sign-on (OpenID Connect): 404 unless configured. The names are mozilla-django-oidc's.
+    path("oidc/authenticate/", login_not_required(oidc.OIDCLoginView.as_view()), name="oidc_authentication_init"),
+    path("oidc/callback/", login_not_required(oidc.OIDCCallbackView.as_view()), name="oidc_authentication_callback"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

@@ -63,6 +63,9 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     # The admin's sign-out sends whoever is not staff back to the admin index, which asks them to sign in.
     ("admin:logout", "GET"): ANY_ANSWER,
     ("admin:logout", "POST"): ANY_ANSWER,
+    # Single sign-on (config/oidc.py): starting it and the provider's callback are public (404 when not configured).
+    ("oidc_authentication_init", "GET"): PUBLIC,
+    ("oidc_authentication_callback", "GET"): PUBLIC,
     # A token is obtained with a user name and password.
     ("api-token", "GET"): PUBLIC,
     ("api-token", "POST"): PUBLIC,
@@ -80,6 +83,11 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     ("training:workbench", "GET"): EXPERT_LEVEL,
     ("training:workbench-next", "GET"): EXPERT_LEVEL,
     ("review-item-next-item", "GET"): EXPERT_LEVEL,
+    # Annotation guides: anyone signed in reads them, maintainers write them.
+    ("training:guideline-create", "GET"): MAINTAINER_LEVEL,
+    ("training:guideline-create", "POST"): MAINTAINER_LEVEL,
+    ("training:guideline-edit", "GET"): MAINTAINER_LEVEL,
+    ("training:guideline-edit", "POST"): MAINTAINER_LEVEL,
 }
 
 # Which object fills a path parameter: by (URL name prefix, parameter), then by parameter name alone.
@@ -112,6 +120,7 @@ OBJECT_BY_PARAMETER = {
     "leaderboard_id": "leaderboard",
     "item_id": "review_item",
     "decision_id": "review_decision",
+    "guideline_id": "guideline",
 }
 MISSING_OBJECT_ID = "987654"
 # Unnamed patterns cannot be reversed: one example path each.
@@ -176,7 +185,7 @@ def objects(expert, maintainer):
     from django.utils import timezone
 
     from glossary.models import ImportBatch
-    from training.models import DataSnapshot, NegativeCandidate, ReviewDecision, ReviewItem, TrainingRun
+    from training.models import DataSnapshot, Guideline, NegativeCandidate, ReviewDecision, ReviewItem, TrainingRun
 
     domain = DomainFactory(name="Fiscalité")
     entries = [EntryFactory(domain=domain) for _ in range(3)]
@@ -209,6 +218,7 @@ def objects(expert, maintainer):
         "leaderboard": Leaderboard.objects.create(status=Leaderboard.Status.SUCCEEDED),
         "review_item": review_item,
         "review_decision": ReviewDecision.objects.create(item=decided_item, user=expert, decision=ReviewDecision.Decision.SKIP),
+        "guideline": Guideline.objects.create(domain=domain, source=ReviewItem.Source.FLAG, title="Signalements", body="*Lire* la question."),
     }
 
 

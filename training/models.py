@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class TrainingConfig(models.Model):
@@ -312,3 +313,43 @@ class QuestionLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question[:60]} → {self.entry_id}"
+
+
+class Guideline(models.Model):
+    """A short annotation guide (markdown) for one domain and/or one source of the review queue.
+
+    No domain: for every domain; no source: for every source. The workbench shows the most specific guide for
+    an item (training.guidelines.guideline_for). Maintainers edit guides; every change is kept in the history.
+    """
+
+    domain = models.ForeignKey(
+        "glossary.Domain", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("domaine"),
+        help_text=_("Vide : tous les domaines."),
+    )
+    source = models.CharField(
+        _("source"), max_length=20, choices=ReviewItem.Source.choices, blank=True, help_text=_("Vide : toutes les sources."),
+    )
+    title = models.CharField(_("titre"), max_length=200)
+    body = models.TextField(_("texte (markdown)"), max_length=20000)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["domain__name", "source", "id"]
+        constraints = [
+            # One guide per (domain, source); NULL domains are not equal in SQL, hence the second constraint.
+            models.UniqueConstraint(
+                fields=["domain", "source"], condition=models.Q(domain__isnull=False), name="guideline_one_per_domain_source",
+                violation_error_message=_("Un guide existe déjà pour ce domaine et cette source."),
+            ),
+            models.UniqueConstraint(
+                fields=["source"], condition=models.Q(domain__isnull=True), name="guideline_one_per_source_all_domains",
+                violation_error_message=_("Un guide existe déjà pour ce domaine et cette source."),
+            ),
+        ]
+        verbose_name = _("guide d'annotation")
+        verbose_name_plural = _("guides d'annotation")
+
+    def __str__(self) -> str:
+        return self.title

@@ -13,4 +13,5 @@ urlpatterns = [
     path("training/screening/", views.screening_list, name="screening"),
     path("training/screening/<int:candidate_id>/", views.screening_decide, name="screening-decide"),
     path("workbench/", include("training.workbench_urls")),
+    path("guidelines/", include("training.guideline_urls")),
 ]
