@@ -196,6 +196,9 @@ MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "model-cache"
 # Uploads and input sizes.
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
+# At most this many review items are offered to the experts at a time (the most useful first); each refresh of
+# the queue tops it up from the rest.
+REVIEW_QUEUE_MAX_OPEN = int(os.environ.get("REVIEW_QUEUE_MAX_OPEN", "100"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 QUERY_MAX_CHARS = int(os.environ.get("QUERY_MAX_CHARS", "500"))
 

@@ -677,3 +677,12 @@ def flag_set_status(*, flag: Flag, status: str, user) -> Flag:
     flag.status_changed_at = timezone.now()
     flag.save(update_fields=["status", "status_changed_by", "status_changed_at"])
     return flag
+
+
+def flag_set_correct_entry(*, flag: Flag, correct_entry_id: int | None, wrongly_ranked_entry_ids: list[int], domain_id: int | None) -> Flag:
+    """Say which entry answers a flagged question (an expert's decision in the workbench, or its undo)."""
+    flag.correct_entry_id = correct_entry_id
+    flag.wrongly_ranked_entry_ids = list(wrongly_ranked_entry_ids)
+    flag.domain_id = domain_id
+    flag.save(update_fields=["correct_entry", "wrongly_ranked_entry_ids", "domain"])
+    return flag

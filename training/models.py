@@ -185,6 +185,8 @@ class QueueRefresh(models.Model):
         CHAMPION = "champion", _("nouvelle championne")
         SCHEDULE = "schedule", _("planification")
         REQUEST = "request", _("demande")
+        IMPORT = "import", _("import")
+        FIRST_USE = "first_use", _("première visite")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.REQUEST)
@@ -223,6 +225,9 @@ class ReviewItem(models.Model):
 
     class Status(models.TextChoices):
         OPEN = "open", _("à examiner")
+        # Beyond the number of items offered per cycle (REVIEW_QUEUE_MAX_OPEN): kept up to date, offered when
+        # it is among the most useful at a later refresh.
+        DEFERRED = "deferred", _("en réserve")
         DONE = "done", _("traité")
         OBSOLETE = "obsolete", _("obsolète")
 

@@ -239,3 +239,42 @@ def diverse_order(
             del buckets[best_bucket]
     return order
 
+
+
+# ---- how many to offer: a bounded queue, most useful first ---------------------------------------------
+
+@dataclass(frozen=True)
+class Offerable:
+    """An item that could be offered; ``held`` items (an expert has them on screen) are always kept."""
+
+    key: str
+    source: str
+    score: float
+    held: bool = False
+
+
+# No source takes more than this share of the offered items while others have items waiting.
+MAX_SOURCE_SHARE = 0.5
+
+
+def offered_keys(items: Sequence[Offerable], *, limit: int, max_source_share: float = MAX_SOURCE_SHARE) -> set[str]:
+    """The keys of at most ``limit`` items to offer (``held`` ones always, even beyond it): the best scores first,
+    no source above ``max_source_share`` of ``limit`` in a first pass, the room left then filled by score alone."""
+    kept = {item.key for item in items if item.held}
+    per_source: dict[str, int] = defaultdict(int)
+    for item in items:
+        if item.held:
+            per_source[item.source] += 1
+    share = max(1, math.ceil(limit * max_source_share))
+    ranked = sorted((item for item in items if not item.held), key=lambda item: (-item.score, item.key))
+    for item in ranked:
+        if len(kept) >= limit:
+            return kept
+        if per_source[item.source] < share:
+            kept.add(item.key)
+            per_source[item.source] += 1
+    for item in ranked:
+        if len(kept) >= limit:
+            break
+        kept.add(item.key)
+    return kept

@@ -88,8 +88,11 @@ def screening_decisions() -> dict[tuple[int, int], str]:
 
 
 def screening_queue(*, domain: str | None = None) -> QuerySet[NegativeCandidate]:
-    qs = NegativeCandidate.objects.filter(decision=NegativeCandidate.Decision.PENDING).select_related(
-        "anchor_entry", "negative_entry", "anchor_entry__domain"
+    """Mined negatives waiting for an expert; those of a cancelled run are never offered (the run taught nothing)."""
+    qs = (
+        NegativeCandidate.objects.filter(decision=NegativeCandidate.Decision.PENDING)
+        .exclude(run__status=TrainingRun.Status.CANCELLED)
+        .select_related("anchor_entry", "negative_entry", "anchor_entry__domain")
     )
     if domain:
         qs = qs.filter(anchor_entry__domain__slug=domain)

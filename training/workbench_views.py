@@ -36,18 +36,22 @@ def _filter_query(filters: dict) -> str:
 
 
 def _panel_context(request: HttpRequest, item: ReviewItem | None, filters: dict, *, notice: str = "", notice_level: str = "info") -> dict:
-    actions = workbench.item_actions(item) if item else []
+    display = workbench.item_display(item) if item else {}
+    actions = workbench.item_actions(item, display) if item else []
     choose_keys = {action["candidate"]: action["key"] for action in actions if action["candidate"]}
     candidates = [{**candidate, "key": choose_keys.get(candidate["entry_id"], "")} for candidate in (item.payload.get("candidates") or [])] if item else []
     return {
         "item": item,
+        "display": display,
         "actions": actions,
         "candidates": candidates,
         "history": entry_history(entry=item.entry)[:HISTORY_SHOWN] if item and item.entry_id else [],
         "filters": filters,
         "filter_query": _filter_query(filters),
         "undoable": workbench.last_undoable_decision(user=request.user),
-        "counters": workbench.workbench_counters(),
+        "counters": workbench.workbench_counters(user=request.user, domain=filters["domain"], source=filters["source"]),
+        # Nothing to show while the queue is being computed: say so, and poll, rather than "nothing to review".
+        "computing": workbench.refresh_in_progress() if item is None else None,
         "notice": notice,
         "notice_level": notice_level,
     }
@@ -67,6 +71,8 @@ def _panel(request: HttpRequest, item: ReviewItem | None, filters: dict, *, noti
 def workbench_page(request: HttpRequest) -> HttpResponse:
     filters = _filters(request.GET)
     item = workbench.review_item_next(user=request.user, **filters)
+    if item is None:
+        workbench.review_queue_first_use(user=request.user)
     context = _panel_context(request, item, filters)
     context.update(
         domains=domain_list(),
