@@ -80,7 +80,7 @@ class FinetuneConfig:
     # WiSE-FT guard against forgetting: the saved adapter is the trained LoRA delta scaled by this weight
     # (0 = the base model, 1 = the adapter as trained). Tuned on the dev half of the sigles questions
     # (docs/QUALITY.md). With ``merge_weights`` and a ``selection`` scorer, ``finetune`` chooses among them.
-    adapter_weight: float = 1.0
+    adapter_weight: float = 0.5
     merge_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
