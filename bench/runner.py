@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "bercy": "Quality: Bercy test split, base vs fine-tuned, and the full training cycle",
     "ragas": "Quality: offline RAGAS on the Bercy test split, base vs fine-tuned",
     "sigles_tuned": "Quality: the sigles question set, base vs fine-tuned model",
+    "sigles_cycle": "Quality: one product training cycle on the whole sigles glossary, real questions per kind",
     "serving": "Serving 10k passages: index build, API under load, memory, live incremental update",
     "active_learning": "Quality: active learning vs random selection",
     "gpu": "GPU: training and encoding on CUDA",

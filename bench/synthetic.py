@@ -7,6 +7,7 @@ random generator: the same size always gives the same glossary.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.environment import QUESTIONS_PATH
+from glossary.text import collapse_spaces, fold
 from retrieval.passages import EntryData, Passage, passages_of
 
 WORDS = """
@@ -92,3 +94,13 @@ def questions(path: Path = QUESTIONS_PATH) -> list[Question]:
     """The sigles question set (bench/data only: it must never reach training data)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Question(row["query"], row["term"], row["definition"], row.get("category", "")) for row in rows]
+
+
+DEV, TEST = "dev", "test"
+
+
+def question_split(query: str) -> str:
+    """The question's half of the sigles question set: "dev" (tuning) or "test" (the reported numbers), from a
+    hash of the normalised question (case, accents and spaces folded): stable whatever else the file holds."""
+    digest = hashlib.sha256(fold(collapse_spaces(query)).strip().encode()).digest()
+    return TEST if digest[0] % 2 else DEV

@@ -12,17 +12,18 @@ import pytest
 from bench import report, results
 from bench.environment import ROOT, data_dir
 from bench.results import Section
-from bench.synthetic import questions
+from bench.synthetic import DEV, TEST, question_split, questions
 from glossary.text import fold
 
 
 def test_sigles_question_set_is_large_varied_and_without_duplicates():
     asked = questions()
-    assert len(asked) >= 120
+    assert len(asked) >= 600
     assert all(question.query.strip() and question.term.strip() and question.definition.strip() for question in asked)
     kinds = Counter(question.category for question in asked)
-    assert {"acronym", "reverse", "typo", "english", "ambiguous"} <= set(kinds)
-    assert min(kinds.values()) >= 15
+    assert set(kinds) == {"acronym", "reverse", "paraphrase", "typo", "english", "ambiguous"}
+    assert min(kinds.values()) >= 50
+    assert len({(question.term, question.definition) for question in asked}) >= 250
     folded = [fold(question.query) for question in asked]
     assert len(folded) == len(set(folded))
 
@@ -96,3 +97,18 @@ def test_sigles_judging_counts_any_meaning_for_concept_and_the_asked_one_for_def
     scores = judge({"CAF chez les pompiers": [1, 2, 9], "c koi la cpam": [7, 8]}, [caf_fire, cpam])
     assert scores["concept"] == {"R@1": 50.0, "R@10": 50.0, "MRR@10": 50.0}
     assert scores["def_only"] == {"R@1": 0.0, "R@10": 50.0, "MRR@10": 25.0}
+
+
+def test_question_split_is_stable_balanced_per_kind_and_disjoint():
+    asked = questions()
+    halves = {question.query: question_split(question.query) for question in asked}
+    assert set(halves.values()) == {DEV, TEST}
+    # Stable: from the normalised text only (case, accents, spaces), whatever the rest of the file holds.
+    assert question_split("C'est quoi la  CAF ?") == question_split("c'est quoi la caf ?") == question_split("C'est quoi la CAF ?")
+    assert [question_split(question.query) for question in reversed(asked)] == [halves[q.query] for q in reversed(asked)]
+    dev = {fold(query) for query, half in halves.items() if half == DEV}
+    test = {fold(query) for query, half in halves.items() if half == TEST}
+    assert not dev & test
+    for kind in {question.category for question in asked}:
+        of_kind = [halves[question.query] for question in asked if question.category == kind]
+        assert 0.3 <= of_kind.count(TEST) / len(of_kind) <= 0.7, kind

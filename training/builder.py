@@ -19,8 +19,13 @@ What a train-side concept gives:
 * example questions -> their answer text (pair type "answer"), and -> the definition passage (pair type
   "definition"): an expert wrote the question as one the entry answers, and the index serves the definition
   passage, not the answer text.
-* flags (``FlagData``): the logged question -> the corrected entry's definition passage; the definitions of
-  the entries that were wrongly ranked above it are its negatives.
+* generated questions (``training.questions``): what users ask rather than templates: reverse look-ups from the
+  definition's words, paraphrase-like rewrites, typos of the term, acronym questions in several wordings,
+  English questions and glosses, and for a term several entries share, the acronym with words that settle the
+  sense -> the definition passage (pair type "definition", source "question"), the context passages as negatives.
+* flags (``FlagData``) and labelled questions (``LabelledQuestionData``: any expert-answered question): the
+  question -> the answering entry's definition passage; the definitions of the entries that were wrongly ranked
+  above it are its negatives.
 
 Every function refuses test-side entries (``ValueError``): test concepts must never reach training data.
 """
@@ -36,11 +41,16 @@ import datasets
 from glossary.text import fold
 from retrieval.passages import Passage, entry_passages
 from training.mining import MinedTriplet
+from training.questions import KINDS, ambiguous_terms, generated_questions
 
 ACRONYM = "acronym"
 SOURCE_GLOSSARY = "glossary"
 SOURCE_EXAMPLE = "example"
 SOURCE_FLAG = "flag"
+SOURCE_LABELLED = "labelled"
+SOURCE_QUESTION = "question"
+# Generated questions per kind and entry (tuned on the dev half of the sigles question set, docs/QUALITY.md).
+DEFAULT_QUESTIONS_PER_KIND = 1
 PAIR_DEFINITION = "definition"
 PAIR_CONTEXT = "context"
 PAIR_ANSWER = "answer"
@@ -64,6 +74,16 @@ class ConceptData:
 class FlagData:
     """A flagged answer: the question as logged, the entry an expert says answers it, and the entries that the
     search wrongly ranked above it (their definitions become negatives)."""
+
+    question: str
+    entry_id: int
+    wrong_entry_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelledQuestionData:
+    """A question an expert tied to its entry (a flag's correction, a workbench answer, an exam question), with
+    the entries that the search wrongly ranked above it (their definitions become negatives)."""
 
     question: str
     entry_id: int
@@ -156,39 +176,84 @@ def _concept_pairs(concept: ConceptData) -> list[TrainingPair]:
     return pairs
 
 
-def build_pairs(
-    *, concepts: Sequence[ConceptData], flags: Sequence[FlagData] = (), test_entry_ids: Collection[int]
-) -> list[TrainingPair]:
-    """All the training pairs of train-side concepts and of the flags that point to them.
+def _question_pairs(concept: ConceptData, *, ambiguous: bool, kinds: Collection[str], per_kind: int, seed: int) -> list[TrainingPair]:
+    passages = concept_passages(concept)
+    definition, context_texts = passages[0], tuple(passage.text for passage in passages[1:])
+    return [
+        TrainingPair(
+            anchor=question.query,
+            positive=definition.text,
+            negatives=context_texts,
+            source=SOURCE_QUESTION,
+            pair_type=PAIR_DEFINITION,
+            entry_id=concept.entry_id,
+            domain=concept.domain,
+            positive_key=definition.key,
+        )
+        for question in generated_questions(
+            entry_id=concept.entry_id, term=concept.term, definition=concept.definition, variants=concept.variants,
+            ambiguous=ambiguous, seed=seed, per_kind=per_kind, kinds=kinds,
+        )
+    ]
 
-    A flag must point to one of ``concepts`` (its corrected entry supplies the positive); its wrongly ranked
-    entries that are among ``concepts`` supply negatives, the others are ignored (a test-side entry's text must
-    not reach training even as a negative).
+
+def build_pairs(
+    *,
+    concepts: Sequence[ConceptData],
+    flags: Sequence[FlagData] = (),
+    test_entry_ids: Collection[int],
+    labelled: Sequence[LabelledQuestionData] = (),
+    questions_per_kind: int = DEFAULT_QUESTIONS_PER_KIND,
+    question_kinds: Collection[str] = KINDS,
+    question_seed: int = 13,
+    templates: bool = True,
+) -> list[TrainingPair]:
+    """All the training pairs of train-side concepts and of the flags and labelled questions that point to them.
+
+    ``questions_per_kind`` generated questions of each of ``question_kinds`` per concept (0: none);
+    ``templates``: the term-template pairs (term, "C'est quoi X ?", variants, usage, examples).
+    A flag or labelled question must point to one of ``concepts`` (its entry supplies the positive); its wrongly
+    ranked entries that are among ``concepts`` supply negatives, the others are ignored (a test-side entry's text
+    must not reach training even as a negative). Expert questions come first: with ``max_pairs`` they are never
+    the ones left out by a sample (``select_training_pairs`` keeps new pairs in order when sampling is not needed).
     """
     refuse_test_side((concept.entry_id for concept in concepts), test_entry_ids, what="concepts")
     refuse_test_side((flag.entry_id for flag in flags), test_entry_ids, what="flags")
+    refuse_test_side((item.entry_id for item in labelled), test_entry_ids, what="labelled questions")
     by_id = {concept.entry_id: concept for concept in concepts}
-    pairs = [pair for concept in concepts for pair in _concept_pairs(concept)]
-    for flag in flags:
-        if flag.entry_id not in by_id:
-            raise ValueError(f"flag on entry {flag.entry_id}, which is not among the given train-side concepts")
-        concept = by_id[flag.entry_id]
-        definition = concept_passages(concept)[0]
-        negatives = tuple(
-            concept_passages(by_id[wrong_id])[0].text
-            for wrong_id in flag.wrong_entry_ids
-            if wrong_id in by_id and wrong_id != flag.entry_id
-        )
-        pairs.append(
-            TrainingPair(
-                anchor=flag.question.strip(),
-                positive=definition.text,
-                negatives=negatives,
-                source=SOURCE_FLAG,
-                pair_type=PAIR_DEFINITION,
-                entry_id=concept.entry_id,
-                domain=concept.domain,
-                positive_key=definition.key,
+    pairs = []
+    for source, items in ((SOURCE_FLAG, flags), (SOURCE_LABELLED, labelled)):
+        for item in items:
+            if item.entry_id not in by_id:
+                raise ValueError(f"{source} on entry {item.entry_id}, which is not among the given train-side concepts")
+            concept = by_id[item.entry_id]
+            definition = concept_passages(concept)[0]
+            negatives = tuple(
+                concept_passages(by_id[wrong_id])[0].text
+                for wrong_id in item.wrong_entry_ids
+                if wrong_id in by_id and wrong_id != item.entry_id
+            )
+            pairs.append(
+                TrainingPair(
+                    anchor=item.question.strip(),
+                    positive=definition.text,
+                    negatives=negatives,
+                    source=source,
+                    pair_type=PAIR_DEFINITION,
+                    entry_id=concept.entry_id,
+                    domain=concept.domain,
+                    positive_key=definition.key,
+                )
+            )
+    if templates:
+        pairs.extend(pair for concept in concepts for pair in _concept_pairs(concept))
+    if questions_per_kind > 0:
+        shared = ambiguous_terms(concept.term for concept in concepts)
+        pairs.extend(
+            pair
+            for concept in concepts
+            for pair in _question_pairs(
+                concept, ambiguous=fold(concept.term) in shared, kinds=question_kinds, per_kind=questions_per_kind, seed=question_seed
             )
         )
     return _unique_pairs(pairs)

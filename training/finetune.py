@@ -15,7 +15,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import datasets
@@ -77,6 +77,11 @@ class FinetuneConfig:
     seed: int = 13
     logging_steps: int = 10
     save_checkpoints: bool = False
+    # WiSE-FT guard against forgetting: the saved adapter is the trained LoRA delta scaled by this weight
+    # (0 = the base model, 1 = the adapter as trained). Tuned on the dev half of the sigles questions
+    # (docs/QUALITY.md). With ``merge_weights`` and a ``selection`` scorer, ``finetune`` chooses among them.
+    adapter_weight: float = 0.5
+    merge_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class FinetuneResult:
     device: str
     target_modules: tuple[str, ...]
     stopped_early: bool  # should_stop() asked to stop: the adapter holds a partial training
+    adapter_weight: float = 1.0  # the weight the saved adapter's delta was scaled by
+    weight_scores: dict[float, float] | None = None  # the selection score of each tried weight
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,7 @@ def finetune(
     device: str | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    selection: Callable[[SentenceTransformer], float] | None = None,
 ) -> FinetuneResult:
     """Train a LoRA adapter on ``train_dataset`` and save it (adapter weights and config only) to ``output_dir``.
 
@@ -184,6 +192,9 @@ def finetune(
     version's folder...) loaded with ``spec``'s settings, or an already loaded model (which gets the adapter).
     ``progress`` receives ``{"step", "total", "loss", "epoch"}``; ``should_stop`` is polled after each step and
     ends the run early (the adapter is still saved and ``stopped_early`` is set).
+    ``selection`` scores the model (higher is better) on held-out queries (held-out real questions, else a test-side
+    canary set: never the data a final report is judged on); with it the adapter weight is chosen among
+    ``config.merge_weights``, else ``config.adapter_weight`` is used. The saved adapter holds the weighted delta.
     """
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}; choose one of {LOSSES}")
@@ -237,6 +248,10 @@ def finetune(
     started = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - started
+    weight, scores = config.adapter_weight, None
+    if selection is not None and config.merge_weights:
+        weight, scores = choose_merge_weight(model, weights=config.merge_weights, score=selection)
+    bake_adapter_weight(model, weight)
     adapter_dir = os.path.join(output_dir, "adapter")
     model.transformers_model.save_pretrained(adapter_dir)
     logger.info("LoRA adapter saved to %s after %s steps (%.1fs)", adapter_dir, trainer.state.global_step, seconds)
@@ -250,7 +265,82 @@ def finetune(
         device=device,
         target_modules=targets,
         stopped_early=callback.stopped,
+        adapter_weight=weight,
+        weight_scores=scores,
     )
+
+
+def _lora_layers(model: SentenceTransformer) -> list:
+    from peft.tuners.lora import LoraLayer
+
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    if not layers:
+        raise ValueError("the model has no LoRA adapter")
+    return layers
+
+
+def interpolate_adapter(model: SentenceTransformer, weight: float) -> None:
+    """Scale the active LoRA delta by ``weight`` in place (reversibly: from the trained scaling each time).
+
+    LoRA adds ``scaling * B @ A`` to each adapted weight, so scaling it by ``weight`` is exactly WiSE-FT
+    interpolation between the base weights (0) and the fine-tuned ones (1).
+    """
+    if weight < 0:
+        raise ValueError("the adapter weight must be >= 0")
+    for layer in _lora_layers(model):
+        trained = layer.__dict__.setdefault("_trained_scaling", dict(layer.scaling))
+        for name, value in trained.items():
+            layer.scaling[name] = value * weight
+
+
+def bake_adapter_weight(model: SentenceTransformer, weight: float) -> None:
+    """Make ``weight`` part of the adapter's weights (``lora_B`` scaled) with the trained scaling restored, so
+    that the saved adapter, and the model merged from it, embed like ``interpolate_adapter(model, weight)``."""
+    interpolate_adapter(model, 1.0)
+    if weight == 1.0:
+        return
+    with torch.no_grad():
+        for layer in _lora_layers(model):
+            for name in layer.scaling:
+                layer.lora_B[name].weight.mul_(weight)
+
+
+def choose_merge_weight(
+    model: SentenceTransformer, *, weights: Sequence[float], score: Callable[[SentenceTransformer], float]
+) -> tuple[float, dict[float, float]]:
+    """The adapter weight with the best ``score`` among ``weights`` (ties: the smaller weight, i.e. the change
+    closest to the base model), and every weight's score. The model is left at the trained weight (1)."""
+    scores: dict[float, float] = {}
+    for weight in weights:
+        interpolate_adapter(model, weight)
+        scores[float(weight)] = float(score(model))
+    interpolate_adapter(model, 1.0)
+    best = max(scores.values())
+    return min(weight for weight, value in scores.items() if value >= best - 1e-9), scores
+
+
+def dense_ranking_scorer(
+    *, spec: ModelSpec, queries: Sequence[str], passages: Sequence[str], relevant: Sequence[Collection[int]], k: int = 10
+) -> Callable[[SentenceTransformer], float]:
+    """A ``selection`` scorer: mean reciprocal rank at ``k`` of the passages (indices) ``relevant`` to each query,
+    over all ``passages``, with the catalogue's prompts (dense retrieval only)."""
+    if len(queries) != len(relevant):
+        raise ValueError("one set of relevant passages per query")
+
+    def score(model: SentenceTransformer) -> float:
+        query_vectors = encode_queries(model, spec, list(queries))
+        passage_vectors = encode_documents(model, spec, list(passages))
+        similarities = query_vectors @ passage_vectors.T
+        top = np.argsort(-similarities, axis=1)[:, :k]
+        total = 0.0
+        for row, wanted in zip(top, relevant):
+            for rank, index in enumerate(row, start=1):
+                if int(index) in wanted:
+                    total += 1.0 / rank
+                    break
+        return total / max(len(queries), 1)
+
+    return score
 
 
 def _embed_sample(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str]) -> np.ndarray:

@@ -3,6 +3,7 @@ import pytest
 from training.builder import (
     ConceptData,
     FlagData,
+    LabelledQuestionData,
     TrainingPair,
     attach_negatives,
     build_pairs,
@@ -51,7 +52,7 @@ def test_definitional_queries_of_an_acronym_include_its_expansion_and_spellings_
 
 
 def test_concept_pairs_map_each_query_kind_to_the_right_passage():
-    pairs = by_anchor(build_pairs(concepts=[URSSAF], test_entry_ids=NO_TEST))
+    pairs = by_anchor(build_pairs(concepts=[URSSAF], test_entry_ids=NO_TEST, questions_per_kind=0))
     definition_text = "URSSAF : Organisme chargé de collecter les cotisations sociales."  # served passage text
     context_text = URSSAF.contexts[0]
 
@@ -163,3 +164,48 @@ def test_flags_do_not_make_earlier_pairs_stale_and_max_pairs_caps_the_total():
     assert len(everything) == 6  # the flag on entry 10 keeps entry 10's earlier pair
     capped = select_training_pairs(new, earlier, replay_ratio=10, seed=1, max_pairs=4, test_entry_ids=NO_TEST)
     assert len(capped) == 4 and capped[0] == new[0]
+
+
+CAF_FAMILY = ConceptData(entry_id=4, term="CAF", kind="acronym", definition="Caisse d'allocations familiales.",
+                         contexts=("La CAF verse les allocations.",), domain="Social")
+CAF_FIRE = ConceptData(entry_id=5, term="CAF", kind="acronym", definition="Chef appui feu", domain="Secours")
+
+
+def test_generated_question_pairs_cover_reverse_typo_and_ambiguous_kinds_with_the_definition_as_positive():
+    pairs = build_pairs(concepts=[URSSAF, DGFIP, CAF_FAMILY, CAF_FIRE], test_entry_ids=NO_TEST, questions_per_kind=2)
+    questions = [pair for pair in pairs if pair.source == "question"]
+    dgfip = [pair for pair in questions if pair.entry_id == 3]
+    assert {pair.positive for pair in dgfip} == {"DGFiP : Direction générale des finances publiques."}
+    assert all(pair.positive_key == "3:definition:0" and pair.pair_type == "definition" for pair in dgfip)
+    anchors = [pair.anchor.lower() for pair in dgfip]
+    # Reverse look-ups: from the definition's words, not naming the acronym.
+    assert any("finances publiques" in anchor and "dgfip" not in anchor for anchor in anchors)
+    # Typos of the term: close to "dgfip" but not it.
+    assert any(anchor not in ("dgfip",) and any(len(word) >= 4 and word != "dgfip" and word[:2] == "dg" for word in anchor.split()) for anchor in anchors)
+    # A shared acronym is asked with words that settle the sense; its context passages are the negatives.
+    caf = [pair for pair in questions if pair.entry_id == 4 and "CAF" in pair.anchor]
+    assert caf and all(pair.negatives == ("La CAF verse les allocations.",) for pair in caf)
+    assert any(("allocations" in pair.anchor or "familiales" in pair.anchor or "caisse" in pair.anchor) for pair in caf)
+    assert not any(pair.anchor == "CAF" for pair in questions)  # a bare shared acronym settles nothing
+    # Same inputs, same pairs (deterministic).
+    again = build_pairs(concepts=[URSSAF, DGFIP, CAF_FAMILY, CAF_FIRE], test_entry_ids=NO_TEST, questions_per_kind=2)
+    assert [(pair.anchor, pair.positive) for pair in again] == [(pair.anchor, pair.positive) for pair in pairs]
+
+
+def test_labelled_questions_become_pairs_with_wrongly_ranked_entries_as_negatives_and_come_first():
+    labelled = LabelledQuestionData(question="l'organisme qui verse les allocations familiales", entry_id=4, wrong_entry_ids=(5, 3, 4))
+    pairs = build_pairs(concepts=[URSSAF, DGFIP, CAF_FAMILY, CAF_FIRE], labelled=[labelled], test_entry_ids=NO_TEST)
+    first = pairs[0]
+    assert (first.anchor, first.source, first.positive_key) == ("l'organisme qui verse les allocations familiales", "labelled", "4:definition:0")
+    assert first.negatives == ("CAF : Chef appui feu", "DGFiP : Direction générale des finances publiques.")  # itself dropped
+    with pytest.raises(ValueError, match="test-side"):
+        build_pairs(concepts=[URSSAF], labelled=[LabelledQuestionData("q", 2)], test_entry_ids={2})
+    with pytest.raises(ValueError, match="not among"):
+        build_pairs(concepts=[URSSAF], labelled=[LabelledQuestionData("q", 9)], test_entry_ids=NO_TEST)
+
+
+def test_generated_pairs_never_come_from_test_side_entries():
+    pairs = build_pairs(concepts=[URSSAF, DGFIP], test_entry_ids={4, 5}, questions_per_kind=3)
+    assert {pair.entry_id for pair in pairs} == {1, 3}
+    with pytest.raises(ValueError, match="test-side"):
+        build_pairs(concepts=[URSSAF, CAF_FAMILY], test_entry_ids={4}, questions_per_kind=3)

@@ -1,0 +1,123 @@
+"""One product training cycle on the whole sigles glossary, judged on the questions people ask (issue 12).
+
+The sigles glossary is imported with the product's command and indexed with the serving code (as in the sigles
+part). Then ONE cycle runs exactly as ``manage.py retrain --inline`` runs it, with the default training config:
+the training service (split, pairs, mining, LoRA, merge, model version), the evaluation it triggers and the
+promotion gate. Base and new version are then searched with the product's search (hybrid + exact match +
+pre-processing) over the whole glossary for every question of ``bench/data/sigles_questions.jsonl``, reported per
+kind on the TEST half (the reported numbers) and on the DEV half (the half the defaults were tuned on), with the
+gate's decision. Def-only relevance: the entry with the question's definition.
+
+Targets (issue 12): no kind loses R@1 on the test half; overall R@1 +10 points or more.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from bench.glossary_db import Target, question_targets
+from bench.results import Section, skipped
+from bench.sigles import PRODUCT, prepare, rank_entries
+from bench.synthetic import DEV, TEST, question_split, questions
+from evaluation.metrics import aggregate, ranking_metrics
+
+REPORTED = (("hit@1", "R@1"), ("hit@10", "R@10"), ("mrr@10", "MRR@10"))
+KIND_ORDER = ("acronym", "reverse", "paraphrase", "typo", "english", "ambiguous")
+
+
+def split_targets(targets: list[Target]) -> dict[str, list[Target]]:
+    halves: dict[str, list[Target]] = {DEV: [], TEST: []}
+    for target in targets:
+        halves[question_split(target.question.query)].append(target)
+    return halves
+
+
+def product_rankings(version, targets: list[Target]) -> dict[str, list[int]]:
+    return {target.question.query: rank_entries(target.question.query, version=version, variant=PRODUCT) for target in targets}
+
+
+def scores_by_kind(rankings: dict[str, list[int]], targets: list[Target]) -> dict[str, dict[str, float]]:
+    """Def-only R@1, R@10, MRR@10 (percent) per kind and "all"."""
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for target in targets:
+        ranked = [str(entry_id) for entry_id in rankings[target.question.query]]
+        metrics = ranking_metrics(ranked, {str(pk) for pk in target.meaning_entry_ids})
+        rows[target.question.category].append(metrics)
+        rows["all"].append(metrics)
+    return {
+        kind: {label: 100 * aggregate(items)[name] for name, label in REPORTED} | {"n": len(items)}
+        for kind, items in rows.items()
+    }
+
+
+def comparison_rows(base: dict, new: dict) -> list[list]:
+    kinds = [kind for kind in (*KIND_ORDER, *sorted(set(base) - set(KIND_ORDER) - {"all"}), "all") if kind in base]
+    rows = []
+    for kind in kinds:
+        b, n = base[kind], new.get(kind, {})
+        rows.append([kind, b["n"], *(f"{b[label]:.1f}" for _, label in REPORTED), *(f"{n.get(label, 0):.1f}" for _, label in REPORTED),
+                     f"{n.get('R@1', 0) - b['R@1']:+.1f}"])
+    return rows
+
+
+def run_cycle() -> tuple[object, dict]:
+    """``retrain --inline`` with the default config, then the evaluation and gate it triggers, in this process."""
+    from django.core.management import call_command
+
+    from evaluation import services as evaluation_services
+    from evaluation.models import EvaluationRun
+    from training.models import TrainingRun
+
+    call_command("retrain", inline=True)
+    run = TrainingRun.objects.order_by("-pk").first()
+    for evaluation in EvaluationRun.objects.filter(training_run_id=run.pk, status=EvaluationRun.Status.QUEUED):
+        evaluation_services.evaluation_run_execute(run_id=evaluation.pk)
+    run.refresh_from_db()
+    evaluation = EvaluationRun.objects.filter(training_run_id=run.pk).order_by("-pk").first()
+    return run, (evaluation.gate if evaluation else {}) or {}
+
+
+def run(ctx) -> Section:
+    name = "sigles_cycle"
+    if not (ctx.data_dir / "sigles.csv").exists():
+        return skipped(name, name, f"No {ctx.data_dir / 'sigles.csv'}.")
+    asked = questions()
+    summary = prepare(ctx, asked)
+    from retrieval import selectors, services
+    from training.builder import DEFAULT_QUESTIONS_PER_KIND
+    from training.finetune import FinetuneConfig
+
+    targets, missing = question_targets(asked)
+    halves = split_targets(targets)
+    base = selectors.champion_version_get()
+    services.index_rebuild(version=base)
+    base_scores = {half: scores_by_kind(product_rankings(base, chosen), chosen) for half, chosen in halves.items()}
+
+    training_run, gate = run_cycle()
+    section = Section(name=name, title=name)
+    if training_run.model_version_id is None:
+        section.notes.append(f"The cycle made no version: {training_run.status} {training_run.error}")
+        return section
+    new = training_run.model_version
+    services.index_rebuild(version=new)
+    new_scores = {half: scores_by_kind(product_rankings(new, chosen), chosen) for half, chosen in halves.items()}
+
+    columns = ["Kind", "Questions", "base R@1", "base R@10", "base MRR@10", "new R@1", "new R@10", "new MRR@10", "R@1 change"]
+    for half, label in ((TEST, "TEST half (reported)"), (DEV, "DEV half (tuned on)")):
+        section.table(f"{label}: product search over the whole glossary, base vs {new} (Def-only, percent)", columns,
+                      comparison_rows(base_scores[half], new_scores[half]))
+    test_base, test_new = base_scores[TEST], new_scores[TEST]
+    worst = min((test_new[kind]["R@1"] - test_base[kind]["R@1"] for kind in test_base if kind != "all"), default=0.0)
+    overall = test_new["all"]["R@1"] - test_base["all"]["R@1"]
+    section.target("No kind loses R@1 (test half)", value=f"worst {worst:+.1f} points", limit=">= 0", met=worst >= 0)
+    section.target("Overall R@1 gain (test half)", value=f"{overall:+.1f} points", limit=">= +10", met=overall >= 10)
+    decision = gate.get("decision", "none")
+    section.notes += [
+        f"Glossary: {summary}",
+        f"Questions: {len(targets)} resolved ({len(halves[TEST])} test, {len(halves[DEV])} dev), {len(missing)} unresolved"
+        + (f": {[q.query for q in missing[:5]]}" if missing else "") + ".",
+        f"Cycle: training run {training_run.pk} {training_run.status}, version {new}; stats {training_run.stats}; "
+        f"timings {training_run.timings}; adapter weight (FinetuneConfig default) {FinetuneConfig().adapter_weight}, generated questions per kind {DEFAULT_QUESTIONS_PER_KIND}.",
+        f"Gate: {decision} ({' '.join(gate.get('reasons', []))})",
+    ]
+    section.data = {"base": base_scores, "new": new_scores, "gate": gate, "training_run": training_run.pk}
+    return section
