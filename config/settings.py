@@ -123,6 +123,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The data format of `manage.py backup` archives (config.backup): Django's JSON with whole timestamps.
 SERIALIZATION_MODULES = {"lexiquejson": "config.backup"}
 
+# Brute force (config.login_throttle): after LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address,
+# or LOGIN_ADDRESS_FAILURE_LIMIT from one address for any usernames, within LOGIN_LOCKOUT_SECONDS of the first,
+# sign-ins are refused (429) until that window ends. Counted in the cache below.
+AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_THROTTLE_ENABLED = env_bool("LOGIN_THROTTLE_ENABLED", True)
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "50"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+# Behind a reverse proxy every client has the proxy's address: name the header that carries the client's
+# (e.g. HTTP_X_FORWARDED_FOR, HTTP_X_REAL_IP) and make sure the proxy overwrites it.
+LOGIN_CLIENT_IP_HEADER = os.environ.get("LOGIN_CLIENT_IP_HEADER", "")
+# Django's cache holds the sign-in counters and the API throttles: per process by default; CACHE_URL=redis://...
+# shares them between the web processes (several gunicorn workers or machines).
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
