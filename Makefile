@@ -20,6 +20,8 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## The product: web UI + Celery worker + Celery beat on the embedded defaults, with the demo glossary.
+## A local demo: DEBUG on (with the development SECRET_KEY) unless DEBUG is set; production sets SECRET_KEY.
+run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py setup_demo

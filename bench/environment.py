@@ -40,6 +40,7 @@ def bench_env(*, queue_prefix: str = "bench-") -> dict[str, str]:
         "LEXIQUE_QUEUE_PREFIX": queue_prefix,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "false",
+        "SECRET_KEY": "lexique-bench-only-key-" + "not-secret-" * 4,
         "SECURE_SSL_REDIRECT": "false",
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",

@@ -1,10 +1,15 @@
 """Back up and restore a whole installation: the content of every app's tables and the artifact files.
 
 One ``.tar.gz`` archive holds ``manifest.json`` (when, how many rows per model, every artifact file with its
-sha256), ``data.lexiquejson`` (Django's ``dumpdata`` in JSON of the apps below: users, roles and API tokens, the glossary with
+sha256, and the sha256 of the data part), ``data.lexiquejson`` (Django's ``dumpdata`` in JSON of the apps below: users, roles and API tokens, the glossary with
 its history and imports, questions, flags, model versions and promotions, training runs, screening and review
 decisions, evaluation reports, schedules) and ``artifacts/`` (model adapters and merged weights, indexes, data
-snapshots, stored imports). Restoring needs a migrated, empty database (or ``force``, which empties it first).
+snapshots, stored imports). Restoring needs a migrated, empty database (or ``force``, which replaces its content).
+
+Restoring checks the whole archive first (every checksum, the data part parsed in full), then replaces the
+database content inside one transaction: an archive that fails part-way leaves the old database as it was.
+A checksum detects a damaged or edited file; it is not a signature (whoever can rewrite the archive can rewrite
+the manifest too): keep backups where only administrators can write.
 """
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ import datetime
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +33,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-FORMAT_VERSION = 1
+# 2: the manifest also holds the sha256 of the data part. Archives of format 1 are still restored (their data part
+# is parsed and checked in full, but there is no checksum to compare it with).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 # Apps whose tables are saved; contenttypes and permissions are rebuilt by `migrate` and referenced by natural keys.
 BACKUP_APPS = ("auth", "authtoken", "django_celery_beat", "glossary", "retrieval", "training", "evaluation")
 EXCLUDED_MODELS = ("auth.permission",)
@@ -69,6 +79,7 @@ class BackupSummary:
     created_at: str
     rows: dict[str, int] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    data_sha256: str = ""
 
     @property
     def total_rows(self) -> int:
@@ -76,7 +87,11 @@ class BackupSummary:
 
 
 def _artifact_files(storage, prefix: str = "") -> list[str]:
-    folders, files = storage.listdir(prefix or ".")
+    try:
+        folders, files = storage.listdir(prefix or ".")
+    except FileNotFoundError:
+        # A fresh installation has no artifact folder yet: nothing to save.
+        return []
     found = [f"{prefix}{name}" for name in files]
     for folder in folders:
         found += _artifact_files(storage, f"{prefix}{folder}/")
@@ -93,37 +108,54 @@ def _row_counts() -> dict[str, int]:
     return counts
 
 
+
+
+def _sha256_of(handle) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def backup_write(*, path: str | Path) -> BackupSummary:
-    """Write the database content and the artifact files to one archive at ``path``."""
+    """Write the database content and the artifact files to one archive at ``path``.
+
+    The archive is written to a temporary file beside ``path`` and renamed at the end: a failure part-way (disk
+    full, a file that vanished) leaves no partial archive that could later be mistaken for a backup.
+    """
     path = Path(path)
     storage = storages["artifacts"]
-    with tempfile.TemporaryDirectory() as workdir:
-        data_path = Path(workdir) / DATA_NAME
-        # One transaction: the dump is a consistent picture even while people keep working.
-        with transaction.atomic():
-            call_command(
-                "dumpdata", *BACKUP_APPS, exclude=list(EXCLUDED_MODELS), natural_foreign=True, format=DATA_FORMAT,
-                output=str(data_path), verbosity=0,
-            )
-            summary = BackupSummary(path=str(path), created_at=timezone.now().isoformat(), rows=_row_counts())
-        with tarfile.open(path, "w:gz") as archive:
-            archive.add(data_path, arcname=DATA_NAME)
-            for name in _artifact_files(storage):
-                digest = hashlib.sha256()
-                with storage.open(name, "rb") as handle:
-                    size = 0
-                    for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-                        digest.update(chunk)
-                        size += len(chunk)
-                    handle.seek(0)
-                    info = tarfile.TarInfo(ARTIFACTS_PREFIX + name)
-                    info.size = size
-                    archive.addfile(info, handle)
-                summary.artifacts[name] = digest.hexdigest()
-            manifest = json.dumps({"format": FORMAT_VERSION, **asdict(summary)}, indent=2).encode()
-            info = tarfile.TarInfo(MANIFEST_NAME)
-            info.size = len(manifest)
-            archive.addfile(info, io.BytesIO(manifest))
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            data_path = Path(workdir) / DATA_NAME
+            # One transaction: the dump is a consistent picture even while people keep working.
+            with transaction.atomic():
+                call_command(
+                    "dumpdata", *BACKUP_APPS, exclude=list(EXCLUDED_MODELS), natural_foreign=True, format=DATA_FORMAT,
+                    output=str(data_path), verbosity=0,
+                )
+                summary = BackupSummary(path=str(path), created_at=timezone.now().isoformat(), rows=_row_counts())
+            with data_path.open("rb") as handle:
+                summary.data_sha256, _ = _sha256_of(handle)
+            with tarfile.open(partial, "w:gz") as archive:
+                archive.add(data_path, arcname=DATA_NAME)
+                for name in _artifact_files(storage):
+                    with storage.open(name, "rb") as handle:
+                        summary.artifacts[name], size = _sha256_of(handle)
+                        handle.seek(0)
+                        info = tarfile.TarInfo(ARTIFACTS_PREFIX + name)
+                        info.size = size
+                        archive.addfile(info, handle)
+                manifest = json.dumps({"format": FORMAT_VERSION, **asdict(summary)}, indent=2).encode()
+                info = tarfile.TarInfo(MANIFEST_NAME)
+                info.size = len(manifest)
+                archive.addfile(info, io.BytesIO(manifest))
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return summary
 
 
@@ -132,27 +164,44 @@ def database_is_empty() -> bool:
 
 
 def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
-    """Restore an archive written by ``backup_write`` into this (migrated) database and artifact store."""
+    """Restore an archive written by ``backup_write`` into this (migrated) database and artifact store.
+
+    Nothing is written before the whole archive has been checked; the database content is then replaced in one
+    transaction, so that a failure while loading leaves the old content in place.
+    """
     try:
         archive = tarfile.open(path, "r:gz")
     except (OSError, tarfile.TarError) as error:
         raise BackupRefused(f"Archive illisible : {error}") from error
-    with archive, tempfile.TemporaryDirectory() as workdir:
-        manifest = _manifest(archive)
-        if not database_is_empty():
-            if not force:
-                raise BackupRefused("La base de données n'est pas vide : restaurez dans une base neuve, ou forcez (elle sera vidée d'abord).")
-            call_command("flush", interactive=False, verbosity=0)
-        _check_artifacts(archive, manifest["artifacts"])
-        data_path = Path(workdir) / DATA_NAME
-        data_path.write_bytes(archive.extractfile(archive.getmember(DATA_NAME)).read())
-        with transaction.atomic():
-            call_command("loaddata", str(data_path), verbosity=0)
-        _restore_artifacts(archive, manifest["artifacts"])
+    try:
+        with archive, tempfile.TemporaryDirectory() as workdir:
+            manifest = _manifest(archive)
+            if not database_is_empty() and not force:
+                raise BackupRefused("La base de données n'est pas vide : restaurez dans une base neuve, ou forcez (son contenu sera remplacé).")
+            _check_artifacts(archive, manifest["artifacts"])
+            data_path = Path(workdir) / DATA_NAME
+            _extract_data(archive, manifest, data_path)
+            try:
+                with transaction.atomic():
+                    if not database_is_empty():
+                        call_command("flush", interactive=False, verbosity=0)
+                    call_command("loaddata", str(data_path), verbosity=0)
+                    # Inside the transaction: an artifact store that refuses a file also undoes the database part.
+                    _restore_artifacts(archive, manifest["artifacts"])
+            except BackupRefused:
+                raise
+            except Exception as error:
+                raise BackupRefused(f"Restauration annulée, la base n'a pas été modifiée : {error}") from error
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
+        # A truncated or corrupted .tar.gz shows up while its members are read.
+        raise BackupRefused(f"Archive illisible ou tronquée : {error}") from error
     from retrieval import serving
 
     serving.clear()  # whatever this process loaded before belongs to the old database
-    return BackupSummary(path=str(path), created_at=manifest["created_at"], rows=manifest["rows"], artifacts=manifest["artifacts"])
+    return BackupSummary(
+        path=str(path), created_at=manifest["created_at"], rows=manifest["rows"], artifacts=manifest["artifacts"],
+        data_sha256=manifest.get("data_sha256", ""),
+    )
 
 
 def _manifest(archive: tarfile.TarFile) -> dict:
@@ -161,8 +210,12 @@ def _manifest(archive: tarfile.TarFile) -> dict:
         archive.getmember(DATA_NAME)
     except (KeyError, ValueError) as error:
         raise BackupRefused(f"Ce fichier n'est pas une sauvegarde Lexique : {error}") from error
-    if manifest.get("format") != FORMAT_VERSION:
-        raise BackupRefused(f"Format de sauvegarde inconnu : {manifest.get('format')!r}.")
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
+        raise BackupRefused(f"Format de sauvegarde inconnu : {manifest.get('format') if isinstance(manifest, dict) else manifest!r}.")
+    if not isinstance(manifest.get("artifacts"), dict) or not isinstance(manifest.get("rows"), dict):
+        raise BackupRefused("Manifeste de sauvegarde incomplet : la liste des fichiers ou des lignes manque.")
+    if manifest["format"] >= 2 and not manifest.get("data_sha256"):
+        raise BackupRefused("Manifeste de sauvegarde incomplet : la somme de contrôle des données manque.")
     return manifest
 
 
@@ -173,11 +226,44 @@ def _check_artifacts(archive: tarfile.TarFile, expected: dict[str, str]) -> None
             data = archive.extractfile(archive.getmember(ARTIFACTS_PREFIX + name))
         except KeyError:
             raise BackupRefused(f"Fichier absent de l'archive : {name}.") from None
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: data.read(1024 * 1024), b""):
-            digest.update(chunk)
-        if digest.hexdigest() != checksum:
+        if _sha256_of(data)[0] != checksum:
             raise BackupRefused(f"Fichier endommagé dans l'archive : {name}.")
+
+
+def _extract_data(archive: tarfile.TarFile, manifest: dict, data_path: Path) -> None:
+    """Extract the data part, compare it with its checksum and parse it in full before anything is written."""
+    with archive.extractfile(archive.getmember(DATA_NAME)) as source, data_path.open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+    expected = manifest.get("data_sha256")
+    if expected:
+        with data_path.open("rb") as handle:
+            if _sha256_of(handle)[0] != expected:
+                raise BackupRefused(f"Données endommagées ou modifiées dans l'archive ({DATA_NAME} ne correspond pas à sa somme de contrôle).")
+    try:
+        with data_path.open("rb") as handle:
+            objects = json.load(handle)
+    except (ValueError, RecursionError) as error:
+        raise BackupRefused(f"Données illisibles dans l'archive ({DATA_NAME}, tronqué ou endommagé) : {error}") from error
+    if not isinstance(objects, list):
+        raise BackupRefused(f"Données illisibles dans l'archive : {DATA_NAME} n'est pas une liste d'objets.")
+    found: dict[str, int] = {}
+    for position, item in enumerate(objects, start=1):
+        label = item.get("model") if isinstance(item, dict) else None
+        if not isinstance(label, str) or not isinstance(item.get("fields"), dict):
+            raise BackupRefused(f"Données illisibles dans l'archive : objet n° {position} mal formé.")
+        try:
+            apps.get_model(label)
+        except (LookupError, ValueError):
+            raise BackupRefused(f"Données illisibles dans l'archive : modèle inconnu {label!r} (objet n° {position}).") from None
+        found[label] = found.get(label, 0) + 1
+    # The manifest counted the rows in the same transaction as the dump: a data part that lost or gained rows is refused.
+    differing = {
+        label: (count, found.get(label, 0)) for label, count in manifest["rows"].items()
+        if found.get(label, 0) != count
+    }
+    if differing:
+        details = ", ".join(f"{label} : {expected} attendues, {actual} trouvées" for label, (expected, actual) in sorted(differing.items()))
+        raise BackupRefused(f"Données incomplètes dans l'archive ({details}).")
 
 
 def _restore_artifacts(archive: tarfile.TarFile, expected: dict[str, str]) -> None:

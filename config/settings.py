@@ -6,14 +6,14 @@ localhost when it answers, otherwise an embedded filesystem broker.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from config.broker import choose_broker
+from config.broker import choose_broker, choose_queue_prefix, queue_settings, redacted
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LEXIQUE_VAR_DIR", BASE_DIR / "var"))
@@ -36,9 +36,18 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
-# The development default starts with "django-insecure-" so that `manage.py check --deploy` flags it (security.W009).
-SECRET_KEY = os.environ.get("SECRET_KEY", "django-insecure-lexique-development-key-change-me-in-production-0123456789")
+# Off unless asked for: `make run` / scripts/run.sh (the local demo) and the test settings turn it on explicitly.
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        # Starting on a key everybody can read would let anyone forge sessions and password-reset links.
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY to a long random value (for example the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`), or DEBUG=true for local development only."
+        )
+    # The development key starts with "django-insecure-" so that `manage.py check --deploy` flags it (security.W009).
+    SECRET_KEY = "django-insecure-lexique-development-key-change-me-in-production-0123456789"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -114,6 +123,22 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The data format of `manage.py backup` archives (config.backup): Django's JSON with whole timestamps.
 SERIALIZATION_MODULES = {"lexiquejson": "config.backup"}
+
+# Brute force (config.login_throttle): after LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address,
+# or LOGIN_ADDRESS_FAILURE_LIMIT from one address for any usernames, within LOGIN_LOCKOUT_SECONDS of the first,
+# sign-ins are refused (429) until that window ends. Counted in the cache below.
+AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_THROTTLE_ENABLED = env_bool("LOGIN_THROTTLE_ENABLED", True)
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "50"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+# Behind a reverse proxy every client has the proxy's address: name the header that carries the client's
+# (e.g. HTTP_X_FORWARDED_FOR, HTTP_X_REAL_IP) and make sure the proxy overwrites it.
+LOGIN_CLIENT_IP_HEADER = os.environ.get("LOGIN_CLIENT_IP_HEADER", "")
+# Django's cache holds the sign-in counters and the API throttles: per process by default; CACHE_URL=redis://...
+# shares them between the web processes (several gunicorn workers or machines).
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -259,15 +284,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Queue names can be prefixed so that several installations (or test sessions) share one Redis.
-QUEUE_PREFIX = os.environ.get("LEXIQUE_QUEUE_PREFIX", "")
-CELERY_TASK_DEFAULT_QUEUE = f"{QUEUE_PREFIX}default"
-TRAINING_QUEUE = f"{QUEUE_PREFIX}training"
-# Heavy jobs go to their own queue so a GPU worker on another machine can take them alone.
-CELERY_TASK_ROUTES = {
-    "training.tasks.*": {"queue": TRAINING_QUEUE},
-    "evaluation.tasks.*": {"queue": TRAINING_QUEUE},
-}
+# Queue names are prefixed so that several installations (or test sessions) share one Redis: LEXIQUE_QUEUE_PREFIX,
+# else a prefix derived from the database when the broker is Redis (config.broker.choose_queue_prefix).
+_queue_prefix = choose_queue_prefix(os.environ, BROKER, DATABASES["default"])
+_queues = queue_settings(_queue_prefix.prefix)
+QUEUE_PREFIX = _queues["QUEUE_PREFIX"]
+CELERY_TASK_DEFAULT_QUEUE = _queues["CELERY_TASK_DEFAULT_QUEUE"]
+TRAINING_QUEUE = _queues["TRAINING_QUEUE"]
+CELERY_TASK_ROUTES = _queues["CELERY_TASK_ROUTES"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -321,4 +345,8 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
 
-logging.getLogger("lexique.broker").info("Celery broker: %s (%s)", BROKER.url, BROKER.reason)
+# The broker and queue prefix in use are logged once logging is configured: by config.wsgi (web) and by
+# config.celery (worker and beat), through config.broker.log_broker_choice.
+BROKER_LOG_LINE = (
+    f"Celery broker: {redacted(BROKER.url)} ({BROKER.reason}); queue prefix {QUEUE_PREFIX!r} ({_queue_prefix.reason})"
+)

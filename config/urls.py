@@ -1,13 +1,16 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config import oidc
+from config.auth_views import ThrottledLoginView, ThrottledObtainAuthToken
 
 api_patterns = [
+    # Before the apps' routes: this replaces glossary/api_urls.py's plain token view (same URL and name), with the
+    # brute-force limit of config.login_throttle.
+    path("auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),
     path("", include("glossary.api_urls")),
     path("", include("retrieval.api_urls")),
     path("", include("training.api_urls")),
@@ -20,7 +23,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="glossary:entry-list", permanent=False), name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     # Django's logout, which also closes a session opened through the SSO provider (config/oidc.py).
     path("accounts/logout/", oidc.LogoutView.as_view(), name="logout"),
     # Single sign-on (OpenID Connect): 404 unless configured. The names are mozilla-django-oidc's.

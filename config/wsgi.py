@@ -9,6 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 application = get_wsgi_application()
 
+from config.broker import log_broker_choice  # noqa: E402  (after Django's set-up, which configures logging)
+
+log_broker_choice()
+
 
 def _warm_up() -> None:
     """Load the serving model, index and pre-processing dictionaries now, not on the first user's question."""

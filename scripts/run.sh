@@ -5,11 +5,13 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+# A local demo: DEBUG on (and so the development SECRET_KEY) unless the environment says otherwise.
+export DEBUG="${DEBUG:-true}"
 mkdir -p var/log
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup INT TERM EXIT
-"$PY" -m celery -A config worker -Q "${LEXIQUE_QUEUE_PREFIX:-}default,${LEXIQUE_QUEUE_PREFIX:-}training" \
+"$PY" -m celery -A config worker -Q default,training \
   --concurrency "${WORKER_CONCURRENCY:-2}" --loglevel INFO >var/log/worker.log 2>&1 &
 pids+=($!)
 "$PY" -m celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule >var/log/beat.log 2>&1 &

@@ -82,6 +82,28 @@ def live_worker(transactional_db):
     worker.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_queues_removed_at_the_end():
+    """The session's own queues (tests/settings.py gives it a prefix) go away with anything a test left in them.
+
+    A test that publishes outside a live worker's queues (after stopping one, for instance) must not leave a
+    message behind on the broker that other installations and sessions share.
+    """
+    yield
+    import os
+
+    from django.conf import settings
+
+    from tests.live import delete_queues
+
+    # Only a prefix the session made for itself: an explicit one may name an installation's queues.
+    if settings.QUEUE_PREFIX and settings.QUEUE_PREFIX == os.environ.get("LEXIQUE_TEST_SESSION_QUEUE_PREFIX"):
+        try:
+            delete_queues([settings.CELERY_TASK_DEFAULT_QUEUE, settings.TRAINING_QUEUE])
+        except Exception as error:  # a broker that went away: nothing to clean, and no reason to fail the session
+            print(f"Could not remove the session's queues: {error}")
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery_by_default(settings):
     """Unit tests run tasks inline; live_worker switches a test to a real worker process."""

@@ -128,18 +128,22 @@ class LiveWorker:
             self.log_file.close()
 
     def _delete_queues(self) -> None:
-        """Remove this session's queues (and any message left in them) from the broker, which others share."""
-        from kombu import Exchange, Queue
+        delete_queues(self.queue_names)
 
-        from config.celery import app
 
-        with app.connection_for_write() as connection:
-            channel = connection.default_channel
-            for name in self.queue_names:
-                # Declared as Celery declares a missing queue, so that deleting it also removes its binding.
-                queue = Queue(name, Exchange(name, type="direct"), routing_key=name)(channel)
-                queue.declare()
-                queue.delete()
+def delete_queues(names) -> None:
+    """Remove queues (and any message left in them) from the broker, which others share."""
+    from kombu import Exchange, Queue
+
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for name in names:
+            # Declared as Celery declares a missing queue, so that deleting it also removes its binding.
+            queue = Queue(name, Exchange(name, type="direct"), routing_key=name)(channel)
+            queue.declare()
+            queue.delete()
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.25, message: str = "condition"):

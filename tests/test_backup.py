@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 
 import pytest
@@ -172,3 +173,169 @@ def test_commands(installation, tmp_path, capsys):
         call_command("restore", str(archive))
     call_command("restore", str(archive), "--force")
     assert "restaurée" in capsys.readouterr().out
+
+
+# --- A restore checks the whole archive first and replaces the database in one transaction (issue #16, item 1) ---
+
+
+def rewrite_archive(source_path, target_path, *, edit_data=None, edit_artifact=None, fix_data_checksum=False) -> None:
+    """Copy an archive, changing its data part or an artifact; ``fix_data_checksum`` also rewrites the manifest's
+    checksum, as a hand-edited archive or a format 1 archive (no data checksum) would look."""
+    with tarfile.open(source_path, "r:gz") as source:
+        members = {member.name: (member, source.extractfile(member).read()) for member in source.getmembers()}
+    data_name = "data.lexiquejson"
+    if edit_data:
+        member, data = members[data_name]
+        members[data_name] = (member, edit_data(data))
+    if edit_artifact:
+        for name, (member, data) in list(members.items()):
+            if name.startswith("artifacts/") and name.endswith("model.safetensors"):
+                members[name] = (member, edit_artifact(data))
+    if fix_data_checksum:
+        member, manifest = members["manifest.json"]
+        manifest = json.loads(manifest)
+        manifest["data_sha256"] = hashlib.sha256(members[data_name][1]).hexdigest()
+        members["manifest.json"] = (member, json.dumps(manifest).encode())
+    with tarfile.open(target_path, "w:gz") as target:
+        for member, data in members.values():
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+
+
+def _edit_objects(change):
+    def edit(data: bytes) -> bytes:
+        objects = json.loads(data)
+        change(objects)
+        return json.dumps(objects).encode()
+
+    return edit
+
+
+def _make_expert_superuser(objects):
+    for item in objects:
+        if item["model"] == "auth.user" and item["fields"]["username"] == "expert":
+            item["fields"]["is_superuser"] = True
+
+
+def _history_by_a_ghost(objects):
+    """Still valid JSON with the right counts, but one row points to a user that does not exist: loaddata fails late."""
+    for item in objects:
+        if item["model"] == "glossary.historicalentry" and item["fields"].get("history_user"):
+            item["fields"]["history_user"] = ["ghost-user-not-in-the-archive"]
+            return
+    raise AssertionError("no history row with a user in the archive")
+
+
+DAMAGES = {
+    "damaged artifact": (dict(edit_artifact=lambda data: data[:-1] + b"!"), "endommagé"),
+    "truncated data file": (dict(edit_data=lambda data: data[: len(data) // 2]), "somme de contrôle"),
+    "truncated data file, checksum rewritten": (dict(edit_data=lambda data: data[: len(data) // 2], fix_data_checksum=True), "tronqué"),
+    "edited data file (a user made superuser)": (dict(edit_data=_edit_objects(_make_expert_superuser)), "somme de contrôle"),
+    "rows removed, checksum rewritten": (
+        dict(edit_data=_edit_objects(lambda objects: objects.__delitem__(slice(len(objects) - 1, None))), fix_data_checksum=True),
+        "incomplètes",
+    ),
+    "fails while loading, checksum rewritten": (dict(edit_data=_edit_objects(_history_by_a_ghost), fix_data_checksum=True), "annulée"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_restore_force_with_a_bad_archive_fails_and_keeps_the_existing_database(installation, tmp_path, damage):
+    archive, bad = tmp_path / "lexique.tar.gz", tmp_path / "bad.tar.gz"
+    backup_write(path=archive)
+    EntryFactory(term="NOUVEAU", definition="Ajouté après la sauvegarde")
+    changes, message = DAMAGES[damage]
+    rewrite_archive(archive, bad, **changes)
+    before, files_before = database_picture(), artifact_picture()
+    assert before["glossary.entry"] and before["auth.user"] and before["retrieval.modelversion"]
+
+    with pytest.raises(CommandError, match=message):
+        call_command("restore", str(bad), "--force")
+
+    assert database_picture() == before
+    assert artifact_picture() == files_before
+    assert not type(Token.objects.first().user).objects.filter(is_superuser=True).exists()
+
+
+def test_a_truncated_archive_file_is_refused_and_the_database_kept(installation, tmp_path):
+    archive = tmp_path / "lexique.tar.gz"
+    backup_write(path=archive)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    before = database_picture()
+    with pytest.raises(BackupRefused, match="illisible"):
+        restore_read(path=cut, force=True)
+    assert database_picture() == before
+
+
+def test_an_archive_of_format_1_without_data_checksum_still_restores(installation, tmp_path):
+    archive, old = tmp_path / "lexique.tar.gz", tmp_path / "old.tar.gz"
+    backup_write(path=archive)
+    with tarfile.open(archive, "r:gz") as source, tarfile.open(old, "w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["format"] = 1
+                del manifest["data_sha256"]
+                data = json.dumps(manifest).encode()
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    before = database_picture()
+    empty_everything()
+    restore_read(path=old)
+    assert database_picture()["glossary.entry"] == before["glossary.entry"]
+
+
+# --- Backups on a fresh install, and never a partial archive (issue #16, item 9) ---
+
+
+def test_backup_works_on_a_fresh_install_without_an_artifact_folder(db, tmp_path, settings):
+    from django.core.files.storage import storages as storage_handler
+
+    missing = tmp_path / "never-created"
+    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(missing)}}}
+    storage_handler._storages = {}
+    EntryFactory(term="TVA", definition="Taxe sur la valeur ajoutée")
+    archive = tmp_path / "fresh.tar.gz"
+
+    summary = backup_write(path=archive)
+
+    assert summary.artifacts == {} and summary.rows["glossary.entry"] == 1 and len(summary.data_sha256) == 64
+    call_command("flush", interactive=False, verbosity=0)
+    restore_read(path=archive)
+    assert glossary_services.Entry.objects.get().term == "TVA"
+
+
+def test_a_failed_backup_leaves_no_partial_archive_and_keeps_the_previous_one(installation, tmp_path, monkeypatch):
+    archive = tmp_path / "lexique.tar.gz"
+    backup_write(path=archive)
+    previous = archive.read_bytes()
+    storage = storages["artifacts"]
+    real_open = type(storage).open
+
+    def failing_open(self, name, mode="rb"):
+        if name.endswith("model.safetensors"):
+            raise OSError("disque illisible")
+        return real_open(self, name, mode)
+
+    monkeypatch.setattr(type(storage), "open", failing_open)
+    with pytest.raises(OSError, match="disque illisible"):
+        call_command("backup", str(archive))
+    assert archive.read_bytes() == previous
+    assert sorted(path.name for path in tmp_path.iterdir() if "lexique" in path.name) == ["lexique.tar.gz"]
+
+    fresh = tmp_path / "other.tar.gz"
+    with pytest.raises(OSError):
+        backup_write(path=fresh)
+    assert not fresh.exists() and not list(tmp_path.glob(".other*"))
+
+
+def test_the_manifest_holds_the_checksum_of_the_data_part(installation, tmp_path):
+    archive = tmp_path / "lexique.tar.gz"
+    summary = backup_write(path=archive)
+    with tarfile.open(archive, "r:gz") as source:
+        manifest = json.load(source.extractfile("manifest.json"))
+        data = source.extractfile("data.lexiquejson").read()
+    assert manifest["format"] == 2
+    assert manifest["data_sha256"] == hashlib.sha256(data).hexdigest() == summary.data_sha256

@@ -87,3 +87,56 @@ def test_filesystem_broker_delivers_a_message_without_any_server(tmp_path):
         finally:
             queue.close()
     assert not any((tmp_path / "broker" / "queue").iterdir()), "an acknowledged message leaves no file behind"
+
+
+# --- Queue prefixes (issue #13 item 8, issue #16 item 11) ---
+
+from config.broker import BrokerChoice, choose_queue_prefix, installation_queue_name  # noqa: E402
+
+_REDIS = BrokerChoice("redis://127.0.0.1:6379/0")
+
+
+def test_queue_prefix_comes_from_the_database_on_redis_and_is_stable():
+    a = {"ENGINE": "django.db.backends.postgresql", "HOST": "db", "PORT": 5432, "NAME": "lexique_a"}
+    b = {**a, "NAME": "lexique_b"}
+    first, second = choose_queue_prefix({}, _REDIS, a).prefix, choose_queue_prefix({}, _REDIS, b).prefix
+    assert first.startswith("lexique-") and second.startswith("lexique-") and first != second
+    assert choose_queue_prefix({}, _REDIS, dict(a)).prefix == first
+    assert choose_queue_prefix({"LEXIQUE_QUEUE_PREFIX": "mine-"}, _REDIS, a).prefix == "mine-"
+    assert choose_queue_prefix({"LEXIQUE_QUEUE_PREFIX": ""}, _REDIS, a).prefix == ""
+    assert choose_queue_prefix({}, BrokerChoice("filesystem://"), a).prefix == ""
+
+
+def test_worker_queue_names_from_the_readme_mean_this_installations_queues():
+    assert installation_queue_name("default", "lexique-ab12-") == "lexique-ab12-default"
+    assert installation_queue_name("training", "lexique-ab12-") == "lexique-ab12-training"
+    assert installation_queue_name("lexique-ab12-training", "lexique-ab12-") == "lexique-ab12-training"
+    assert installation_queue_name("default", "") == "default"
+    assert installation_queue_name("celery", "p-") == "celery"
+
+
+def test_a_worker_started_with_q_default_training_consumes_the_prefixed_queues(settings):
+    from types import SimpleNamespace
+
+    from config.celery import app, consume_this_installations_queues
+
+    queues = app.amqp.Queues({})
+    queues.select(["default", "training"])
+    consume_this_installations_queues(sender="w@host", instance=SimpleNamespace(app=SimpleNamespace(amqp=SimpleNamespace(queues=queues))))
+    assert sorted(queues.consume_from) == [settings.QUEUE_PREFIX + "default", settings.QUEUE_PREFIX + "training"]
+
+
+def test_the_test_session_publishes_to_its_own_prefixed_queues(settings):
+    """A test that publishes outside a live worker (the probe found a run_training left on Redis's `training`)."""
+    from config.celery import app
+    from tests.live import LiveWorker
+
+    prefix = settings.QUEUE_PREFIX
+    assert prefix, "the test session must have a queue prefix (tests/settings.py)"
+    assert settings.CELERY_TASK_DEFAULT_QUEUE == f"{prefix}default" and settings.TRAINING_QUEUE == f"{prefix}training"
+    # A stopped live worker gives the Celery app back the session's routes, never the bare queue names.
+    LiveWorker().stop()
+    for task in ("training.tasks.run_training", "evaluation.tasks.evaluate_version", "retrieval.tasks.index_entry"):
+        queue = app.amqp.router.route({}, task)["queue"].name
+        assert queue.startswith(prefix), (task, queue)
+        assert queue not in ("default", "training", "celery")

@@ -28,7 +28,7 @@ def test_production_settings_pass_the_deploy_check():
 
 
 def test_forgetting_the_secret_key_or_debug_is_reported():
-    done = deploy_check(ALLOWED_HOSTS="lexique.example.org")
+    done = deploy_check(DEBUG="true", ALLOWED_HOSTS="lexique.example.org")
     assert done.returncode != 0
     report = done.stdout + done.stderr
     assert "security.W009" in report, "the development SECRET_KEY must be flagged"

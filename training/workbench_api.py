@@ -54,6 +54,15 @@ _QUEUE_FILTERS = [
 ]
 
 
+def _queue_filters(request, *names: str) -> dict[str, str | None]:
+    """The queue filters of the query string; a NUL character (which PostgreSQL refuses) is a 400, not a 500."""
+    values = {name: request.query_params.get(name) or None for name in names}
+    invalid = {name: "Must not contain a NUL character." for name, value in values.items() if value and "\x00" in value}
+    if invalid:
+        raise serializers.ValidationError(invalid)
+    return values
+
+
 def _require_expert(request) -> None:
     if not has_role(request.user, EXPERT):
         raise PermissionDenied("This action needs the expert role.")
@@ -67,9 +76,9 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filter_backends: list = []
 
     def get_queryset(self):
-        params = self.request.query_params
-        status_filter = params.get("status", ReviewItem.Status.OPEN)
-        return workbench.review_item_list(domain=params.get("domain") or None, source=params.get("source") or None, status=status_filter or None)
+        params = _queue_filters(self.request, "domain", "source", "status")
+        status_filter = self.request.query_params.get("status", ReviewItem.Status.OPEN)
+        return workbench.review_item_list(domain=params["domain"], source=params["source"], status=status_filter or None)
 
     @extend_schema(parameters=[*_QUEUE_FILTERS, OpenApiParameter("status", OpenApiTypes.STR, enum=ReviewItem.Status.values, description="Default: open.")])
     def list(self, request, *args, **kwargs):
@@ -83,7 +92,8 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def next_item(self, request):
         """Lease the next item for the caller (experts only); the item is not served to anyone else meanwhile."""
         _require_expert(request)
-        item = workbench.review_item_next(user=request.user, domain=request.query_params.get("domain") or None, source=request.query_params.get("source") or None)
+        filters = _queue_filters(request, "domain", "source")
+        item = workbench.review_item_next(user=request.user, domain=filters["domain"], source=filters["source"])
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ReviewItemSerializer(item).data)

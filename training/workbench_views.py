@@ -20,9 +20,15 @@ HISTORY_SHOWN = 5
 
 
 def _filters(data) -> dict:
-    """The queue filters a request carries (query string for pages, hidden fields for decisions)."""
+    """The queue filters a request carries (query string for pages, hidden fields for decisions).
+
+    A value with a NUL character matches nothing and PostgreSQL refuses it in a query: it is ignored like any
+    unknown filter.
+    """
     source = data.get("source") or None
     domain = data.get("domain") or None
+    if domain and "\x00" in domain:
+        domain = None
     return {
         "domain": domain if domain and Domain.objects.filter(slug=domain).exists() else None,
         "source": source if source in ReviewItem.Source.values else None,

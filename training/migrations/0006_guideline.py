@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('glossary', '0001_initial'),
-        ('training', '0004_bercy_tuned_defaults'),
+        ('training', '0005_review_queue_deferred_and_refresh_triggers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
