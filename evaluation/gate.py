@@ -118,3 +118,174 @@ def decide(
             f"sur le même jeu de test."
         )
     return GateDecision(promote, reasons, primary_delta, domain_deltas)
+
+
+# ---- the gate that protects users: real questions, then canaries, then templates ----------------------------
+#
+# Templates alone proved plumbing, not quality (GUIDE, section 2): a version trained on "C'est quoi X ?" lifted the
+# template set by 33 points while real questions fell from R@1 0.32 to 0.10. So the gate looks, in this order, at
+# the held-out real questions (when there are enough of them), at a synthetic canary set built from the test side
+# that covers every kind of question, and at the template report; a candidate that loses more than a small
+# tolerance on any kind of any tier is refused, and one that lowers real-question R@1 at all is never promoted
+# automatically. Reasons are stored as a code and parameters and rendered in the reader's language.
+
+REAL = "real"
+CANARY = "canary"
+TEMPLATES = "templates"
+TIER_ORDER = (REAL, CANARY)
+
+
+@dataclass(frozen=True)
+class KindScore:
+    questions: int
+    r1: float
+
+
+@dataclass(frozen=True)
+class QuestionTier:
+    """One set of questions asked to a version: overall and per-kind R@1 (fractions)."""
+
+    overall: KindScore
+    by_kind: Mapping[str, KindScore] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class TieredDecision:
+    promote: bool
+    reasons: list[Reason]
+    deciding_tier: str | None  # the tier whose overall R@1 had to improve (None: no champion, or templates decided)
+    tier_deltas: dict[str, float] = field(default_factory=dict)  # overall R@1 candidate - champion per tier
+    kind_deltas: dict[str, dict[str, float]] = field(default_factory=dict)  # per tier, per kind
+
+
+def _usable(tier: str, candidate: QuestionTier | None, champion: QuestionTier | None, *, min_real: int) -> bool:
+    if candidate is None or champion is None or not candidate.overall.questions:
+        return False
+    return tier != REAL or min(candidate.overall.questions, champion.overall.questions) >= min_real
+
+
+def decide_for_users(
+    *,
+    candidate: Mapping[str, QuestionTier],
+    champion: Mapping[str, QuestionTier] | None,
+    templates: GateDecision | None = None,
+    min_real: int = 30,
+    min_kind: int = 5,
+    kind_tolerance: float = 0.02,
+    margin: float = 0.005,
+) -> TieredDecision:
+    """Whether to promote ``candidate`` over ``champion`` from the question tiers both were asked (``real``,
+    ``canary``) and the template gate's decision (``templates``, from :func:`decide`).
+
+    * no champion: promote (the first version);
+    * every usable tier (real only with ``min_real`` questions on both sides): no kind with ``min_kind`` questions
+      may lose more than ``kind_tolerance`` of R@1; real questions may not lose any R@1 overall;
+    * the first usable tier (real, else canary) must gain at least ``margin`` of R@1 overall;
+    * templates: the template gate's domain regressions refuse too; with no usable question tier, the template gate
+      decides alone, as before.
+    """
+    if champion is None:
+        return TieredDecision(True, [Reason("no_champion")], None)
+    reasons: list[Reason] = []
+    promote = True
+    tier_deltas: dict[str, float] = {}
+    kind_deltas: dict[str, dict[str, float]] = {}
+    usable = [tier for tier in TIER_ORDER if _usable(tier, candidate.get(tier), champion.get(tier), min_real=min_real)]
+    if REAL not in usable and candidate.get(REAL) is not None:
+        reasons.append(Reason("real_too_few", {"questions": candidate[REAL].overall.questions, "minimum": min_real}))
+    for tier in usable:
+        mine, theirs = candidate[tier], champion[tier]
+        delta = mine.overall.r1 - theirs.overall.r1
+        tier_deltas[tier] = delta
+        kind_deltas[tier] = {
+            kind: score.r1 - theirs.by_kind[kind].r1
+            for kind, score in mine.by_kind.items()
+            if kind in theirs.by_kind and min(score.questions, theirs.by_kind[kind].questions) >= min_kind
+        }
+        for kind, kind_delta in sorted(kind_deltas[tier].items(), key=lambda item: item[1]):
+            if kind_delta < -kind_tolerance:
+                promote = False
+                reasons.append(Reason("kind_regressed", {
+                    "tier": tier, "kind": kind, "before": theirs.by_kind[kind].r1, "after": mine.by_kind[kind].r1,
+                    "tolerance": kind_tolerance,
+                }))
+        if tier == REAL and delta < 0:
+            promote = False
+            reasons.append(Reason("real_r1_lower", {"before": theirs.overall.r1, "after": mine.overall.r1}))
+    deciding = usable[0] if usable else None
+    if deciding is not None:
+        params = {
+            "tier": deciding, "before": champion[deciding].overall.r1, "after": candidate[deciding].overall.r1,
+            "margin": margin, "questions": candidate[deciding].overall.questions,
+        }
+        if tier_deltas[deciding] >= margin:
+            reasons.insert(0, Reason("better", params))
+        else:
+            promote = False
+            reasons.insert(0, Reason("not_better", params))
+    if templates is not None:
+        regressed = {domain: delta for domain, delta in templates.domain_deltas.items() if delta < -kind_tolerance}
+        for domain, delta in sorted(regressed.items(), key=lambda item: item[1]):
+            promote = False
+            reasons.append(Reason("domain_regressed", {"domain": domain, "delta": delta, "tolerance": kind_tolerance}))
+        if deciding is None:
+            promote = promote and templates.promote
+            reasons.append(Reason("templates_only", {"promote": templates.promote, "delta": templates.primary_delta}))
+    if promote:
+        reasons.append(Reason("no_kind_regressed", {"tolerance": kind_tolerance}))
+    return TieredDecision(promote, reasons, deciding, tier_deltas, kind_deltas)
+
+
+def render_reason(reason: Mapping | Reason) -> str:
+    """A stored reason (code + parameters) as a sentence in the active language."""
+    from django.utils.translation import gettext as _
+
+    data = reason.as_dict() if isinstance(reason, Reason) else reason
+    code, params = data.get("code"), dict(data.get("params") or {})
+    tiers = {REAL: _("questions réelles mises de côté"), CANARY: _("questions canari"), TEMPLATES: _("modèles de requêtes")}
+    for key in ("before", "after", "margin", "tolerance"):
+        if isinstance(params.get(key), (int, float)):
+            params[key] = _percent(params[key])
+    if isinstance(params.get("delta"), (int, float)):
+        params["delta"] = _points(params["delta"])
+    if "tier" in params:
+        params["tier"] = tiers.get(params["tier"], params["tier"])
+    messages = {
+        "no_champion": _("Aucun modèle champion : le candidat est promu."),
+        "better": _("Le candidat fait mieux sur les %(tier)s (%(questions)s questions) : R@1 %(before)s %% -> %(after)s %%."),
+        "not_better": _(
+            "Le candidat ne fait pas assez mieux sur les %(tier)s (%(questions)s questions) : R@1 %(before)s %% -> "
+            "%(after)s %%, gain exigé %(margin)s point."
+        ),
+        "kind_regressed": _(
+            "Les questions de type « %(kind)s » reculent sur les %(tier)s : R@1 %(before)s %% -> %(after)s %%, "
+            "au-delà de la tolérance de %(tolerance)s points."
+        ),
+        "real_r1_lower": _(
+            "Les questions réelles mises de côté reculent (R@1 %(before)s %% -> %(after)s %%) : une version qui "
+            "répond moins bien aux usagers n'est jamais promue automatiquement."
+        ),
+        "real_too_few": _(
+            "Seulement %(questions)s questions réelles mises de côté (il en faut %(minimum)s) : elles ne décident pas "
+            "encore."
+        ),
+        "domain_regressed": _("Le domaine « %(domain)s » recule de %(delta)s points sur les modèles de requêtes."),
+        "templates_only": _("Pas de questions réelles ni canari : seuls les modèles de requêtes décident."),
+        "no_kind_regressed": _("Aucun type de question ne recule de plus de %(tolerance)s points."),
+    }
+    message = messages.get(code)
+    if message is None:
+        return str(data.get("text") or code)
+    try:
+        return message % params
+    except (KeyError, TypeError, ValueError):
+        return message.split("%(")[0].strip()
