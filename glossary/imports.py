@@ -366,5 +366,8 @@ def _apply(plan: Plan, *, batch: ImportBatch, user) -> None:
         services.entry_update(entry=current, data=plan.updates[pk], user=user)
 
 
-# The worker side (runs, stale sweep) lives in glossary.import_jobs; these names stay importable from here.
-from glossary.import_jobs import import_batch_run, import_batches_fail_stale  # noqa: E402,F401
+def import_batch_run(*, batch_id: int, worker: str = "") -> ImportBatch:
+    """Run a queued import or preview (the worker side lives in glossary.import_jobs)."""
+    from glossary.import_jobs import import_batch_run as run
+
+    return run(batch_id=batch_id, worker=worker)
