@@ -226,6 +226,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
 REVIEW_QUEUE_MAX_OPEN = int(os.environ.get("REVIEW_QUEUE_MAX_OPEN", "100"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 QUERY_MAX_CHARS = int(os.environ.get("QUERY_MAX_CHARS", "500"))
+# What one import file may ask of a worker (glossary.readers, glossary.import_jobs): beyond these, a clear
+# refusal. Spreadsheets and files over IMPORT_SYNC_MAX_BYTES are previewed and imported by a worker, not a request.
+IMPORT_SYNC_MAX_BYTES = int(os.environ.get("IMPORT_SYNC_MAX_BYTES", str(2 * 1024 * 1024)))
+IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "200000"))
+IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", "50"))
+IMPORT_MAX_CELL_CHARS = int(os.environ.get("IMPORT_MAX_CELL_CHARS", "100000"))
+IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = int(os.environ.get("IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", str(200 * 1024 * 1024)))
+IMPORT_WORKER_MEMORY_BYTES = int(os.environ.get("IMPORT_WORKER_MEMORY_BYTES", str(2 * 1024 * 1024 * 1024)))
+IMPORT_TIME_LIMIT_SECONDS = int(os.environ.get("IMPORT_TIME_LIMIT_SECONDS", str(15 * 60)))
+# Items per list field of one entry (variants, usage contexts, example questions).
+ENTRY_MAX_LIST_ITEMS = int(os.environ.get("ENTRY_MAX_LIST_ITEMS", "200"))
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous requests answer 401 rather than 403.

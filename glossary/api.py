@@ -49,9 +49,9 @@ from glossary.serializers import (
 
 ERRORS_READ = {401: ErrorSerializer, 404: ErrorSerializer}
 ERRORS_WRITE = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
-# Uploads above this size are imported by a worker even without ``async=true``, so that a request
-# never holds a web worker for minutes.
-SYNC_IMPORT_MAX_BYTES = 2 * 1024 * 1024
+# Uploads above this size (and spreadsheets) are imported or previewed by a worker even without
+# ``async=true``, so that a request never holds a web worker for minutes or gigabytes.
+SYNC_IMPORT_MAX_BYTES = settings.IMPORT_SYNC_MAX_BYTES
 
 
 class EntryPagination(PageNumberPagination):
@@ -262,9 +262,11 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         description=(
             "Small files are imported during the request: the answer is the report (201 when imported, entries already "
             "in the glossary counting as unchanged; 200 for a dry run). When rows are invalid and `skip_invalid` is false nothing is "
-            "imported and the answer is 400 with the report (errors carry line numbers). With `async=true`, or for "
-            f"files over {SYNC_IMPORT_MAX_BYTES // (1024 * 1024)} MiB, the import is queued for a worker: 202 with the "
-            "batch id, to follow at `/api/imports/{id}/`."
+            "imported and the answer is 400 with the report (errors carry line numbers). With `async=true`, for "
+            f"files over {SYNC_IMPORT_MAX_BYTES // (1024 * 1024)} MiB and for every xlsx file (dry runs included), the "
+            "import is queued for a worker: 202 with the batch id, to follow at `/api/imports/{id}/` (a dry run ends "
+            "`previewed`, its `report` holding the errors and the first rows). 409 when the import kept meeting "
+            "concurrent writes of the same entries (nothing imported)."
         ),
         request={"multipart/form-data": ImportRequestSerializer},
         responses={
@@ -274,6 +276,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             400: OpenApiResponse(ImportRejectedSerializer, "Invalid rows, nothing imported; or an invalid request or file (`reason`)."),
             401: ErrorSerializer,
             403: ErrorSerializer,
+            409: ErrorSerializer,
             413: ErrorSerializer,
         },
     )
@@ -288,11 +291,14 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         content = upload.read()
         options["domain"] = options["domain"] or None
         wants_async = options.pop("async")
-        run_async = not options["dry_run"] and (wants_async or len(content) > SYNC_IMPORT_MAX_BYTES)
+        needs_worker = imports.preview_in_worker(size=len(content), file_format=options["format"])
+        run_async = needs_worker or (wants_async and not options["dry_run"])
         try:
             if run_async:
                 return self._enqueue(content=content, file_name=upload.name, options=options)
             return self._import_now(content=content, file_name=upload.name, options=options)
+        except imports.ImportConflict as conflict:
+            raise Conflict(detail=str(conflict), code="conflict") from conflict
         except imports.ImportRefused as refusal:
             raise FileRefused(str(refusal)) from refusal
 

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from glossary.imports import FORMATS
 from glossary.models import Domain, Entry
+from glossary.text import validate_clean_text
 
 
 class LinesField(forms.CharField):
@@ -28,6 +29,17 @@ class LinesField(forms.CharField):
     def to_python(self, value) -> list[str]:
         text = super().to_python(value)
         return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if len(value) > settings.ENTRY_MAX_LIST_ITEMS:
+            raise ValidationError(
+                _("Au plus %(max)s lignes (il y en a %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(value)}, code="too_many",
+            )
+
+    def run_validators(self, value) -> None:
+        for line in value or []:
+            validate_clean_text(line)
 
 
 class ServiceErrorsMixin:
@@ -65,9 +77,9 @@ class EntryFilterForm(forms.Form):
 
 
 class EntryForm(ServiceErrorsMixin, forms.Form):
-    term = forms.CharField(label=_("Terme ou sigle"), max_length=255)
+    term = forms.CharField(label=_("Terme ou sigle"), max_length=255, validators=[validate_clean_text])
     kind = forms.ChoiceField(label=_("Type"), choices=Entry.Kind.choices, initial=Entry.Kind.TERM)
-    definition = forms.CharField(label=_("Définition"), widget=forms.Textarea(attrs={"rows": 4}))
+    definition = forms.CharField(label=_("Définition"), widget=forms.Textarea(attrs={"rows": 4}), validators=[validate_clean_text])
     variants = LinesField(
         label=_("Variantes"), help_text=_("Une par ligne : orthographes, formes développées, alias.")
     )
@@ -81,10 +93,11 @@ class EntryForm(ServiceErrorsMixin, forms.Form):
         label=_("Ou nouveau domaine"),
         max_length=120,
         required=False,
+        validators=[validate_clean_text],
         help_text=_("Saisissez un nom pour créer le domaine (il remplace le choix ci-dessus)."),
     )
     status = forms.ChoiceField(label=_("Statut"), choices=Entry.Status.choices, initial=Entry.Status.DRAFT)
-    source = forms.CharField(label=_("Source"), max_length=255, required=False)
+    source = forms.CharField(label=_("Source"), max_length=255, required=False, validators=[validate_clean_text])
     source_url = forms.URLField(label=_("URL de la source"), max_length=500, required=False, assume_scheme="https")
 
     @staticmethod
@@ -132,6 +145,7 @@ class ImportUploadForm(forms.Form):
         label=_("Domaine par défaut"),
         max_length=120,
         required=False,
+        validators=[validate_clean_text],
         help_text=_("Appliqué aux lignes sans domaine ; créé s'il n'existe pas."),
     )
     status = forms.ChoiceField(

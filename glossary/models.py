@@ -48,6 +48,11 @@ class ImportBatch(models.Model):
     report = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker attempt that runs the batch: a batch left running by a dead worker is swept to failed
+    # (glossary.import_jobs), and a redelivered message restarts it as a new attempt.
+    started_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from django.conf import settings
+
 from glossary.imports import EXPORT_FORMATS, FORMATS, IMPORT_STATUSES, PINNED_SPLITS
 from glossary.models import Domain, Entry, ImportBatch
+from glossary.text import validate_clean_text
+
+# Every text an API client writes is refused (400, with the field) when it holds control characters or a
+# lone surrogate: the same check as the forms, the importers and the services (glossary.text).
+CLEAN = [validate_clean_text]
 
 
 # Subsets keep the labels of the model's choices, so the schema shows them as the same enum.
@@ -20,12 +27,12 @@ class DomainSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "description", "entry_count", "created_at"]
         read_only_fields = ["slug", "created_at"]
         # Uniqueness is checked case-insensitively by the services, which answer with a field error.
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs = {"name": {"validators": CLEAN}, "description": {"validators": CLEAN}}
 
 
 class ExampleSerializer(serializers.Serializer):
-    question = serializers.CharField()
-    answer = serializers.CharField(allow_blank=True, required=False, default="")
+    question = serializers.CharField(validators=CLEAN)
+    answer = serializers.CharField(allow_blank=True, required=False, default="", validators=CLEAN)
 
 
 class EntrySerializer(serializers.ModelSerializer):
@@ -53,15 +60,19 @@ class EntrySerializer(serializers.ModelSerializer):
 class EntryInputSerializer(serializers.Serializer):
     """Fields an expert writes; the services normalise them and refuse duplicates."""
 
-    term = serializers.CharField(max_length=255)
-    definition = serializers.CharField()
+    term = serializers.CharField(max_length=255, validators=CLEAN)
+    definition = serializers.CharField(validators=CLEAN)
     kind = serializers.ChoiceField(choices=Entry.Kind.choices, required=False)
     domain = serializers.PrimaryKeyRelatedField(queryset=Domain.objects.all(), allow_null=True, required=False)
-    variants = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
-    contexts = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
-    examples = ExampleSerializer(many=True, required=False)
+    variants = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, validators=CLEAN), required=False, max_length=settings.ENTRY_MAX_LIST_ITEMS,
+    )
+    contexts = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, validators=CLEAN), required=False, max_length=settings.ENTRY_MAX_LIST_ITEMS,
+    )
+    examples = ExampleSerializer(many=True, required=False, max_length=settings.ENTRY_MAX_LIST_ITEMS)
     status = serializers.ChoiceField(choices=Entry.Status.choices, required=False)
-    source = serializers.CharField(max_length=255, allow_blank=True, required=False)
+    source = serializers.CharField(max_length=255, allow_blank=True, required=False, validators=CLEAN)
     source_url = serializers.URLField(max_length=500, allow_blank=True, required=False)
 
 
@@ -134,7 +145,7 @@ class _ImportOptionsSerializer(serializers.Serializer):
         "layouts of known sources: sigles (acronym dictionary CSV), bercy (JSONL pairs), baconnier (JSON array).",
     )
     domain = serializers.CharField(
-        allow_blank=True, default="", help_text="Domain name for rows that name none (created when new).",
+        allow_blank=True, default="", validators=CLEAN, help_text="Domain name for rows that name none (created when new).",
     )
     status = serializers.ChoiceField(choices=IMPORT_STATUS_CHOICES, default=Entry.Status.DRAFT, help_text="Status of the imported entries.")
     split = serializers.ChoiceField(

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
 from glossary.models import Domain, Entry
-from glossary.text import collapse_spaces, definition_key, term_key
+from glossary.text import collapse_spaces, definition_key, forbidden_character_message, term_key
 
 # Rows per query in bulk operations (well under SQLite's bound-parameter limit).
 _QUERY_CHUNK = 500
@@ -36,13 +37,18 @@ class StaleEntryError(ValidationError):
     """The entry changed since the editor loaded it."""
 
 
+class EntryGoneError(StaleEntryError):
+    """The entry was deleted while someone was editing it."""
+
+
 def _clean_list(values: Iterable[str] | None) -> list[str]:
-    seen: list[str] = []
+    """Collapsed, non-empty, each once, in order: linear time (a dict remembers what was seen)."""
+    seen: dict[str, None] = {}
     for value in values or []:
         text = collapse_spaces(str(value))
-        if text and text not in seen:
-            seen.append(text)
-    return seen
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
 
 
 def _clean_examples(values: Iterable[dict] | None) -> list[dict]:
@@ -55,19 +61,33 @@ def _clean_examples(values: Iterable[dict] | None) -> list[dict]:
     return cleaned
 
 
+def _domain_named(name: str) -> Domain | None:
+    return Domain.objects.filter(name__iexact=name).first()
+
+
 def domain_get_or_create(*, name: str) -> Domain:
+    """The domain of that name (case-insensitive), created when missing. A domain created concurrently under
+    the same name (two imports at once) is looked up again instead of failing."""
     name = collapse_spaces(name)
     if not name:
         raise ValidationError({"domain": _("Le nom du domaine est vide.")})
-    existing = Domain.objects.filter(name__iexact=name).first()
-    if existing:
-        return existing
+    if problem := forbidden_character_message(name):
+        raise ValidationError({"domain": problem})
     base = slugify(name)[:100] or "domaine"
-    slug, n = base, 1
-    while Domain.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return Domain.objects.create(name=name, slug=slug)
+    for _attempt in range(5):
+        existing = _domain_named(name)
+        if existing:
+            return existing
+        slug, n = base, 1
+        while Domain.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{base}-{n}"
+        try:
+            with transaction.atomic():
+                return Domain.objects.create(name=name, slug=slug)
+        except IntegrityError:
+            continue  # the same name or slug was created meanwhile: look again
+    raise ValidationError({"domain": _("Le domaine « %(name)s » est créé en même temps ailleurs : réessayez.") % {"name": name}})
 
 
 def domain_update(*, domain: Domain, name: str | None = None, description: str | None = None) -> Domain:
@@ -75,13 +95,21 @@ def domain_update(*, domain: Domain, name: str | None = None, description: str |
         name = collapse_spaces(name)
         if not name:
             raise ValidationError({"name": _("Le nom du domaine est vide.")})
+        if problem := forbidden_character_message(name):
+            raise ValidationError({"name": problem})
         if Domain.objects.filter(name__iexact=name).exclude(pk=domain.pk).exists():
             raise ValidationError({"name": _("Un domaine porte déjà ce nom.")})
         domain.name = name
     if description is not None:
+        if problem := forbidden_character_message(description):
+            raise ValidationError({"description": problem})
         domain.description = description
     domain.full_clean()
-    domain.save()
+    try:
+        with transaction.atomic():
+            domain.save()
+    except IntegrityError:
+        raise ValidationError({"name": _("Un domaine porte déjà ce nom.")}) from None
     return domain
 
 
@@ -103,9 +131,26 @@ def find_duplicate(*, term: str, definition: str, exclude_id: int | None = None)
 
 def _check_fields(entry: Entry) -> None:
     """Normalise and validate the entry's own fields, without any database query."""
+    errors: dict[str, list[str]] = {}
+    # First, before any text is worked on: a lone surrogate cannot even be hashed or stored.
+    for field, texts in (
+        ("term", [entry.term]), ("definition", [entry.definition]), ("source", [entry.source]), ("source_url", [entry.source_url]),
+        ("variants", entry.variants), ("contexts", entry.contexts),
+        ("examples", [text for example in entry.examples for text in (example["question"], example["answer"])]),
+    ):
+        for text in texts:
+            if problem := forbidden_character_message(text if isinstance(text, str) else ""):
+                errors.setdefault(field, []).append(problem[:1].upper() + problem[1:])
+                break
+    if errors:
+        raise ValidationError(errors)
     entry.term = collapse_spaces(entry.term)
     entry.definition = collapse_spaces(entry.definition)
-    errors: dict[str, list[str]] = {}
+    for field in ("variants", "contexts", "examples"):
+        if len(getattr(entry, field)) > settings.ENTRY_MAX_LIST_ITEMS:
+            errors.setdefault(field, []).append(
+                _("Au plus %(max)s éléments (il y en a %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(getattr(entry, field))}
+            )
     if not entry.term:
         errors.setdefault("term", []).append(_("Le terme est obligatoire."))
     if not entry.definition:
@@ -168,9 +213,23 @@ def entry_create(
     )
     _check_against_database(entry)
     entry._history_user = created_by
-    with transaction.atomic():
-        entry.save()
+    try:
+        with transaction.atomic():
+            entry.save()
+    except IntegrityError:
+        # The same entry was created between the check and the save (two identical requests at once).
+        raise _duplicate_of(entry) from None
     return entry
+
+
+def _duplicate_of(entry: Entry) -> DuplicateEntryError:
+    duplicate = find_duplicate(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
+    if duplicate is None:  # the conflict was something else: let it surface as it is
+        return DuplicateEntryError(_("Doublon : cette entrée a été créée en même temps ailleurs."), code="duplicate")
+    return DuplicateEntryError(
+        _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
+        code="duplicate",
+    )
 
 
 def entry_build(
@@ -253,7 +312,11 @@ def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revi
     if unknown:
         raise ValidationError(_("Champs non modifiables : %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     with transaction.atomic():
-        current = Entry.objects.select_for_update().get(pk=entry.pk)
+        current = Entry.objects.select_for_update().filter(pk=entry.pk).first()
+        if current is None:
+            raise EntryGoneError(
+                _("Cette entrée a été supprimée par quelqu'un d'autre pendant votre édition : rien n'a été enregistré."), code="gone",
+            )
         if expected_revision is not None and current.revision != expected_revision:
             raise StaleEntryError(
                 _("Cette entrée a été modifiée par quelqu'un d'autre pendant votre édition (révision %(now)s, vous aviez la %(then)s). Rechargez-la puis refaites vos changements.")
@@ -269,7 +332,11 @@ def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revi
         _validate(current)
         current.revision += 1
         current._history_user = user
-        current.save()
+        try:
+            with transaction.atomic():
+                current.save()
+        except IntegrityError:
+            raise _duplicate_of(current) from None
     return current
 
 

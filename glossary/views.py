@@ -1,7 +1,6 @@
 """The expert web UI of the glossary: thin views over glossary.selectors, glossary.services and glossary.imports."""
 from __future__ import annotations
 
-import base64
 import secrets
 
 from django.contrib import messages
@@ -19,14 +18,15 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.roles import EXPERT, role_required
-from glossary import imports, selectors, services
+from glossary import imports, pending_uploads, selectors, services
 from glossary.forms import BulkStatusForm, EntryEditForm, EntryFilterForm, EntryForm, ImportConfirmForm, ImportUploadForm
 from glossary.models import Domain, Entry, ImportBatch
 
 ENTRIES_PER_PAGE = 50
 ENTRY_FORM_FIELDS = ("term", "kind", "definition", "variants", "contexts", "status", "source", "source_url")
 IMPORTS_PER_PAGE = 50
-# The uploaded file waits in the session between its preview and the user's confirmation.
+# Between its preview and the user's confirmation, the session names the uploaded file (kept in the artifact
+# store, or on the batch a worker previewed); the file itself never goes into the session.
 PENDING_IMPORT_SESSION_KEY = "glossary_pending_import"
 EXPORT_CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -172,6 +172,8 @@ def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
                         user=request.user,
                         expected_revision=form.cleaned_data["revision"],
                     )
+            except services.EntryGoneError as error:
+                form.add_service_error(error)
             except services.StaleEntryError as error:
                 form.add_service_error(error)
                 # Shown beside the user's own text (kept in the form) so they can merge by hand.
@@ -256,37 +258,70 @@ def import_list(request: HttpRequest) -> HttpResponse:
 @role_required(EXPERT)
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
-    """Upload a file and see what its import would do; nothing is written before the confirmation."""
+    """Upload a file and see what its import would do; nothing is written before the confirmation.
+
+    Small text files are previewed here; spreadsheets and large files by a worker, whose preview page polls.
+    """
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        content = upload.read()
+        file_format = form.cleaned_data["file_format"]
         options = form.import_options()
+        content = upload.read()
+        token = secrets.token_urlsafe(16)
         try:
+            if imports.preview_in_worker(size=len(content), file_format=file_format):
+                batch = imports.import_enqueue(
+                    content=content, file_name=upload.name, file_format=file_format,
+                    options={**options, "dry_run": True}, user=request.user,
+                )
+                request.session[PENDING_IMPORT_SESSION_KEY] = {"token": token, "batch_id": batch.pk}
+                return redirect("glossary:import-preview", pk=batch.pk)
             report = imports.import_preview(
-                content=content,
-                file_name=upload.name,
-                file_format=form.cleaned_data["file_format"],
-                domain=options["domain"],
-                status=options["status"],
-                split=options["split"],
+                content=content, file_name=upload.name, file_format=file_format,
+                domain=options["domain"], status=options["status"], split=options["split"],
             )
         except imports.ImportRefused as refusal:
             form.add_error("file", str(refusal))
         else:
-            token = secrets.token_urlsafe(16)
             request.session[PENDING_IMPORT_SESSION_KEY] = {
                 "token": token,
                 "file_name": upload.name,
-                "file_format": form.cleaned_data["file_format"],
+                "file_format": file_format,
                 "options": options,
-                "content": base64.b64encode(content).decode("ascii"),
+                "stored_path": pending_uploads.save(content=content, file_name=upload.name),
             }
-            confirm_form = ImportConfirmForm(initial={"token": token, "skip_invalid": options["skip_invalid"]})
-            preview = [{**row, "kind_label": _kind_label(row["kind"])} for row in report.preview]
-            context = {"report": report, "preview": preview, "file_name": upload.name, "confirm_form": confirm_form}
-            return render(request, "glossary/import_preview.html", context)
+            return _render_preview(
+                request, report=report, rows=report.preview, file_name=upload.name, token=token, skip_invalid=options["skip_invalid"],
+            )
     return render(request, "glossary/import_upload.html", {"form": form})
+
+
+def _render_preview(request, *, report, rows: list[dict], file_name: str, token: str, skip_invalid: bool, batch=None) -> HttpResponse:
+    """``report``: an ImportReport, or its dict as a worker stored it on the batch."""
+    confirm_form = ImportConfirmForm(initial={"token": token, "skip_invalid": skip_invalid})
+    preview = [{**row, "kind_label": _kind_label(row["kind"])} for row in rows]
+    context = {"report": report, "preview": preview, "file_name": file_name, "confirm_form": confirm_form, "batch": batch}
+    return render(request, "glossary/import_preview.html", context)
+
+
+@role_required(EXPERT)
+@require_GET
+def import_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The preview a worker is making of an uploaded file: polls until it is ready, then the same page as a
+    preview made in the request (every bad row with its line, the confirmation)."""
+    batch = ImportBatch.objects.filter(pk=pk, created_by=request.user).first()
+    pending = request.session.get(PENDING_IMPORT_SESSION_KEY) or {}
+    if batch is None or not batch.options.get("dry_run") or pending.get("batch_id") != batch.pk:
+        raise Http404(_("Cet aperçu n'existe pas ou n'est plus en attente."))
+    if batch.status in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING):
+        return render(request, "glossary/import_preview_wait.html", {"batch": batch})
+    if batch.status != ImportBatch.Status.PREVIEWED:
+        return render(request, "glossary/import_preview_wait.html", {"batch": batch, "failed": True})
+    return _render_preview(
+        request, report=batch.report, rows=batch.report.get("preview", []), file_name=batch.file_name, token=pending["token"],
+        skip_invalid=bool(batch.options.get("skip_invalid")), batch=batch,
+    )
 
 
 @role_required(EXPERT)
@@ -298,16 +333,21 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
         return redirect("glossary:import-upload")
     del request.session[PENDING_IMPORT_SESSION_KEY]
+    skip_invalid = form.cleaned_data["skip_invalid"]
     try:
-        batch = imports.import_enqueue(
-            content=base64.b64decode(pending["content"]),
-            file_name=pending["file_name"],
-            file_format=pending["file_format"],
-            options={**pending["options"], "skip_invalid": form.cleaned_data["skip_invalid"]},
-            user=request.user,
-        )
-    except imports.ImportRefused as refusal:
-        messages.error(request, str(refusal))
+        if "batch_id" in pending:
+            batch = imports.import_confirm_preview(batch_id=pending["batch_id"], skip_invalid=skip_invalid)
+        else:
+            batch = imports.import_enqueue(
+                content=pending_uploads.read(pending["stored_path"]),
+                file_name=pending["file_name"],
+                file_format=pending["file_format"],
+                options={**pending["options"], "skip_invalid": skip_invalid},
+                user=request.user,
+            )
+            pending_uploads.delete(pending["stored_path"])
+    except (imports.ImportRefused, FileNotFoundError) as refusal:
+        messages.error(request, str(refusal) if isinstance(refusal, imports.ImportRefused) else _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
         return redirect("glossary:import-upload")
     messages.success(request, _("Import de « %(name)s » lancé.") % {"name": batch.file_name})
     return redirect("glossary:import-detail", pk=batch.pk)

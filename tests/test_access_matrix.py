@@ -79,6 +79,7 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     ("glossary:entry-edit", "GET"): EXPERT_LEVEL,
     ("glossary:entry-delete", "GET"): EXPERT_LEVEL,
     ("glossary:import-upload", "GET"): EXPERT_LEVEL,
+    ("glossary:import-preview", "GET"): EXPERT_LEVEL,
     # The review workbench is an expert's tool; showing the next item of its queue leases it (a write).
     ("training:workbench", "GET"): EXPERT_LEVEL,
     ("training:workbench-next", "GET"): EXPERT_LEVEL,
