@@ -112,6 +112,8 @@ def run(ctx) -> Section:
     # ---- quality per variant: sigles (over the served index) and Bercy test split ---------------------------
     served = services.served_index_get(version=version)
     targets, _missing = question_targets(asked)
+    if not targets:
+        raise RuntimeError(f"none of the {len(asked)} sigles questions matches an entry of the bench glossary: import sigles.csv first")
     target_queries = [target.question.query for target in targets]
     entry_of = [passage.entry_id for passage in served.vectors.passages]
     rows = []
