@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "sigles_tuned": "Quality: the sigles question set, base vs fine-tuned model",
     "sigles_cycle": "Quality: one product training cycle on the whole sigles glossary, real questions per kind",
     "serving": "Serving 10k passages: index build, API under load, memory, live incremental update",
+    "query_encoders": "Serving: int8 ONNX vs ONNX vs torch query encoders, the API torch path vs the new path, the query cache",
     "active_learning": "Quality: active learning vs random selection",
     "gpu": "GPU: training and encoding on CUDA",
 }

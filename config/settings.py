@@ -327,6 +327,14 @@ ANSWER_MIN_SCORE = float(os.environ.get("ANSWER_MIN_SCORE", "0.6"))
 ANSWER_TOP_K = int(os.environ.get("ANSWER_TOP_K", "5"))
 # How long a process trusts the index revision it last read before checking again.
 INDEX_REVISION_CHECK_SECONDS = float(os.environ.get("INDEX_REVISION_CHECK_SECONDS", "1"))
+# Which encoder turns queries into vectors (retrieval.encoders): "auto" serves the fastest variant that passed
+# its check against torch on the frozen test queries (onnx-int8, then onnx, then torch); "torch", "onnx" or
+# "onnx-int8" force one (a variant that failed its check still never serves: torch does).
+QUERY_ENCODER = os.environ.get("QUERY_ENCODER", "auto")
+# Build a version's ONNX variants and their check when its index is built (manage.py build_encoders does it by hand).
+ENCODER_BUILD_ON_INDEX = env_bool("ENCODER_BUILD_ON_INDEX", True)
+# Query vectors kept per process (LRU over version, encoder and normalised text); 0 turns the cache off.
+QUERY_CACHE_SIZE = int(os.environ.get("QUERY_CACHE_SIZE", "4096"))
 # Promotion gate (evaluation.gate): a trained version replaces the champion only when it beats it on this
 # metric ("protocol.metric", measured in dense mode on the same test set) by GATE_MARGIN, and no domain loses
 # more than GATE_DOMAIN_TOLERANCE. Fractions: 0.005 = 0.5 point.

@@ -7,6 +7,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # spinning a thread per core fight over the cores (10x slower on a busy 2-core machine; docs/BENCHMARKS.md).
 # Must be set before torch is imported; set OMP_NUM_THREADS to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Same for the ONNX Runtime query encoder (retrieval.encoders): one intra-op thread per session; parallelism comes
+# from the workers (docs/BENCHMARKS.md, query_encoders part).
+os.environ.setdefault("ONNX_INTRA_OP_THREADS", "1")
 application = get_wsgi_application()
 
 from config.broker import log_broker_choice  # noqa: E402  (after Django's set-up, which configures logging)

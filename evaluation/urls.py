@@ -13,4 +13,5 @@ urlpatterns = [
     path("versions/<int:version_id>/report/", views.version_report, name="version-report"),
     path("versions/<int:version_id>/report.json", views.version_report_json, name="version-report-json"),
     path("versions/<int:version_id>/report.csv", views.version_report_csv, name="version-report-csv"),
+    path("versions/<int:version_id>/export.zip", views.version_export_zip, name="version-export"),
 ]

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import csv
+import tempfile
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -14,6 +17,7 @@ from config.roles import MAINTAINER, role_required
 from evaluation import charts, selectors, services
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
+from retrieval import serving
 from retrieval.models import ModelVersion
 
 METRIC_LABELS = {"hit@1": "R@1", "hit@5": "R@5", "hit@10": "R@10", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10"}
@@ -147,6 +151,8 @@ def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
         "metric_labels": METRIC_LABELS,
         "charts": _report_charts(run, reference),
         "evaluations": selectors.evaluation_run_list(version=version)[:20],
+        "served_encoder": serving.query_encoder_variant(version),
+        "query_encoder_setting": settings.QUERY_ENCODER,
     }
     return render(request, "evaluation/report.html", context)
 
@@ -210,3 +216,23 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     colspan = 3 * len(board.modes) if board else 0
     return render(request, "evaluation/leaderboard.html", {"board": board, "rows": rows, "chart": chart, "colspan": colspan})
 
+
+
+@require_GET
+@role_required(MAINTAINER)
+def version_export_zip(request: HttpRequest, version_id: int) -> FileResponse:
+    """The version as a sentence-transformers folder, zipped and streamed from a temporary file."""
+    from retrieval.encoders_export import ExportError, version_export, write_zip
+
+    version = _version_or_404(version_id)
+    archive = tempfile.TemporaryFile(prefix="lexique-export-")  # removed when the response closes it
+    try:
+        with tempfile.TemporaryDirectory(prefix="lexique-export-") as scratch:
+            folder = version_export(version=version, path=Path(scratch) / "model")
+            write_zip(folder, archive)
+    except ExportError as error:
+        archive.close()
+        messages.error(request, str(error))
+        return redirect("evaluation:version-list")
+    archive.seek(0)
+    return FileResponse(archive, as_attachment=True, filename=f"lexique-v{version.number}.zip", content_type="application/zip")

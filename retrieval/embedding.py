@@ -88,3 +88,71 @@ def encode_queries(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[
 def encode_documents(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """L2-normalised float32 vectors of passages, prefixed with the spec's document prompt."""
     return _encode(model, texts, prompt=spec.document_prompt, batch_size=batch_size)
+
+
+# ---- query-embedding cache ----------------------------------------------------------------------------
+
+def normalise_query_text(text: str) -> str:
+    """The cache key of a query: Unicode NFC and collapsed white space (case is kept: cased models see it)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+class QueryEmbeddingCache:
+    """A bounded LRU of query vectors, keyed by (version, encoder variant, normalised text).
+
+    One per process, shared by its threads: most traffic repeats a few hundred questions, and a repeated question
+    needs no forward pass. Vectors are stored read-only so a caller cannot alter a cached one.
+    """
+
+    def __init__(self, max_size: int):
+        import threading
+        from collections import OrderedDict
+
+        self.max_size = max(0, int(max_size))
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_encode(self, *, version_key: object, variant: str, texts: Sequence[str], encode) -> np.ndarray:
+        """Vectors of ``texts``, encoding (in one batch, via ``encode(list_of_texts)``) only those not cached."""
+        keys = [(version_key, variant, normalise_query_text(text)) for text in texts]
+        found: dict[int, np.ndarray] = {}
+        with self._lock:
+            for position, key in enumerate(keys):
+                vector = self._items.get(key)
+                if vector is not None:
+                    self._items.move_to_end(key)
+                    found[position] = vector
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
+        missing = [position for position in range(len(keys)) if position not in found]
+        if missing:
+            # Encoded outside the lock: a forward pass must not block the other threads' cache hits.
+            vectors = encode([keys[position][2] for position in missing])
+            with self._lock:
+                for row, position in enumerate(missing):
+                    vector = np.array(vectors[row], dtype=np.float32)
+                    vector.flags.writeable = False
+                    found[position] = vector
+                    if self.max_size:
+                        self._items[keys[position]] = vector
+                        self._items.move_to_end(keys[position])
+                while len(self._items) > self.max_size:
+                    self._items.popitem(last=False)
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[position] for position in range(len(keys))])
+
+    def stats(self) -> dict[str, float | int]:
+        with self._lock:
+            total = self.hits + self.misses
+            return {"hits": self.hits, "misses": self.misses, "size": len(self._items), "max_size": self.max_size,
+                    "hit_rate": round(self.hits / total, 4) if total else 0.0}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0

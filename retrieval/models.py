@@ -47,7 +47,8 @@ class ModelVersion(models.Model):
 
     # Once created, a version only changes its status (and when it was promoted) and its metrics:
     # every number reported for it must keep meaning the same weights and data.
-    MUTABLE_FIELDS = frozenset({"status", "metrics", "promoted_at"})
+    # ``encoder_check`` too: the base version gets its ONNX query encoders (and their check) after creation.
+    MUTABLE_FIELDS = frozenset({"status", "metrics", "promoted_at", "encoder_check"})
 
     number = models.PositiveIntegerField(_("numéro"), unique=True)
     label = models.CharField(_("libellé"), max_length=120, blank=True)
@@ -62,6 +63,9 @@ class ModelVersion(models.Model):
     data_snapshot_hash = models.CharField(_("empreinte des données"), max_length=64, blank=True)
     metrics = models.JSONField(_("métriques"), default=dict, blank=True)
     model_card = models.JSONField(_("fiche du modèle"), default=dict, blank=True)
+    # The ONNX query encoders of this version and how each compared with torch on the frozen test queries
+    # (retrieval.encoder_check): {"folder", "checksums", "variants": {name: check}, "served", "checked_at"}.
+    encoder_check = models.JSONField(_("contrôle des encodeurs de requêtes"), default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from glossary.models import Entry
 from glossary.services import entry_create
-from retrieval import selectors, serving
+from retrieval import encoder_check, selectors, serving
 from retrieval.answers import Answer, LLMClient, extractive_answer, generative_answer, translate_to_french
 from retrieval.catalogue import UnknownModelError
 from retrieval.hybrid import MODES as SEARCH_MODES
@@ -308,6 +308,7 @@ def index_rebuild(*, version: ModelVersion) -> IndexState:
         _record_index_failure(version, error)
         raise
     logger.info("Index of %s rebuilt: revision %s, %s passages", version, state.revision, state.passage_count)
+    encoder_check.encoders_ensure(version=version)  # ONNX query encoders, built and checked once per version
     return state
 
 
@@ -517,7 +518,7 @@ def search(
     dense: list[tuple[Passage, float]] = []
     if mode != "lexical":
         step = time.perf_counter()
-        query_vector = serving.encode_queries_with(version, [final])[0]
+        query_vector = serving.encode_search_queries(version, [final])[0]
         dense = served.vectors.search(query_vector, top_k=candidates)
         dense += _exact_passages_missing(served.vectors, query_vector, exact, dense)
         timings["dense"] = _elapsed_ms(step)

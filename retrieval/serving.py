@@ -50,6 +50,11 @@ _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
 _revision_checks: dict[int, tuple[float, "IndexRevision"]] = {}
 # Versions whose artifact files this process found intact (checked once: model files are large).
 _verified_versions: set[int] = set()
+# ONNX query encoders by (version id, variant, folder), and those this process found damaged.
+ENCODER_CACHE_SIZE = 4
+_encoders: OrderedDict[tuple, object] = OrderedDict()
+_failed_encoders: set[tuple[int, str]] = set()
+_query_cache = None
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +159,108 @@ def cached_model(spec: ModelSpec, *, adapter_path: str | None = None) -> "Senten
 
 
 def encode_queries_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
-    """Query vectors from the version's model, with its catalogue query prompt."""
+    """Query vectors from the version's torch model, with its catalogue query prompt, uncached: what training and
+    evaluation measure, and the reference the ONNX variants are checked against."""
     from retrieval.embedding import encode_queries
 
     model, spec = model_for_version(version)
     return encode_queries(model, spec, texts)
+
+
+def encode_search_queries(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
+    """Query vectors for search: from the process's query cache, else from the encoder that serves the version's
+    queries (``query_encoder_variant``), with the catalogue query prompt. Read-only arrays."""
+    variant = query_encoder_variant(version)
+    folder = (version.encoder_check or {}).get("folder", "")
+    return query_cache().get_or_encode(
+        version_key=(version.pk, version.created_at, folder), variant=variant, texts=texts, encode=lambda batch: _encode_queries(version, variant, batch)
+    )
+
+
+def query_encoder_variant(version: ModelVersion) -> str:
+    """"torch", "onnx" or "onnx-int8": the forced backend (QUERY_ENCODER) if it passed its check on this version,
+    else the fastest variant that passed; torch when none did or none was built."""
+    from retrieval.encoders import choose_variant
+
+    check = version.encoder_check or {}
+    return choose_variant(
+        check.get("variants", {}), forced=getattr(settings, "QUERY_ENCODER", "auto"), available=lambda _variant: bool(check.get("folder"))
+    )
+
+
+def _encode_queries(version: ModelVersion, variant: str, texts: Sequence[str]) -> np.ndarray:
+    from retrieval.encoders import TORCH
+
+    if variant != TORCH:
+        try:
+            encoder = onnx_encoder(version, variant)
+        except Exception:
+            # Damaged or missing export files: this process serves torch; the log says why.
+            logger.exception("ONNX query encoder %s of %s cannot be loaded; serving torch", variant, version)
+            _failed_encoders.add((version.pk, variant))
+        else:
+            return encoder.encode(list(texts), prompt=encoder.query_prompt)
+    return encode_queries_with(version, texts)
+
+
+def onnx_encoder(version: ModelVersion, variant: str):
+    """The version's ONNX query encoder, loaded once per process after its files' checksums are verified."""
+    from retrieval.encoders import ONNX_FILES, OnnxQueryEncoder, default_intra_op_threads
+
+    check = version.encoder_check or {}
+    key = (version.pk, variant, check.get("folder", ""))
+    if (version.pk, variant) in _failed_encoders:
+        raise ArtifactCorrupted(f"encodeur {variant} de {version} déjà refusé par ce processus")
+    with _lock:
+        if key in _encoders:
+            _encoders.move_to_end(key)
+            return _encoders[key]
+    folder = check["folder"]
+    needed = {path: digest for path, digest in check.get("checksums", {}).items()
+              if not path.endswith(".onnx") or path == f"{folder}/{ONNX_FILES[variant]}"}
+    _verify_files(needed)
+    encoder = OnnxQueryEncoder(local_artifact_dir(folder), variant=variant, intra_op_threads=default_intra_op_threads())
+    encoder.query_prompt = selectors.model_spec_get(name=version.base_model).query_prompt
+    with _lock:
+        _encoders[key] = encoder
+        while len(_encoders) > ENCODER_CACHE_SIZE:
+            _encoders.popitem(last=False)
+    return encoder
+
+
+def _verify_files(checksums: dict[str, str]) -> None:
+    storage = artifact_storage()
+    for path, expected in sorted(checksums.items()):
+        if not storage.exists(path):
+            raise ArtifactCorrupted(f"{path} : absent")
+        digest = hashlib.sha256()
+        with storage.open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise ArtifactCorrupted(f"{path} : empreinte différente")
+
+
+def query_cache():
+    """This process's query-embedding cache (QUERY_CACHE_SIZE vectors, shared by its threads)."""
+    global _query_cache
+    from retrieval.embedding import QueryEmbeddingCache
+
+    size = getattr(settings, "QUERY_CACHE_SIZE", 4096)
+    with _lock:
+        if _query_cache is None or _query_cache.max_size != size:
+            _query_cache = QueryEmbeddingCache(size)
+        return _query_cache
+
+
+def forget_encoders(version_id: int) -> None:
+    """Drop this process's ONNX encoders and cached query vectors of a version (its check was redone)."""
+    with _lock:
+        for key in [key for key in _encoders if key[0] == version_id]:
+            del _encoders[key]
+        _failed_encoders.difference_update({key for key in _failed_encoders if key[0] == version_id})
+        if _query_cache is not None:
+            _query_cache.clear()
 
 
 def encode_documents_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
@@ -432,11 +534,17 @@ def forget_indexes() -> None:
     with _lock:
         _indexes.clear()
         _revision_checks.clear()
+        if _query_cache is not None:
+            _query_cache.clear()
 
 
 def clear() -> None:
     """Drop every cached model and index of this process (tests, and after a catalogue change)."""
+    global _query_cache
     with _lock:
         _models.clear()
         _verified_versions.clear()
+        _encoders.clear()
+        _failed_encoders.clear()
+        _query_cache = None
     forget_indexes()

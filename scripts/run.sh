@@ -18,6 +18,8 @@ pids+=($!)
 pids+=($!)
 echo "Worker log: var/log/worker.log   Beat log: var/log/beat.log"
 echo "Lexique is starting on http://$HOST:$PORT/"
-"$PY" manage.py runserver "$HOST:$PORT" --noreload &
+# The web process encodes one query per request: one torch / ONNX Runtime thread each (config/wsgi.py, README).
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ONNX_INTRA_OP_THREADS=${ONNX_INTRA_OP_THREADS:-1} \
+  "$PY" manage.py runserver "$HOST:$PORT" --noreload &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -10,6 +10,8 @@ def _artifacts_in_tmp(settings, tmp_path):
     from django.core.files.storage import storages
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Exporting and checking ONNX encoders takes seconds per index build: only tests/retrieval/test_encoders* do it.
+    settings.ENCODER_BUILD_ON_INDEX = False
 
     location = tmp_path / "artifacts"
     location.mkdir()
