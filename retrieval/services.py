@@ -585,6 +585,8 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
         "entry_id": hit.entry_id,
         "term": item.entry.term,
         "domain": item.entry.domain,
+        # Homonyms ("CAF" x 2) are told apart by their definition and domain in flag forms and lists.
+        "definition": item.entry.definition,
         "passage_type": passage.passage_type if passage else None,
         "passage_position": passage.position if passage else None,
         "passage_text": passage.text if passage else item.entry.definition,
