@@ -86,21 +86,22 @@ KNOWN_QUESTION_SETTLES = 0.9
 
 def ambiguous_senses(*, question: str, hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> list[AmbiguousSense]:
     """The senses to list when the question names a term several retrieved entries share and does not settle
-    which: none of its words belongs to the best sense's definition or domain alone, and no known question of
-    that sense matched it. Empty when the question is not ambiguous."""
+    which: none of its words belongs to one sense's definition or domain alone, and no known question of the best
+    sense matched it. Empty when the question is not ambiguous."""
     distinct = _distinct(hits_with_entries)
     if not distinct or not distinct[0][0].exact_match:
         return []
-    best_hit, best = distinct[0]
+    best_hit, best = distinct[0]  # exact matches come first: the best hit names the asked term
     key = term_key(best.term)
     same = [(hit, entry) for hit, entry in distinct if hit.exact_match and term_key(entry.term) == key]
     if len(same) < 2:
         return []
     if best_hit.passage is not None and best_hit.passage.passage_type == QUESTION and (best_hit.dense_score or 0) >= KNOWN_QUESTION_SETTLES:
         return []
-    others = [(entry.definition, entry.domain) for _hit, entry in same[1:]]
-    if settles_sense(question, definition=best.definition, domain=best.domain, others=others):
-        return []
+    for index, (_hit, entry) in enumerate(same):
+        others = [(other.definition, other.domain) for position, (_other_hit, other) in enumerate(same) if position != index]
+        if settles_sense(question, definition=entry.definition, domain=entry.domain, others=others):
+            return []  # the question's own words pick a sense
     return [AmbiguousSense(entry.id, entry.term, entry.definition.strip(), entry.domain) for _hit, entry in same]
 
 
