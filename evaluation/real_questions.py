@@ -58,6 +58,15 @@ class RealQuestionsResult:
     outcomes: list[QuestionOutcome] = field(default_factory=list)
     unresolved: list[QueryFileError] = field(default_factory=list)
 
+    def as_tier(self):
+        """This result as the promotion gate reads a tier of questions (evaluation.gate.QuestionTier)."""
+        from evaluation.gate import KindScore, QuestionTier
+
+        return QuestionTier(
+            overall=KindScore(self.overall.questions, self.overall.r1),
+            by_kind={kind: KindScore(metrics.questions, metrics.r1) for kind, metrics in self.by_kind.items()},
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,

@@ -63,6 +63,8 @@ def test_known_questions_are_left_out_when_the_model_is_judged(glossary):  # noq
     assert model.outcomes[0].rank != 1 and model.exclude_known_questions  # the model alone does not
     assert served.by_kind["acronym"].r1 == model.by_kind["acronym"].r1 == 1.0
     assert set(served.as_dict()["by_kind"]) == {"acronym", "paraphrase"}
+    tier = model.as_tier()  # what the promotion gate reads
+    assert tier.overall.questions == 2 and tier.by_kind["acronym"].r1 == 1.0
 
 
 @pytest.mark.django_db
