@@ -274,6 +274,8 @@ SPECTACULAR_SETTINGS = {
         "EntrySplitEnum": "glossary.models.Entry.Split",
         "ImportBatchStatusEnum": "glossary.models.ImportBatch.Status",
         "ReviewDecisionEnum": "training.models.ReviewDecision.Decision",
+        "EntryKindEnum": "glossary.models.Entry.Kind",
+        "QuestionKindEnum": "retrieval.models.LabelledQuestion.Kind",
     },
 }
 # The API docs pages load Swagger UI and Redoc from drf-spectacular-sidecar's static files, not from a CDN

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from glossary.text import collapse_spaces, definition_key, term_key
 
 QUERY_SOURCES = ("term", "cest_quoi", "example", "flag", "file")
+# The kinds of real questions (as retrieval.question_kinds.KINDS; repeated here: this module imports no app).
+QUESTION_KINDS = ("acronym", "reverse", "paraphrase", "typo", "english", "ambiguous")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,14 @@ class EvalQuery:
     definition_entry_ids: frozenset[int]
     domain: str | None = None
     kind: str | None = None
+    # The kind of question (retrieval.question_kinds: acronym, reverse, paraphrase, typo, english, ambiguous) a
+    # query file gives; None when it gives none.
+    question_kind: str | None = None
+
+
+# Where a query file's terms and entries are looked up: the test side of the frozen split, or every validated entry.
+SCOPES = ("test", "glossary")
+_SCOPE_WORDS = {"test": "dans le jeu de test", "glossary": "dans le glossaire validé"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class _QuerySetBuilder:
             definition_entry_ids=existing.definition_entry_ids | query.definition_entry_ids,
             domain=existing.domain if existing.domain == query.domain else None,
             kind=existing.kind if existing.kind == query.kind else None,
+            question_kind=existing.question_kind if existing.question_kind == query.question_kind else None,
         )
 
     def result(self) -> list[EvalQuery]:
@@ -128,10 +139,12 @@ def parse_query_file(
     lines: bytes | str | Iterable[str],
     *,
     concepts_by_term: Mapping[str, Sequence[EvalConcept]],
+    scope: str = "test",
 ) -> tuple[list[EvalQuery], list[QueryFileError]]:
     """Queries from a user's JSONL file, and the lines that could not be used (1-based line numbers).
 
-    One JSON object a line, either ``{"query", "term", "definition"?}`` or ``{"query", "entry_ids": [...]}``:
+    One JSON object a line, either ``{"query", "term", "definition"?}`` or ``{"query", "entry_ids": [...]}`` (or
+    ``"entry_id": n``), each with an optional ``"kind"`` of question:
 
     - with a term: Concept relevance = every entry with that term (case-insensitive); Def-only relevance = the
       definition of the entry whose definition matches ``definition`` (case, accents, spaces and final dot
@@ -139,8 +152,12 @@ def parse_query_file(
     - with entry ids: both protocols use those entries.
 
     ``concepts_by_term`` comes from ``group_by_term``. Blank lines are skipped; an unknown term, an unknown entry
-    id, an unmatched definition or a malformed line is reported, never silently dropped.
+    id, an unmatched definition or a malformed line is reported, never silently dropped. With ``scope`` "glossary"
+    (real questions over the whole glossary) a query must name one sense: a term with several entries and no
+    definition to pick one is reported too.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
     if isinstance(lines, bytes):
         lines = lines.decode("utf-8-sig")
     if isinstance(lines, str):
@@ -153,7 +170,7 @@ def parse_query_file(
         if not raw.strip():
             continue
         try:
-            query = _parse_line(raw, concepts_by_term=concepts_by_term, known_ids=known_ids)
+            query = _parse_line(raw, concepts_by_term=concepts_by_term, known_ids=known_ids, scope=scope)
         except ValueError as error:
             errors.append(QueryFileError(number, str(error)))
             continue
@@ -166,7 +183,9 @@ def _parse_line(
     *,
     concepts_by_term: Mapping[str, Sequence[EvalConcept]],
     known_ids: Mapping[int, EvalConcept],
+    scope: str = "test",
 ) -> EvalQuery:
+    where = _SCOPE_WORDS[scope]
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -177,13 +196,18 @@ def _parse_line(
     if not isinstance(text, str) or not collapse_spaces(text):
         raise ValueError("le champ « query » (texte non vide) est obligatoire")
 
+    question_kind = record.get("kind")
+    if question_kind is not None and (not isinstance(question_kind, str) or question_kind not in QUESTION_KINDS):
+        raise ValueError(f"« kind » inconnu : {question_kind!r} (attendu : {', '.join(QUESTION_KINDS)})")
+    if "entry_id" in record and "entry_ids" not in record:
+        record = {**record, "entry_ids": [record["entry_id"]]}
     if "entry_ids" in record:
         ids = record["entry_ids"]
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValueError("« entry_ids » doit être une liste non vide d'identifiants entiers")
         unknown = sorted(set(ids) - set(known_ids))
         if unknown:
-            raise ValueError(f"entrées inconnues dans le jeu de test : {', '.join(map(str, unknown))}")
+            raise ValueError(f"entrées inconnues {where} : {', '.join(map(str, unknown))}")
         concepts = [known_ids[i] for i in dict.fromkeys(ids)]
         definition_concepts = concepts
     elif "term" in record:
@@ -192,8 +216,13 @@ def _parse_line(
             raise ValueError("« term » doit être un texte non vide")
         concepts = list(concepts_by_term.get(term_key(term), ()))
         if not concepts:
-            raise ValueError(f"terme inconnu dans le jeu de test : « {collapse_spaces(term)} »")
+            raise ValueError(f"terme inconnu {where} : « {collapse_spaces(term)} »")
         definition = record.get("definition")
+        if definition is None and scope == "glossary" and len(concepts) > 1:
+            raise ValueError(
+                f"terme ambigu : « {collapse_spaces(term)} » a {len(concepts)} sens ; donnez « definition » ou « entry_ids » "
+                f"({', '.join(str(concept.entry_id) for concept in concepts)})"
+            )
         if definition is None:
             definition_concepts = concepts
         elif not isinstance(definition, str):
@@ -215,4 +244,5 @@ def _parse_line(
         definition_entry_ids=frozenset(concept.entry_id for concept in definition_concepts),
         domain=domains.pop() if len(domains) == 1 else None,
         kind=kinds.pop() if len(kinds) == 1 else None,
+        question_kind=question_kind,
     )

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 from retrieval.hybrid import SearchHit
 from retrieval.llm import LLMClient, LLMError, LLMTimeoutError
-from retrieval.passages import CONTEXT, DEFINITION, EntryData
+from glossary.text import term_key
+from retrieval.passages import CONTEXT, DEFINITION, QUESTION, EntryData
+from retrieval.question_kinds import settles_sense
 from retrieval.prompts import GroundingExtract, answer_messages, translation_messages
 
 logger = logging.getLogger(__name__)
@@ -35,10 +37,13 @@ _CITATION = re.compile(r"\[S(\d+)\]")
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 __all__ = [
+    "AmbiguousSense",
     "Answer",
     "LLMClient",
     "MalformedReplyError",
     "Source",
+    "ambiguous_answer",
+    "ambiguous_senses",
     "extractive_answer",
     "generative_answer",
     "is_answerable",
@@ -63,6 +68,55 @@ class Answer:
     sources: list[Source]
     mode: str  # "extractive" | "generative" | "none"
     fallback_reason: str | None = None  # why a generative answer fell back to the extractive one
+
+
+@dataclass
+class AmbiguousSense:
+    """One sense of an acronym the question names without saying which it means."""
+
+    entry_id: int
+    term: str
+    definition: str
+    domain: str
+
+
+# A known question (an expert's earlier answer to this very question) this close settles the sense.
+KNOWN_QUESTION_SETTLES = 0.9
+
+
+def ambiguous_senses(*, question: str, hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> list[AmbiguousSense]:
+    """The senses to list when the question names a term several retrieved entries share and does not settle
+    which: none of its words belongs to one sense's definition or domain alone, and no known question of the best
+    sense matched it. Empty when the question is not ambiguous."""
+    distinct = _distinct(hits_with_entries)
+    if not distinct or not distinct[0][0].exact_match:
+        return []
+    best_hit, best = distinct[0]  # exact matches come first: the best hit names the asked term
+    key = term_key(best.term)
+    same = [(hit, entry) for hit, entry in distinct if hit.exact_match and term_key(entry.term) == key]
+    if len(same) < 2:
+        return []
+    if best_hit.passage is not None and best_hit.passage.passage_type == QUESTION and (best_hit.dense_score or 0) >= KNOWN_QUESTION_SETTLES:
+        return []
+    for index, (_hit, entry) in enumerate(same):
+        others = [(other.definition, other.domain) for position, (_other_hit, other) in enumerate(same) if position != index]
+        if settles_sense(question, definition=entry.definition, domain=entry.domain, others=others):
+            return []  # the question's own words pick a sense
+    return [AmbiguousSense(entry.id, entry.term, entry.definition.strip(), entry.domain) for _hit, entry in same]
+
+
+def ambiguous_answer(*, senses: Sequence[AmbiguousSense], hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> Answer:
+    """An answer that says the acronym has several senses and lists them, each with its domain and a source."""
+    scores = {entry.id: hit.fused_score for hit, entry in hits_with_entries}
+    sources = [
+        Source(number=number, entry_id=sense.entry_id, term=sense.term, text=sense.definition, passage_type=DEFINITION, score=scores.get(sense.entry_id, 0.0))
+        for number, sense in enumerate(senses, start=1)
+    ]
+    lines = [f"« {senses[0].term} » a {len(senses)} sens dans le glossaire ; précisez lequel vous cherchez :"]
+    for number, sense in enumerate(senses, start=1):
+        domain = f" ({sense.domain})" if sense.domain else ""
+        lines.append(f"- {sense.term}{domain} : {sense.definition} [S{number}]")
+    return Answer(text="\n".join(lines), sources=sources, mode="extractive")
 
 
 class MalformedReplyError(ValueError):
@@ -94,8 +148,9 @@ def _sources(hits_with_entries: Sequence[tuple[SearchHit, EntryData]], *, limit:
             number=number,
             entry_id=entry.id,
             term=entry.term,
-            text=hit.passage.text if hit.passage else entry.definition,
-            passage_type=hit.passage.passage_type if hit.passage else DEFINITION,
+            # A known question found the entry: the source shown is still the entry's definition.
+            text=hit.passage.text if hit.passage and hit.passage.passage_type != QUESTION else entry.definition,
+            passage_type=hit.passage.passage_type if hit.passage and hit.passage.passage_type != QUESTION else DEFINITION,
             score=hit.fused_score,
         )
         for number, (hit, entry) in enumerate(_distinct(hits_with_entries)[:limit], start=1)

@@ -14,14 +14,17 @@ from rest_framework.views import APIView
 
 from config.api import ErrorSerializer
 from config.roles import IsExpertOrReadOnly
-from retrieval import selectors, services
-from retrieval.models import ModelVersion
+from retrieval import labelled, selectors, services
+from retrieval.models import LabelledQuestion, ModelVersion
 from retrieval.serializers import (
     AnswerRequestSerializer,
     AnswerSerializer,
     FlagCreateSerializer,
     FlagFilterSerializer,
     FlagSerializer,
+    LabelledQuestionCreateSerializer,
+    LabelledQuestionFilterSerializer,
+    LabelledQuestionSerializer,
     SearchQuerySerializer,
     SearchResultSerializer,
 )
@@ -161,3 +164,46 @@ class FlagDetailView(generics.RetrieveAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
+
+
+class LabelledQuestionListCreateView(generics.ListCreateAPIView):
+    """Questions with known answers: anyone signed in reads them, experts write exam questions."""
+
+    permission_classes = [IsExpertOrReadOnly]
+    serializer_class = LabelledQuestionSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = LabelledQuestionFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        return labelled.labelled_question_list(
+            kind=data.get("kind", ""), source=data.get("source", ""), held_out=data.get("held_out"), entry_id=data.get("entry"),
+            search=data.get("search", ""),
+        )
+
+    @extend_schema(
+        operation_id="labelled_questions_list", parameters=[LabelledQuestionFilterSerializer],
+        responses={200: LabelledQuestionSerializer(many=True), **ERRORS_READ}, tags=["labelled questions"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="labelled_questions_create",
+        summary="Write an exam question (experts): a question and the entry that answers it; idempotent per question and entry.",
+        request=LabelledQuestionCreateSerializer,
+        responses={201: LabelledQuestionSerializer, **ERRORS_WRITE},
+        tags=["labelled questions"],
+    )
+    def post(self, request, *args, **kwargs):
+        params = LabelledQuestionCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            question = labelled.labelled_question_record(
+                text=data["text"], entry=data["entry"], source=LabelledQuestion.Source.EXAM, user=request.user, kind=data.get("kind"),
+            )
+        except DjangoValidationError as error:
+            raise _service_error(error) from None
+        return Response(LabelledQuestionSerializer(labelled.labelled_question_get(question_id=question.pk)).data, status=status.HTTP_201_CREATED)

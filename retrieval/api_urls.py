@@ -8,4 +8,5 @@ urlpatterns = [
     re_path(r"^answers/?$", api.AnswerView.as_view(), name="api-answers"),
     re_path(r"^flags/?$", api.FlagListCreateView.as_view(), name="api-flag-list"),
     re_path(r"^flags/(?P<pk>[0-9]+)/?$", api.FlagDetailView.as_view(), name="api-flag-detail"),
+    re_path(r"^labelled-questions/?$", api.LabelledQuestionListCreateView.as_view(), name="api-labelled-question-list"),
 ]

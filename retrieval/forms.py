@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from glossary.models import Domain, Entry
-from retrieval.models import Flag, ModelVersion
+from retrieval.models import Flag, LabelledQuestion, ModelVersion
 
 
 class AskForm(forms.Form):
@@ -62,3 +62,44 @@ class FlagFilterForm(forms.Form):
         data = self.cleaned_data
         domain, version = data.get("domain"), data.get("version")
         return {"status": data.get("status", ""), "domain": domain.pk if domain else None, "version": version}
+
+
+class LabelledQuestionFilterForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Type"), choices=[("", _("Tous les types")), *LabelledQuestion.Kind.choices], required=False)
+    source = forms.ChoiceField(label=_("Origine"), choices=[("", _("Toutes les origines")), *LabelledQuestion.Source.choices], required=False)
+    held_out = forms.ChoiceField(
+        label=_("Réservée à l'évaluation"), required=False,
+        choices=[("", _("Toutes")), ("yes", _("réservées à l'évaluation")), ("no", _("pour l'entraînement"))],
+    )
+    search = forms.CharField(label=_("Recherche"), required=False, max_length=200)
+
+    def filters(self) -> dict:
+        """Arguments for retrieval.labelled.labelled_question_list; a filter with an invalid value is ignored."""
+        self.is_valid()
+        data = self.cleaned_data
+        held_out = {"yes": True, "no": False}.get(data.get("held_out") or "")
+        return {"kind": data.get("kind", ""), "source": data.get("source", ""), "held_out": held_out, "search": data.get("search", "")}
+
+
+class LabelledQuestionForm(forms.Form):
+    """An exam question written by an expert: the question, its entry (picked by search), its kind if known."""
+
+    text = forms.CharField(label=_("Question"), max_length=settings.QUERY_MAX_CHARS)
+    correct_entry = forms.ModelChoiceField(label=_("Bonne entrée"), queryset=Entry.objects.all(), error_messages={"required": _("Choisissez la bonne entrée.")})
+    kind = forms.ChoiceField(label=_("Type"), choices=[("", _("selon les règles")), *LabelledQuestion.Kind.choices], required=False)
+
+
+class LabelledQuestionKindForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Type"), choices=LabelledQuestion.Kind.choices)
+
+
+class LabelledQuestionImportForm(forms.Form):
+    file = forms.FileField(label=_("Fichier CSV ou JSONL"))
+    format = forms.ChoiceField(label=_("Format"), choices=[("", _("d'après l'extension")), ("csv", "CSV"), ("jsonl", "JSONL")], required=False)
+
+    def file_format(self) -> str:
+        chosen = self.cleaned_data.get("format")
+        if chosen:
+            return chosen
+        name = self.cleaned_data["file"].name.lower()
+        return "jsonl" if name.endswith((".jsonl", ".ndjson", ".json")) else "csv"

@@ -188,6 +188,9 @@ class QuestionLog(models.Model):
     # Uncertainty signals for the active-learning queue: the best dense score and its lead over the second entry.
     top_score = models.FloatField(null=True, blank=True)
     score_margin = models.FloatField(null=True, blank=True)
+    # When the question names an acronym several entries share and does not say which: those senses
+    # ({entry_id, term, definition, domain}), listed by the answer (retrieval.answers.ambiguous_senses).
+    ambiguous_senses = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -208,8 +211,12 @@ class Flag(models.Model):
         BAD_WORDING = "bad_wording", _("réponse mal formulée")
 
     class Status(models.TextChoices):
+        # The life of a flag: open -> corrected (it has its right entry) -> used by a training run -> answered
+        # right by a version; still answered wrong by that version, it is open again (back in the review queue).
         OPEN = "open", _("ouvert")
+        CORRECTED = "corrected", _("corrigé")
         USED = "used", _("utilisé pour l'entraînement")
+        ANSWERED = "answered", _("répondu juste")
         DISMISSED = "dismissed", _("écarté")
 
     question_log = models.ForeignKey(QuestionLog, on_delete=models.CASCADE, related_name="flags")
@@ -228,6 +235,14 @@ class Flag(models.Model):
     version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="flags")
     # The domain the flag is about (the correct entry's, else the top retrieved entry's), for filtering.
     domain = models.ForeignKey("glossary.Domain", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Its life after the correction (retrieval.labelled): when it got its right entry, which training run used
+    # it (a plain integer: retrieval must not depend on training), and what the last version checked answered.
+    corrected_at = models.DateTimeField(_("corrigé le"), null=True, blank=True)
+    used_by_run_id = models.PositiveBigIntegerField(_("utilisé par l'entraînement"), null=True, blank=True)
+    checked_version = models.ForeignKey(ModelVersion, verbose_name=_("vérifié avec la version"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    checked_rank = models.PositiveIntegerField(_("rang de la bonne entrée"), null=True, blank=True)
+    answered_right = models.BooleanField(_("répondu juste"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("vérifié le"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -236,3 +251,60 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} – {self.question_log}"
+
+
+class LabelledQuestion(models.Model):
+    """A real question with its known answer (an entry), kept from an expert's decision or written as an exam.
+
+    Each one is served at once as a "known question" passage of its entry (retrieval.passages), trained on
+    unless held out, and used to judge versions (evaluation.real_questions), with known-question passages
+    left out of the ranking then.
+    """
+
+    class Kind(models.TextChoices):
+        ACRONYM = "acronym", _("sigle ou terme cité")
+        REVERSE = "reverse", _("recherche inverse (description)")
+        PARAPHRASE = "paraphrase", _("paraphrase")
+        TYPO = "typo", _("faute de frappe")
+        ENGLISH = "english", _("anglais")
+        AMBIGUOUS = "ambiguous", _("ambiguë")
+
+    class KindSetBy(models.TextChoices):
+        RULES = "rules", _("règles")
+        EXPERT = "expert", _("expert")
+
+    class Source(models.TextChoices):
+        FLAG = "flag", _("signalement corrigé")
+        WORKBENCH = "workbench", _("atelier d'annotation")
+        ACCEPTED_ANSWER = "accepted_answer", _("réponse validée")
+        EXAM = "exam", _("question d'examen")
+        IMPORT = "import", _("import")
+
+    text = models.TextField(_("question"))
+    normalised = models.CharField(_("question normalisée"), max_length=500, db_index=True, editable=False)
+    entry = models.ForeignKey("glossary.Entry", verbose_name=_("bonne entrée"), on_delete=models.CASCADE, related_name="labelled_questions")
+    kind = models.CharField(_("type de question"), max_length=12, choices=Kind.choices, db_index=True)
+    kind_set_by = models.CharField(_("type fixé par"), max_length=8, choices=KindSetBy.choices, default=KindSetBy.RULES)
+    source = models.CharField(_("origine"), max_length=16, choices=Source.choices, db_index=True)
+    # Decided by a hash of the normalised question (retrieval.question_kinds.is_held_out): never trained on.
+    held_out = models.BooleanField(_("réservée à l'évaluation"), db_index=True)
+    # The entries the serving version ranked above the right one: hard negatives for training.
+    wrong_entry_ids = models.JSONField(_("entrées classées au-dessus"), default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    flag = models.ForeignKey(Flag, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_questions")
+    question_log = models.ForeignKey(QuestionLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_questions")
+    # The last training run that trained on it (a plain integer: retrieval must not depend on training).
+    used_by_run_id = models.PositiveBigIntegerField(_("utilisée par l'entraînement"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("question étiquetée")
+        verbose_name_plural = _("questions étiquetées")
+        constraints = [
+            models.UniqueConstraint(fields=["normalised", "entry"], name="labelled_question_unique_per_entry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.text[:80]} -> {self.entry_id}"

@@ -13,7 +13,11 @@ from glossary.text import collapse_spaces, fold
 
 DEFINITION = "definition"
 CONTEXT = "context"
-PASSAGE_TYPES = (DEFINITION, CONTEXT)
+# A "known question": a real question an expert tied to this entry (retrieval.LabelledQuestion), served as a
+# passage of the entry so that the same question and close rewordings find it at once, before any retraining.
+# Evaluation of a model leaves these out of the ranking (a held-out question would find its own text).
+QUESTION = "question"
+PASSAGE_TYPES = (DEFINITION, CONTEXT, QUESTION)
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,8 @@ class EntryData:
 @dataclass(frozen=True)
 class Passage:
     entry_id: int
-    passage_type: str  # "definition" | "context"
-    position: int  # 0 for the definition, i for the i-th context (1-based)
+    passage_type: str  # "definition" | "context" | "question"
+    position: int  # 0 for the definition, i for the i-th context or known question (1-based)
     text: str
 
     @property
@@ -59,8 +63,11 @@ def _contains_words(text: str, words: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(words)}(?!\w)", text) is not None
 
 
-def entry_passages(*, entry_id: int, term: str, definition: str, contexts: Sequence[str]) -> list[Passage]:
-    """The definition passage, then one passage per non-empty usage context, as written."""
+def entry_passages(
+    *, entry_id: int, term: str, definition: str, contexts: Sequence[str], questions: Sequence[str] = ()
+) -> list[Passage]:
+    """The definition passage, one passage per non-empty usage context, as written, then one per known question
+    (distinct, in the order given)."""
     passages = [Passage(entry_id, DEFINITION, 0, definition_passage_text(term=term, definition=definition))]
     position = 0
     for context in contexts:
@@ -68,7 +75,17 @@ def entry_passages(*, entry_id: int, term: str, definition: str, contexts: Seque
         if text:
             position += 1
             passages.append(Passage(entry_id, CONTEXT, position, text))
+    seen: set[str] = set()
+    for question in questions:
+        text = collapse_spaces(question)
+        if text and fold(text) not in seen:
+            seen.add(fold(text))
+            passages.append(Passage(entry_id, QUESTION, len(seen), text))
     return passages
+
+
+def is_known_question(passage: Passage) -> bool:
+    return passage.passage_type == QUESTION
 
 
 def passages_of(entry: EntryData) -> list[Passage]:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from glossary.models import Domain, Entry
-from retrieval.models import Flag, QuestionLog
+from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from retrieval.services import SEARCH_MODES
 
 
@@ -23,7 +24,8 @@ class HitSerializer(serializers.Serializer):
     entry_id = serializers.IntegerField()
     term = serializers.CharField()
     domain = serializers.CharField(allow_blank=True)
-    passage_type = serializers.CharField(allow_null=True, help_text='"definition" or "context"; null when only BM25 or an exact match found the entry.')
+    definition = serializers.CharField(required=False, allow_blank=True, help_text="The entry's definition (tells homonyms apart).")
+    passage_type = serializers.CharField(allow_null=True, help_text='"definition", "context" or "question" (a known question); null when only BM25 or an exact match found the entry.')
     passage_position = serializers.IntegerField(allow_null=True)
     passage_text = serializers.CharField()
     dense_score = serializers.FloatField(allow_null=True)
@@ -72,6 +74,13 @@ class SourceSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
+class AmbiguousSenseSerializer(serializers.Serializer):
+    entry_id = serializers.IntegerField()
+    term = serializers.CharField()
+    definition = serializers.CharField()
+    domain = serializers.CharField(allow_blank=True)
+
+
 class AnswerSerializer(serializers.ModelSerializer):
     """A logged answer: its id is what a flag refers to."""
 
@@ -80,10 +89,18 @@ class AnswerSerializer(serializers.ModelSerializer):
     sources = SourceSerializer(many=True)
     hits = HitSerializer(many=True)
     version = serializers.CharField(source="version.display_name", default=None)
+    ambiguous_senses = serializers.SerializerMethodField(help_text="The senses of the asked acronym when the question does not say which (else empty).")
 
     class Meta:
         model = QuestionLog
-        fields = ["question_id", "question", "answer", "answer_mode", "no_answer", "fallback_reason", "sources", "hits", "version", "latency_ms", "created_at"]
+        fields = [
+            "question_id", "question", "answer", "answer_mode", "no_answer", "fallback_reason", "sources", "hits", "ambiguous_senses",
+            "version", "latency_ms", "created_at",
+        ]
+
+    @extend_schema_field(AmbiguousSenseSerializer(many=True))
+    def get_ambiguous_senses(self, log: QuestionLog) -> list[dict]:
+        return AmbiguousSenseSerializer(log.ambiguous_senses or [], many=True).data
 
 
 class NewEntrySerializer(serializers.Serializer):
@@ -120,12 +137,14 @@ class FlagSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="domain.name", default=None)
     retrieved = HitSerializer(many=True)
     wrongly_ranked_entry_ids = serializers.ListField(child=serializers.IntegerField())
+    checked_version = serializers.CharField(source="checked_version.display_name", default=None, help_text="The last version the corrected question was asked to.")
 
     class Meta:
         model = Flag
         fields = [
             "id", "question_id", "question", "reason", "status", "correct_entry", "correct_entry_term", "comment",
             "retrieved", "wrongly_ranked_entry_ids", "version", "domain", "created_by", "created_at",
+            "corrected_at", "used_by_run_id", "checked_version", "checked_rank", "answered_right", "checked_at",
         ]
         read_only_fields = fields
 
@@ -134,3 +153,32 @@ class FlagFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Flag.Status.choices, required=False)
     domain = serializers.CharField(required=False, help_text="Domain id or slug.")
     version = serializers.CharField(required=False, help_text="As for search.")
+
+
+class LabelledQuestionSerializer(serializers.ModelSerializer):
+    entry_term = serializers.CharField(source="entry.term", read_only=True)
+    entry_domain = serializers.CharField(source="entry.domain.name", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    wrong_entry_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = LabelledQuestion
+        fields = [
+            "id", "text", "entry", "entry_term", "entry_domain", "kind", "kind_set_by", "source", "held_out",
+            "wrong_entry_ids", "flag", "used_by_run_id", "created_by", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class LabelledQuestionCreateSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=settings.QUERY_MAX_CHARS, help_text="The question, as a user would ask it.")
+    entry = serializers.PrimaryKeyRelatedField(queryset=Entry.objects.all(), help_text="The entry that answers it.")
+    kind = serializers.ChoiceField(choices=LabelledQuestion.Kind.choices, required=False, help_text="Left out: set by the rules.")
+
+
+class LabelledQuestionFilterSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=LabelledQuestion.Kind.choices, required=False)
+    source = serializers.ChoiceField(choices=LabelledQuestion.Source.choices, required=False)
+    held_out = serializers.BooleanField(required=False, allow_null=True, default=None)
+    entry = serializers.IntegerField(required=False, help_text="Entry id.")
+    search = serializers.CharField(required=False, help_text="Words of the question or the entry's term.")

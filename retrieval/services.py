@@ -17,13 +17,13 @@ from django.utils.translation import gettext as _
 
 from glossary.models import Entry
 from glossary.services import entry_create
-from retrieval import encoder_check, selectors, serving
-from retrieval.answers import Answer, LLMClient, extractive_answer, generative_answer, translate_to_french
+from retrieval import encoder_check, labelled, selectors, serving
+from retrieval.answers import Answer, LLMClient, ambiguous_answer, ambiguous_senses, extractive_answer, generative_answer, translate_to_french
 from retrieval.catalogue import UnknownModelError
 from retrieval.hybrid import MODES as SEARCH_MODES
 from retrieval.hybrid import SearchHit, fuse
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
-from retrieval.passages import EntryData, Passage, entry_passages
+from retrieval.passages import EntryData, Passage, entry_passages, is_known_question
 from retrieval.preprocess import ProcessedQuery, preprocess_query
 from retrieval.vector_index import EntryDelta, VectorIndex, compaction_due
 
@@ -218,7 +218,12 @@ def _set_status(version: ModelVersion, status: str) -> None:
 # ---- indexes ----------------------------------------------------------------------------------------
 
 def _passages_of(entry: Entry) -> list[Passage]:
-    return entry_passages(entry_id=entry.pk, term=entry.term, definition=entry.definition, contexts=entry.contexts)
+    # Known questions (retrieval.labelled) are passages of their entry: the instant fix of an expert's correction.
+    from retrieval.labelled import known_question_texts
+
+    return entry_passages(
+        entry_id=entry.pk, term=entry.term, definition=entry.definition, contexts=entry.contexts, questions=known_question_texts(entry_id=entry.pk)
+    )
 
 
 def _load_vector_index(state: IndexState) -> VectorIndex:
@@ -484,8 +489,13 @@ def search(
     version: ModelVersion | None = None,
     mode: str = "hybrid",
     preprocess: bool = True,
+    exclude_known_questions: bool = False,
 ) -> SearchResult:
-    """Hybrid (or dense-only / lexical-only) search of the validated glossary with a version's model."""
+    """Hybrid (or dense-only / lexical-only) search of the validated glossary with a version's model.
+
+    ``exclude_known_questions`` leaves the known-question passages (retrieval.labelled) out of the ranking: what
+    evaluating a model needs, or a held-out question would be answered by its own text.
+    """
     text = check_query(query)
     if mode not in SEARCH_MODES:
         raise ValidationError(_("Mode de recherche inconnu : %(mode)s.") % {"mode": mode}, code="mode")
@@ -515,17 +525,23 @@ def search(
 
     candidates = max(top_k * 5, 50)
     exact = served.terms.match(text, processed.corrected if processed else text, language=processed.language if processed else None)
+    known = labelled.known_questions_of(version_id=version.pk, revision=served.revision, passages=served.vectors.passages)
     dense: list[tuple[Passage, float]] = []
     if mode != "lexical":
         step = time.perf_counter()
         query_vector = serving.encode_search_queries(version, [final])[0]
-        dense = served.vectors.search(query_vector, top_k=candidates)
-        dense += _exact_passages_missing(served.vectors, query_vector, exact, dense)
+        if exclude_known_questions and known.count:
+            dense = [item for item in served.vectors.search(query_vector, top_k=candidates + known.count) if not is_known_question(item[0])][:candidates]
+        else:
+            dense = served.vectors.search(query_vector, top_k=candidates)
+        dense += _exact_passages_missing(served.vectors, query_vector, exact, dense, exclude_known_questions=exclude_known_questions)
         timings["dense"] = _elapsed_ms(step)
     lexical: list[tuple[int, float]] = []
     if mode != "dense":
         step = time.perf_counter()
         lexical = served.lexical.search(final, top_k=candidates)
+        if not exclude_known_questions and known.count:
+            lexical = labelled.with_known_questions(lexical, known.matches(text, processed.corrected if processed else text))
         timings["lexical"] = _elapsed_ms(step)
     hits = fuse(dense=dense, lexical=lexical, exact_entry_ids=exact, top_k=top_k, mode=mode)
 
@@ -543,13 +559,18 @@ def search(
 
 
 def _exact_passages_missing(
-    index: VectorIndex, query_vector, exact_entry_ids: set[int], dense: list[tuple[Passage, float]]
+    index: VectorIndex, query_vector, exact_entry_ids: set[int], dense: list[tuple[Passage, float]], *, exclude_known_questions: bool = False
 ) -> list[tuple[Passage, float]]:
     """Scored passages of exactly matched entries the dense top list missed, so their hits show a passage."""
     missing = exact_entry_ids - {passage.entry_id for passage, _ in dense}
     if not missing:
         return []
-    rows = [row for row, passage in enumerate(index.passages) if passage.entry_id in missing]
+    rows = [
+        row for row, passage in enumerate(index.passages)
+        if passage.entry_id in missing and not (exclude_known_questions and is_known_question(passage))
+    ]
+    if not rows:
+        return []
     scores = index.matrix[rows] @ query_vector
     return [(index.passages[row], float(score)) for row, score in zip(rows, scores)]
 
@@ -565,6 +586,8 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
         "entry_id": hit.entry_id,
         "term": item.entry.term,
         "domain": item.entry.domain,
+        # Homonyms ("CAF" x 2) are told apart by their definition and domain in flag forms and lists.
+        "definition": item.entry.definition,
         "passage_type": passage.passage_type if passage else None,
         "passage_position": passage.position if passage else None,
         "passage_text": passage.text if passage else item.entry.definition,
@@ -600,7 +623,11 @@ def answer_question(*, question: str, user, version: ModelVersion | None = None)
     result = search(query=question, version=version, top_k=settings.ANSWER_TOP_K)
     llm = llm_client()
     threshold = settings.ANSWER_MIN_SCORE
-    if llm is not None:
+    # Several senses of the asked acronym and nothing in the question to choose: say so, list them (issue #12).
+    senses = ambiguous_senses(question=result.query, hits_with_entries=result.hits_with_entries)
+    if senses:
+        answer = ambiguous_answer(senses=senses, hits_with_entries=result.hits_with_entries)
+    elif llm is not None:
         answer = generative_answer(question=result.query, hits_with_entries=result.hits_with_entries, llm=llm, threshold=threshold)
     else:
         answer = extractive_answer(hits_with_entries=result.hits_with_entries, threshold=threshold)
@@ -620,6 +647,7 @@ def answer_question(*, question: str, user, version: ModelVersion | None = None)
         no_answer=answer.mode == "none",
         top_score=top_score,
         score_margin=margin,
+        ambiguous_senses=[asdict(sense) for sense in senses],
     )
     return answer, log
 
@@ -656,7 +684,7 @@ def flag_create(
         domain_id = correct_entry.domain_id if correct_entry is not None else None
         if domain_id is None and hit_entry_ids:
             domain_id = Entry.objects.filter(pk=hit_entry_ids[0]).values_list("domain_id", flat=True).first()
-        return Flag.objects.create(
+        flag = Flag.objects.create(
             question_log=question_log,
             created_by=user,
             reason=reason,
@@ -667,6 +695,10 @@ def flag_create(
             version=question_log.version,
             domain_id=domain_id,
         )
+        # A flag with its right entry is a corrected question: served at once as a known question of that entry.
+        labelled.labelled_question_from_flag(flag=flag, user=user)
+        flag.refresh_from_db()
+        return flag
 
 
 def flag_set_status(*, flag: Flag, status: str, user) -> Flag:

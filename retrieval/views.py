@@ -12,9 +12,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.roles import EXPERT, MAINTAINER, has_role, role_required
 from glossary.selectors import entry_list
-from retrieval import selectors, services
-from retrieval.forms import AskForm, FlagFilterForm, FlagForm
-from retrieval.models import Flag, QuestionLog
+from retrieval import labelled, selectors, services
+from retrieval.forms import (
+    AskForm,
+    FlagFilterForm,
+    FlagForm,
+    LabelledQuestionFilterForm,
+    LabelledQuestionForm,
+    LabelledQuestionImportForm,
+    LabelledQuestionKindForm,
+)
+from retrieval.models import Flag, LabelledQuestion, QuestionLog
 
 FLAGS_PER_PAGE = 50
 ENTRY_SUGGESTIONS = 8
@@ -134,3 +142,116 @@ def flag_set_status(request: HttpRequest, flag_id: int) -> HttpResponse:
         return render(request, "retrieval/_flag_row.html", {"flag": flag, "can_act": True})
     messages.success(request, _("Signalement mis à jour."))
     return redirect("retrieval:flag-list")
+
+
+# ---- questions with known answers (retrieval.labelled) ----------------------------------------------
+
+LABELLED_PER_PAGE = 50
+
+
+@role_required(EXPERT)
+@require_POST
+def answer_accept(request: HttpRequest, question_id: int) -> HttpResponse:
+    """"Bonne réponse": the first result is right; the question becomes a known question of that entry."""
+    log = _question_or_404(question_id)
+    try:
+        accepted = labelled.labelled_question_accept_answer(question_log=log, user=request.user)
+    except ValidationError as error:
+        return HttpResponse(" ".join(error.messages), status=400)
+    if _is_fragment_request(request):
+        return render(request, "retrieval/_accept_answer.html", {"log": log, "accepted": accepted})
+    messages.success(request, _("Merci : cette question est désormais une question connue de « %(term)s ».") % {"term": accepted.entry.term})
+    return redirect("retrieval:question-detail", question_id=log.pk)
+
+
+def _labelled_page(request: HttpRequest, *, form: LabelledQuestionForm | None = None, import_form: LabelledQuestionImportForm | None = None,
+                   import_report=None, status: int = 200) -> HttpResponse:
+    filter_form = LabelledQuestionFilterForm(request.GET)
+    questions = labelled.labelled_question_list(**filter_form.filters())
+    page = Paginator(questions, LABELLED_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "filter_form": filter_form, "page": page, "can_act": has_role(request.user, EXPERT),
+        "form": form or LabelledQuestionForm(), "import_form": import_form or LabelledQuestionImportForm(),
+        "import_report": import_report, "kind_choices": LabelledQuestion.Kind.choices,
+    }
+    template = "retrieval/_labelled_results.html" if request.method == "GET" and _is_fragment_request(request) else "retrieval/labelled_list.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+def labelled_question_list(request: HttpRequest) -> HttpResponse:
+    """Questions with known answers: filters by kind, origin and held-out share; experts create, correct, import."""
+    return _labelled_page(request)
+
+
+@role_required(EXPERT)
+@require_POST
+def labelled_question_create(request: HttpRequest) -> HttpResponse:
+    form = LabelledQuestionForm(request.POST)
+    if form.is_valid():
+        try:
+            question = labelled.labelled_question_record(
+                text=form.cleaned_data["text"], entry=form.cleaned_data["correct_entry"], source=LabelledQuestion.Source.EXAM,
+                user=request.user, kind=form.cleaned_data["kind"] or None,
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            messages.success(request, _("Question enregistrée : « %(text)s » → %(term)s.") % {"text": question.text, "term": question.entry.term})
+            return redirect("retrieval:labelled-list")
+    return _labelled_page(request, form=form, status=400)
+
+
+def _labelled_or_404(labelled_id: int) -> LabelledQuestion:
+    try:
+        return labelled.labelled_question_get(question_id=labelled_id)
+    except LabelledQuestion.DoesNotExist:
+        raise Http404(_("Cette question n'existe pas.")) from None
+
+
+@role_required(EXPERT)
+@require_POST
+def labelled_question_set_kind(request: HttpRequest, labelled_id: int) -> HttpResponse:
+    question = _labelled_or_404(labelled_id)
+    form = LabelledQuestionKindForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(" ".join(message for errors in form.errors.values() for message in errors), status=400)
+    question = labelled.labelled_question_set_kind(question=question, kind=form.cleaned_data["kind"])
+    if _is_fragment_request(request):
+        return render(request, "retrieval/_labelled_row.html", {"question": question, "can_act": True, "kind_choices": LabelledQuestion.Kind.choices})
+    messages.success(request, _("Type de question corrigé."))
+    return redirect("retrieval:labelled-list")
+
+
+@role_required(EXPERT)
+@require_POST
+def labelled_question_delete(request: HttpRequest, labelled_id: int) -> HttpResponse:
+    labelled.labelled_question_delete(question=_labelled_or_404(labelled_id))
+    if _is_fragment_request(request):
+        return HttpResponse("")
+    messages.success(request, _("Question supprimée."))
+    return redirect("retrieval:labelled-list")
+
+
+@role_required(EXPERT)
+@require_POST
+def labelled_question_import(request: HttpRequest) -> HttpResponse:
+    """A CSV or JSONL file of exam questions, all or nothing; every bad line is shown with its number."""
+    import_form = LabelledQuestionImportForm(request.POST, request.FILES)
+    if not import_form.is_valid():
+        return _labelled_page(request, import_form=import_form, status=400)
+    try:
+        report = labelled.labelled_questions_import(
+            content=import_form.cleaned_data["file"].read(), file_format=import_form.file_format(), user=request.user
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            import_form.add_error("file", message)
+        return _labelled_page(request, import_form=import_form, status=400)
+    if report.imported:
+        messages.success(request, _("%(created)s question(s) importée(s), %(unchanged)s déjà connue(s).") % {"created": report.created, "unchanged": report.unchanged})
+        return redirect("retrieval:labelled-list")
+    return _labelled_page(request, import_form=import_form, import_report=report, status=400)

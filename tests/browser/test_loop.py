@@ -160,7 +160,7 @@ def expert_asks_and_flags(page: Page, entries: dict[str, Entry]) -> Flag:
     expect(flags_area.locator("ul.flag-list")).to_contain_text("bonne entrée : ARS")
 
     flag = Flag.objects.get(question_log=log)
-    assert (flag.created_by.username, flag.reason, flag.correct_entry_id, flag.status) == ("expert", "wrong_entry", meant.pk, "open")
+    assert (flag.created_by.username, flag.reason, flag.correct_entry_id, flag.status) == ("expert", "wrong_entry", meant.pk, "corrected")
     assert flag.comment == "Je parlais de l'autre ARS."
     assert answered in flag.wrongly_ranked_entry_ids
 

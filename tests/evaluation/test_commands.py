@@ -26,7 +26,7 @@ def test_evaluate_prints_a_table_and_reports_query_file_errors(tmp_path, capsys)
     tiny_glossary()
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "cotisations sociales", "term": "URSSAF"}) + "\n" + json.dumps({"query": "x", "term": "INCONNU"}) + "\n")
-    call_command("evaluate", "--queries", str(queries), "--mode", "hybrid")
+    call_command("evaluate", "--queries", str(queries), "--scope", "test", "--mode", "hybrid")
     captured = capsys.readouterr()
     assert "queries.jsonl, line 2" in captured.err and "INCONNU" in captured.err
     assert "1 queries" in captured.out and "hybrid" in captured.out and "def_only" in captured.out and "mrr@10" in captured.out

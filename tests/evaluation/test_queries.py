@@ -77,3 +77,20 @@ def test_query_file_accepts_lines_and_merges_duplicates():
     assert errors == []
     assert len(queries) == 1
     assert queries[0].entry_ids == frozenset({1, 2, 3})
+
+
+def test_glossary_scope_needs_one_sense_and_reads_kinds():
+    data = jsonl(
+        {"query": "que veut dire CSG", "term": "CSG"},
+        {"query": "la CSG sur les salaires", "term": "CSG", "definition": "Contribution sociale généralisée", "kind": "acronym"},
+        {"query": "qui paie la TVA ?", "entry_id": 1, "kind": "paraphrase"},
+        {"query": "mauvais type", "entry_id": 1, "kind": "poème"},
+    )
+    queries, errors = parse_query_file(data, concepts_by_term=group_by_term(CONCEPTS), scope="glossary")
+    assert [(e.line, "2 sens" in e.message) for e in errors] == [(1, True), (4, False)]
+    assert {(q.text, q.question_kind, q.definition_entry_ids) for q in queries} == {
+        ("la CSG sur les salaires", "acronym", frozenset({2})), ("qui paie la TVA ?", "paraphrase", frozenset({1})),
+    }
+    # The test scope keeps its tolerant reading: a term names all its senses.
+    queries, errors = parse_query_file(data, concepts_by_term=group_by_term(CONCEPTS))
+    assert [e.line for e in errors] == [4] and len(queries) == 3

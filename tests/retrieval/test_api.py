@@ -81,7 +81,7 @@ def test_answer_is_logged_and_can_be_flagged(api_client, reader, expert, glossar
     created = api_client.post("/api/flags", payload, format="json")
     assert created.status_code == 201
     flag = created.json()
-    assert flag["question_id"] == log.pk and flag["correct_entry"] == glossary["caf"].pk and flag["status"] == "open"
+    assert flag["question_id"] == log.pk and flag["correct_entry"] == glossary["caf"].pk and flag["status"] == "corrected"
     ranked = [hit["entry_id"] for hit in body["hits"]]
     assert flag["wrongly_ranked_entry_ids"] == ranked[: ranked.index(glossary["caf"].pk)]
     assert flag["retrieved"][0]["term"] == "URSSAF"
@@ -129,7 +129,7 @@ def test_flag_list_filters_and_detail(signed_in, expert, glossary):
         return [flag["id"] for flag in response.json()["results"]]
 
     assert ids() == [dismissed.pk, open_flag.pk]
-    assert ids(status="open") == [open_flag.pk]
+    assert ids(status="corrected") == [open_flag.pk]
     assert ids(domain=glossary["tva"].domain.slug) == [dismissed.pk]
     assert ids(version=str(other.number)) == [dismissed.pk]
     assert signed_in.get("/api/flags", {"status": "closed"}).status_code == 400

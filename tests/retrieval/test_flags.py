@@ -20,7 +20,7 @@ def test_flag_records_the_entries_ranked_above_the_correct_one(glossary, expert)
     flag = services.flag_create(question_log=log, user=expert, reason=Flag.Reason.WRONG_ENTRY, correct_entry=urssaf, comment=" rang 3 ")
     assert flag.wrongly_ranked_entry_ids == [caf.pk, tva.pk]
     assert flag.retrieved == log.hits and flag.version == log.version
-    assert flag.domain == urssaf.domain and flag.comment == "rang 3" and flag.status == Flag.Status.OPEN
+    assert flag.domain == urssaf.domain and flag.comment == "rang 3" and flag.status == Flag.Status.CORRECTED and flag.corrected_at is not None
 
 
 def test_flag_with_a_correct_entry_that_was_not_retrieved(glossary, expert):
@@ -72,7 +72,7 @@ def test_flag_status_and_filters(glossary, expert):
     with pytest.raises(ValidationError):
         services.flag_set_status(flag=fiscal, status="closed", user=expert)
 
-    assert list(selectors.flag_list(status=Flag.Status.OPEN)) == [social]
+    assert list(selectors.flag_list(status=Flag.Status.CORRECTED)) == [social]
     assert list(selectors.flag_list(status=Flag.Status.DISMISSED)) == [fiscal]
     assert list(selectors.flag_list(domain=glossary["tva"].domain.pk)) == [fiscal]
     assert list(selectors.flag_list(domain=glossary["caf"].domain.slug)) == [social]

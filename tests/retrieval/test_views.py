@@ -137,11 +137,11 @@ def test_flags_page_filters(client, reader, expert, glossary):
         return {question for question in ("question sur caf", "question sur tva") if question in html}
 
     assert listed() == {"question sur caf", "question sur tva"}
-    assert listed(status="open") == {"question sur caf"}
+    assert listed(status="corrected") == {"question sur caf"}
     assert listed(status="dismissed") == {"question sur tva"}
     assert listed(domain=glossary["tva"].domain.pk) == {"question sur tva"}
     assert listed(version=newer_version.pk) == {"question sur tva"}
-    fragment = client.get(reverse("retrieval:flag-list"), {"status": "open"}, **HTMX).content.decode()
+    fragment = client.get(reverse("retrieval:flag-list"), {"status": "corrected"}, **HTMX).content.decode()
     assert "<html" not in fragment and f"flag-row-{open_social.pk}" in fragment
     # Readers see no actions.
     assert f"Écarter le signalement {open_social.pk}" not in fragment

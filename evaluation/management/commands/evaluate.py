@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import services
+from evaluation import real_questions, services
 from evaluation.management.commands._common import percent, version_from_ref
 from evaluation.models import EvaluationRun
 
@@ -13,7 +13,10 @@ PROTOCOL_CHOICES = {"concept": ["concept"], "def-only": ["def_only"], "both": ["
 
 
 class Command(BaseCommand):
-    help = "Evaluate a model version on the frozen test set (or a query file) and print its metrics."
+    help = (
+        "Evaluate a model version on the frozen test set, or real questions (a query file, the held-out labelled "
+        "questions) over the whole validated glossary, and print its metrics."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         # --version names the model version here, not Django's version: ours replaces the built-in option.
@@ -22,12 +25,29 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--version", default="champion", help="base, champion, a number (v3) or id:12 (default: champion)")
         parser.add_argument("--queries", help='JSONL query file: {"query", "term", "definition"?} or {"query", "entry_ids"} per line')
+        parser.add_argument(
+            "--scope", choices=["glossary", "test"],
+            help="glossary (default with --queries): real questions over the whole validated glossary, per kind; "
+                 "test: the query file's entries on the test side of the frozen split, with the protocols",
+        )
+        parser.add_argument("--held-out", action="store_true", help="the installation's held-out labelled questions, over the whole glossary")
+        parser.add_argument(
+            "--with-known-questions", action="store_true",
+            help="keep known-question passages in the ranking (what users see today); by default the model alone is judged",
+        )
         parser.add_argument("--protocol", choices=sorted(PROTOCOL_CHOICES), default="both")
         parser.add_argument("--mode", action="append", choices=["hybrid", "dense", "lexical"], help="repeatable (default: dense and hybrid)")
         parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
     def handle(self, *args, **options):
         version = version_from_ref(options["version"])
+        scope = options["scope"] or ("glossary" if options["queries"] or options["held_out"] else "test")
+        if options["held_out"] and options["queries"]:
+            raise CommandError("Give --queries FILE or --held-out, not both.")
+        if scope == "glossary":
+            return self._real_questions(version, options)
+        if options["held_out"]:
+            raise CommandError("--held-out evaluates over the whole glossary: drop --scope test.")
         queries, errors, source = None, [], ""
         if options["queries"]:
             path = Path(options["queries"])
@@ -77,3 +97,45 @@ class Command(BaseCommand):
             )
         for name, summary in run.ragas.get("metrics", {}).items():
             self.stdout.write(f"ragas {name}: {percent(summary['mean'])}")
+
+    def _real_questions(self, version, options) -> None:
+        """Real questions through the product's search over the whole validated glossary, per kind."""
+        if options["held_out"]:
+            questions, errors, source = real_questions.real_questions_from_labelled(held_out=True), [], "held-out labelled questions"
+        elif options["queries"]:
+            path = Path(options["queries"])
+            if not path.is_file():
+                raise CommandError(f"No such query file: {path}")
+            questions, errors = real_questions.real_questions_from_file(data=path.read_bytes())
+            source = path.name
+            for error in errors:
+                self.stderr.write(f"{path.name}, line {error.line}: {error.message}")
+        else:
+            raise CommandError("--scope glossary needs --queries FILE or --held-out.")
+        if not questions:
+            raise CommandError(f"No usable question ({len(errors)} unresolved line(s)).")
+        modes = options["mode"] or ["hybrid"]
+        results = [
+            real_questions.evaluate_real_questions(
+                version=version, questions=questions, mode=mode, exclude_known_questions=not options["with_known_questions"], unresolved=errors
+            )
+            for mode in modes
+        ]
+        if options["json"]:
+            self.stdout.write(json.dumps({
+                "version": version.display_name, "scope": "glossary", "source": source, "question_count": len(questions),
+                "unresolved_count": len(errors), "results": [result.as_dict() for result in results],
+            }, ensure_ascii=False, indent=2))
+            return
+        self.stdout.write(
+            f"Real questions of {source} on {version} over the whole validated glossary: {len(questions)} questions, "
+            f"{len(errors)} unresolved line(s){'' if options['with_known_questions'] else ', known questions left out'}"
+        )
+        header = f"{'mode':<8} {'kind':<12} {'questions':>9} {'R@1':>7} {'R@10':>7} {'MRR@10':>7}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for result in results:
+            for kind, metrics in [("all", result.overall), *result.by_kind.items()]:
+                self.stdout.write(
+                    f"{result.mode:<8} {kind:<12} {metrics.questions:>9} {percent(metrics.r1):>7} {percent(metrics.r10):>7} {percent(metrics.mrr10):>7}"
+                )

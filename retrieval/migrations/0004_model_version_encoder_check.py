@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('retrieval', '0002_index_deltas'),
+        ('retrieval', '0003_labelled_questions_flag_life'),
     ]
 
     operations = [
