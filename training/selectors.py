@@ -4,7 +4,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from glossary.models import Entry
-from retrieval.models import Flag
+from retrieval.models import Flag, LabelledQuestion
+from retrieval.question_kinds import is_held_out, normalise_question
 from training.builder import ConceptData, FlagData
 from training.mining import MiningEntry
 from training.models import Equivalence, NegativeCandidate, QuestionLabel, TrainingConfig, TrainingRun
@@ -48,7 +49,7 @@ def training_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
         .select_related("question_log")
         .order_by("pk")
     )
-    return [
+    corrected = [
         FlagData(
             question=flag.question_log.question,
             entry_id=flag.correct_entry_id,
@@ -56,7 +57,36 @@ def training_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
         )
         for flag in flags
         if flag.question_log.question.strip()
-    ] + question_label_flags(train_entry_ids=train_entry_ids)
+    ]
+    return trainable_questions([
+        *corrected, *question_label_flags(train_entry_ids=train_entry_ids), *labelled_question_flags(train_entry_ids=train_entry_ids),
+    ])
+
+
+def trainable_questions(items: list[FlagData]) -> list[FlagData]:
+    """One pair per (question, entry), first origin kept; held-out questions are never trained on (they judge
+    versions: retrieval.question_kinds.is_held_out, the same rule as the labelled questions' held_out field)."""
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for item in items:
+        normalised = normalise_question(item.question)[:500]
+        if is_held_out(normalised) or (normalised, item.entry_id) in seen:
+            continue
+        seen.add((normalised, item.entry_id))
+        kept.append(item)
+    return kept
+
+
+def labelled_question_flags(*, train_entry_ids: set[int]) -> list[FlagData]:
+    """The installation's labelled questions (accepted answers, exam questions, imports...) not held out."""
+    rows = LabelledQuestion.objects.filter(held_out=False, entry_id__in=train_entry_ids).order_by("pk")
+    return [
+        FlagData(
+            question=row.text, entry_id=row.entry_id,
+            wrong_entry_ids=tuple(entry_id for entry_id in row.wrong_entry_ids or [] if entry_id in train_entry_ids),
+        )
+        for row in rows
+    ]
 
 
 def question_label_flags(*, train_entry_ids: set[int]) -> list[FlagData]:

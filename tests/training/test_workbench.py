@@ -170,8 +170,10 @@ def test_refresh_updates_open_items_keeps_decided_ones_and_retires_stale_ones(ex
     workbench.review_item_decide(item=decided, user=expert, decision="choose", candidate=b.pk)
     Flag.objects.filter(pk=second.pk).update(status=Flag.Status.DISMISSED)
     counts = _upsert(Source.FLAG, workbench.flag_items(), version)
-    # The decided flag still looks open (it has a correct entry now) but its item is not reopened.
-    assert counts == {"found": 1, "created": 0, "updated": 0, "retired": 1}
+    # The decided flag is corrected (its question is now a labelled question), so it is no longer scanned; its
+    # item stays done.
+    assert Flag.objects.get(pk=first.pk).status == Flag.Status.CORRECTED
+    assert counts == {"found": 0, "created": 0, "updated": 0, "retired": 1}
     assert dict(ReviewItem.objects.values_list("flag_id", "status")) == {first.pk: "done", second.pk: "obsolete"}
 
 
@@ -457,3 +459,44 @@ def test_counters_follow_decisions_and_the_threshold(expert, version):
     assert after["material"]["total"] == before["material"]["total"] + 1 and after["missing"] == before["missing"] - 1
     workbench.review_decision_undo(decision=record, user=expert)
     assert workbench.workbench_counters()["decisions"] == 0
+
+
+def test_workbench_answers_become_labelled_questions_held_out_ones_never_trained(expert, version):
+    from retrieval.models import LabelledQuestion
+    from retrieval.question_kinds import is_held_out, normalise_question
+
+    a, b = EntryFactory(split="train"), EntryFactory(split="train")
+    # Two questions: one the held-out rule keeps for judging, one it leaves for training.
+    texts = [f"question numéro {n} sur la taxe" for n in range(40)]
+    held = next(text for text in texts if is_held_out(normalise_question(text)))
+    trained = next(text for text in texts if not is_held_out(normalise_question(text)))
+    for text in (held, trained):
+        _log(text, [_hit(a, 1, dense=0.5), _hit(b, 2, dense=0.49)], top_score=0.5, margin=0.01)
+    _upsert(Source.QUESTION, workbench.uncertain_question_items(), version)
+    records = []
+    for _ in range(2):
+        item = workbench.review_item_next(user=expert)
+        records.append(_decide_and_undo(item, expert, "choose", b.pk))
+    labelled = {row.text: row for row in LabelledQuestion.objects.all()}
+    assert set(labelled) == {held, trained} and labelled[held].held_out and not labelled[trained].held_out
+    assert all(row.source == "workbench" and row.entry_id == b.pk and row.wrong_entry_ids == [a.pk] for row in labelled.values())
+
+    taught = [(flag.question, flag.entry_id) for flag in selectors.training_flags(train_entry_ids={a.pk, b.pk})]
+    assert taught == [(trained, b.pk)]
+
+    for record in records:
+        workbench.review_decision_undo(decision=record, user=expert)
+    assert not LabelledQuestion.objects.exists()
+
+
+def test_flag_choice_makes_the_flag_corrected_and_undo_reopens_it(expert, version):
+    from retrieval.models import LabelledQuestion
+
+    entries = _flag_items(expert, version, n=1)
+    record = _decide_and_undo(workbench.review_item_next(user=expert), expert, "choose", entries[2].pk)
+    flag = Flag.objects.get()
+    assert flag.status == Flag.Status.CORRECTED
+    question = LabelledQuestion.objects.get()
+    assert (question.flag_id, question.entry_id, question.source) == (flag.pk, entries[2].pk, "workbench")
+    workbench.review_decision_undo(decision=record, user=expert)
+    assert Flag.objects.get().status == Flag.Status.OPEN and not LabelledQuestion.objects.exists()

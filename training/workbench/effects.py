@@ -11,6 +11,8 @@ from django.utils.translation import gettext as _
 from glossary import services as glossary_services
 from glossary.models import Entry
 from glossary.text import term_key
+from retrieval import labelled
+from retrieval.models import LabelledQuestion
 from training.models import Equivalence, QuestionLabel, ReviewDecision, ReviewItem
 
 
@@ -78,13 +80,34 @@ def revert_equivalence(effect: dict) -> None:
 def label(*, item: ReviewItem, entry_id: int, ranked: list[int], record: ReviewDecision, user) -> dict:
     """A confirmed question -> entry pair; the entries ``ranked`` above it become negatives."""
     above = ranked[: ranked.index(entry_id)] if entry_id in ranked else ranked
+    wrong = [other for other in above if other != entry_id]
     row = QuestionLabel.objects.create(
-        question=item.payload["question"], entry_id=entry_id, wrong_entry_ids=[other for other in above if other != entry_id],
+        question=item.payload["question"], entry_id=entry_id, wrong_entry_ids=wrong,
         question_log_id=item.question_log_id, decision=record, created_by=user,
     )
-    return {"label_id": row.pk}
+    return {"label_id": row.pk, **known_question(text=item.payload["question"], entry_id=entry_id, wrong=wrong, item=item, user=user)}
+
+
+def known_question(*, text: str, entry_id: int, wrong: list[int], item: ReviewItem, user) -> dict:
+    """The expert's answer is also a labelled question of the installation (retrieval's): served at once by the
+    search index (the instant fix), a training pair or a held-out judge of versions. Undo forgets it only when
+    this decision created it."""
+    entry = Entry.objects.get(pk=entry_id)
+    existed = LabelledQuestion.objects.filter(normalised=labelled.normalise_question(text)[:500], entry=entry).exists()
+    question = labelled.labelled_question_record(
+        text=text, entry=entry, source=LabelledQuestion.Source.WORKBENCH, user=user, wrong_entry_ids=wrong,
+        question_log=item.question_log if item.question_log_id else None,
+    )
+    return {} if existed else {"labelled_question_id": question.pk}
+
+
+def revert_known_question(effect: dict) -> None:
+    question = LabelledQuestion.objects.filter(pk=effect.get("labelled_question_id") or 0).first()
+    if question is not None:
+        labelled.labelled_question_delete(question=question)
 
 
 def revert_label(effect: dict) -> None:
     if "label_id" in effect:
         QuestionLabel.objects.filter(pk=effect["label_id"]).delete()
+    revert_known_question(effect)

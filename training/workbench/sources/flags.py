@@ -9,10 +9,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from glossary.models import Entry
+from retrieval import labelled
 from retrieval import services as retrieval_services
-from retrieval.models import Flag
+from retrieval.models import Flag, LabelledQuestion
 from training import queue
 from training.models import ReviewDecision, ReviewItem
+from training.workbench import effects
 from training.workbench.sources.base import MAX_ITEMS_PER_SOURCE, Decision, ItemCandidate, ReviewSource, ScanContext, Source, SourceScan, entry_candidate, hit_candidates
 
 
@@ -75,11 +77,11 @@ class FlagSource(ReviewSource):
                 wrongly_ranked_entry_ids=ranked[: ranked.index(candidate_id)] if candidate_id in ranked else ranked,
                 domain_id=Entry.objects.filter(pk=candidate_id).values_list("domain_id", flat=True).first() or flag.domain_id,
             )
-            return {"flag": {"id": flag.pk, "before": before}}
+            return {"flag": {"id": flag.pk, "before": {**before, "status": flag.status}}, **_known_question(flag, user)}
         if decision == Decision.ACCEPT:
             if flag.correct_entry_id is None:
                 raise ValidationError(_("Ce signalement n'a pas encore de bonne entrée : choisissez-la (1-9)."), code="no_correct_entry")
-            return {}
+            return {"flag": {"id": flag.pk, "before": {"status": flag.status}}, **_known_question(flag, user)}
         before = {"status": flag.status}
         retrieval_services.flag_set_status(flag=flag, status=Flag.Status.DISMISSED, user=user)
         return {"flag": {"id": flag.pk, "before": before}}
@@ -91,9 +93,19 @@ class FlagSource(ReviewSource):
         flag = Flag.objects.filter(pk=effect["flag"]["id"]).first()
         if flag is None:
             return
-        if "status" in before:
-            retrieval_services.flag_set_status(flag=flag, status=before["status"], user=user)
-        else:
+        effects.revert_known_question(effect)
+        if "correct_entry_id" in before:
             retrieval_services.flag_set_correct_entry(
                 flag=flag, correct_entry_id=before["correct_entry_id"], wrongly_ranked_entry_ids=before["wrongly_ranked_entry_ids"], domain_id=before["domain_id"],
             )
+        if "status" in before and flag.status != before["status"]:
+            retrieval_services.flag_set_status(flag=flag, status=before["status"], user=user)
+
+
+def _known_question(flag: Flag, user) -> dict:
+    """The flag's question tied to its right entry: served at once (the instant fix), the flag "corrected"."""
+    existed = LabelledQuestion.objects.filter(flag=flag).exists() or LabelledQuestion.objects.filter(
+        normalised=labelled.normalise_question(flag.question_log.question)[:500], entry_id=flag.correct_entry_id
+    ).exists()
+    question = labelled.labelled_question_from_flag(flag=flag, user=user, source=LabelledQuestion.Source.WORKBENCH)
+    return {} if existed or question is None else {"labelled_question_id": question.pk}
