@@ -186,11 +186,26 @@ class Bench:
         return model, counts | {"steps": result.steps, "loss": round(result.train_loss, 4), "train_s": round(result.seconds)}
 
 
+def admissible(scores: dict, base: dict) -> bool:
+    """No kind below the base model's R@1 (dev half)."""
+    return all(scores[kind]["R@1"] >= base[kind]["R@1"] - 1e-9 for kind in base if kind != "all")
+
+
+def choose(results: dict, base: dict) -> tuple[str, float] | None:
+    """The best (variant, weight) on dev: highest overall R@1 among the admissible ones (ties: higher MRR@10,
+    then the smaller weight); None when no setting keeps every kind at or above the base model."""
+    candidates = [(key, scores) for key, scores in results.items() if admissible(scores, base)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda item: (round(item[1]["all"]["R@1"], 6), round(item[1]["all"]["MRR@10"], 6), -item[0][1]))[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sigles_tuning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="*", default=["default", "no-templates"], choices=list(VARIANTS))
-    parser.add_argument("--weights", nargs="+", type=float, default=[0.25, 0.5, 0.75, 1.0])
-    parser.add_argument("--test", nargs="*", default=[], metavar="NAME:WEIGHT", help="score the TEST half of these settings (once, at the end)")
+    parser.add_argument("--weights", nargs="+", type=float, default=[0.5, 1.0])
+    parser.add_argument("--refine", action="store_true", help="then try the neighbouring weight (0.25 or 0.75) of the best variant")
+    parser.add_argument("--test", action="store_true", help="then score the TEST half of the chosen setting and the base model, once")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     import torch
@@ -201,28 +216,41 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench()
     disagreements = bench.check_against_search(DEV)
     print(f"-- rankings vs services.search on 80 dev questions (base model): {disagreements} differ", flush=True)
-    base = {half: bench.scores(half, None) for half in (DEV, TEST) if half == DEV or args.test}
-    log({"variant": "base", "half": DEV, "scores": base[DEV], "check_disagreements": disagreements, "glossary": bench.summary})
-    print(line("base (dev)", base[DEV]), flush=True)
-    wanted_test = {}
-    for spec in args.test:
-        name, weight = spec.split(":")
-        wanted_test.setdefault(name, []).append(float(weight))
-    for name in dict.fromkeys([*args.variants, *wanted_test]):
-        variant = VARIANTS[name]
+    base = bench.scores(DEV, None)
+    log({"variant": "base", "half": DEV, "scores": base, "check_disagreements": disagreements, "glossary": bench.summary})
+    print(line("base (dev)", base), flush=True)
+    models, results = {}, {}
+
+    def evaluate(name: str, weight: float, half: str = DEV) -> dict:
+        model, info = models[name]
+        interpolate_adapter(model, weight)
+        model._bench_weight = weight
+        scores = bench.scores(half, model)
+        log({"variant": name, "weight": weight, "half": half, "config": asdict(VARIANTS[name]), "train": info, "scores": scores})
+        print(line(f"{name} w={weight} ({half})", scores), flush=True)
+        return scores
+
+    for name in args.variants:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=BENCH_DIR) as workdir:
-            model, info = bench.train(variant, workdir)
-        print(f"-- {name}: trained {info} in {time.perf_counter() - started:.0f} s", flush=True)
-        for weight in args.weights if name in args.variants else wanted_test[name]:
-            interpolate_adapter(model, weight)
-            model._bench_weight = weight
-            for half in (DEV, *((TEST,) if weight in wanted_test.get(name, ()) else ())):
-                scores = bench.scores(half, model)
-                log({"variant": name, "weight": weight, "half": half, "config": asdict(variant), "train": info, "scores": scores})
-                print(line(f"{name} w={weight} ({half})", scores), flush=True)
-                if half == TEST:
-                    print(line("base (test)", base[TEST]), flush=True)
+            models[name] = bench.train(VARIANTS[name], workdir)
+        print(f"-- {name}: trained {models[name][1]} in {time.perf_counter() - started:.0f} s", flush=True)
+        for weight in args.weights:
+            results[(name, weight)] = evaluate(name, weight)
+    best_name = max(args.variants, key=lambda name: max(results[(name, w)]["all"]["R@1"] for w in args.weights if admissible(results[(name, w)], base)) if any(admissible(results[(name, w)], base) for w in args.weights) else -1)
+    if args.refine and best_name:
+        ranked = sorted(args.weights, key=lambda w: results[(best_name, w)]["all"]["R@1"], reverse=True)
+        neighbour = 0.75 if ranked[0] >= 0.75 or (len(ranked) > 1 and ranked[0] > ranked[1]) else 0.25
+        if (best_name, neighbour) not in results:
+            results[(best_name, neighbour)] = evaluate(best_name, neighbour)
+    chosen = choose(results, base)
+    log({"chosen": chosen, "rule": "highest dev overall R@1 with no kind below base"})
+    print(f"-- chosen on dev: {chosen}", flush=True)
+    if args.test and chosen:
+        base_test = bench.scores(TEST, None)
+        log({"variant": "base", "half": TEST, "scores": base_test})
+        print(line("base (test)", base_test), flush=True)
+        evaluate(*chosen, half=TEST)
 
 
 if __name__ == "__main__":
