@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 
 from bench import api, stats
 from bench.environment import fresh_django
@@ -38,6 +39,50 @@ def rank_entries(query: str, *, version, variant: str, query_vector=None) -> lis
     dense = served.vectors.search(query_vector, top_k=CANDIDATES) if variant != "lexical" else []
     lexical = served.lexical.search(query, top_k=CANDIDATES) if variant != "dense" else []
     return [hit.entry_id for hit in fuse(dense=dense, lexical=lexical, exact_entry_ids=(), top_k=10, mode=variant)]
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """The model-independent half of one product search: pre-processed text, exact matches, BM25 candidates."""
+
+    query: str
+    final: str
+    exact: frozenset[int]
+    lexical: tuple[tuple[int, float], ...]
+
+
+def prepare_queries(queries: list[str], *, served) -> list[PreparedQuery]:
+    """What ``services.search`` (hybrid, pre-processing, no LLM) computes before the model is asked, per query."""
+    from retrieval import services
+    from retrieval.preprocess import preprocess_query
+
+    if services.llm_client() is not None:
+        raise RuntimeError("encoder-swapping rankings reproduce the search without an LLM; unset LLM_BASE_URL")
+    prepared = []
+    for query in queries:
+        text = services.check_query(query)
+        processed = preprocess_query(text, vocabulary=served.vocabulary, translate=None)
+        exact = served.terms.match(text, processed.corrected, language=processed.language)
+        lexical = served.lexical.search(processed.final, top_k=CANDIDATES)
+        prepared.append(PreparedQuery(query, processed.final, frozenset(exact), tuple(lexical)))
+    return prepared
+
+
+def product_rankings_with(prepared: list[PreparedQuery], *, vectors, query_vectors) -> dict[str, list[int]]:
+    """The product search's entry ranking (hybrid + exact match + pre-processing, top 10) with another model:
+    ``vectors`` is a ``VectorIndex`` of the whole glossary's passages and ``query_vectors`` the queries' final
+    texts, both encoded by that model. Same steps as ``services.search``; checked against it on the base model
+    by ``bench.sigles_tuning``."""
+    from retrieval import services
+    from retrieval.hybrid import fuse
+
+    rankings = {}
+    for item, query_vector in zip(prepared, query_vectors):
+        dense = vectors.search(query_vector, top_k=CANDIDATES)
+        dense += services._exact_passages_missing(vectors, query_vector, set(item.exact), dense)
+        hits = fuse(dense=dense, lexical=list(item.lexical), exact_entry_ids=set(item.exact), top_k=10, mode="hybrid")
+        rankings[item.query] = [hit.entry_id for hit in hits]
+    return rankings
 
 
 def judge(rankings: dict[str, list[int]], targets: list[Target]) -> dict[str, dict[str, float]]:

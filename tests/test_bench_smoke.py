@@ -112,3 +112,21 @@ def test_question_split_is_stable_balanced_per_kind_and_disjoint():
     for kind in {question.category for question in asked}:
         of_kind = [halves[question.query] for question in asked if question.category == kind]
         assert 0.3 <= of_kind.count(TEST) / len(of_kind) <= 0.7, kind
+
+
+def test_sigles_tuning_chooses_the_best_dev_setting_that_keeps_every_kind_at_or_above_the_base_model():
+    from bench.sigles_tuning import admissible, choose
+
+    def scores(acronym, reverse, overall, mrr=0.0):
+        return {"acronym": {"R@1": acronym}, "reverse": {"R@1": reverse}, "all": {"R@1": overall, "MRR@10": mrr}}
+
+    base = scores(90.0, 20.0, 50.0)
+    results = {
+        ("templates", 1.0): scores(80.0, 60.0, 70.0),  # the best overall, but acronym look-ups lose: refused
+        ("questions", 1.0): scores(90.0, 40.0, 60.0, mrr=65.0),
+        ("questions", 0.5): scores(92.0, 38.0, 60.0, mrr=65.0),  # tie on R@1 and MRR: the smaller weight
+        ("questions", 0.25): scores(91.0, 30.0, 55.0),
+    }
+    assert not admissible(results[("templates", 1.0)], base) and admissible(results[("questions", 1.0)], base)
+    assert choose(results, base) == ("questions", 0.5)
+    assert choose({("templates", 1.0): results[("templates", 1.0)]}, base) is None
