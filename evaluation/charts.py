@@ -18,6 +18,8 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 16, 56, 56
 CHAR_WIDTH = 6.5
 TEXT_STYLE = {"font-family": "system-ui, sans-serif", "font-size": "12", "fill": "#1b1b1b"}
 MAX_X_LABELS = 12
+# Category labels under grouped bars wrap onto this many lines before being shortened.
+LABEL_LINES = 2
 
 
 def _scale_top(values: Sequence[float]) -> tuple[float, bool]:
@@ -70,6 +72,34 @@ def _fitted(label: str, width: float) -> str:
     return label if len(label) <= room else label[: room - 1].rstrip() + "…"
 
 
+def _wrapped(label: str, width: float, *, lines: int = LABEL_LINES) -> list[str]:
+    """``label`` on at most ``lines`` lines of ``width`` pixels, cut at spaces; the last line is shortened."""
+    room = max(int(width / CHAR_WIDTH), 3)
+    rows: list[str] = []
+    for word in label.split():
+        if rows and len(rows[-1]) + 1 + len(word) <= room:
+            rows[-1] += " " + word
+        else:
+            rows.append(word)
+    if len(rows) > lines:
+        rows = rows[: lines - 1] + [" ".join(rows[lines - 1:])]
+    return [_fitted(row, width) for row in rows]
+
+
+def distinct_labels(labels: Sequence[str], width: float) -> list[list[str]]:
+    """Each label wrapped to ``width``; labels that would read the same once shortened ("Administration
+    fiscale", "Administration sociale" -> "Administrat…") keep their distinguishing end instead."""
+    shown = [_wrapped(label, width) for label in labels]
+    seen: dict[tuple[str, ...], int] = {}
+    for lines in shown:
+        seen[tuple(lines)] = seen.get(tuple(lines), 0) + 1
+    for index, label in enumerate(labels):
+        if seen[tuple(shown[index])] > 1 and shown[index] != [label]:
+            room = max(int(width / CHAR_WIDTH), 3)
+            shown[index] = ["…" + label[-(room - 1):].lstrip()]
+    return shown
+
+
 def _legend(root: ElementTree.Element, names: Sequence[str]) -> None:
     x = LEFT
     for index, name in enumerate(names):
@@ -97,6 +127,7 @@ def bar_chart(series: Mapping[str, Mapping[str, float]], title: str) -> str:
 
     group_width = (WIDTH - LEFT - RIGHT) / max(len(categories), 1)
     bar_width = group_width * 0.8 / max(len(names), 1)
+    labels = distinct_labels(categories, group_width)
     for group_index, category in enumerate(categories):
         group_left = LEFT + group_index * group_width + group_width * 0.1
         for series_index, name in enumerate(names):
@@ -117,10 +148,10 @@ def bar_chart(series: Mapping[str, Mapping[str, float]], title: str) -> str:
                 },
             )
             ElementTree.SubElement(bar, "title").text = f"{name}, {category} : {_format(value, percent)}"
-        label = _fitted(category, group_width)
-        _text(root, group_left + group_width * 0.4, HEIGHT - BOTTOM + 16, label, **{"text-anchor": "middle"})
-        if label != category:
-            ElementTree.SubElement(root[-1], "title").text = category
+        for line_index, line in enumerate(labels[group_index]):
+            _text(root, group_left + group_width * 0.4, HEIGHT - BOTTOM + 16 + 14 * line_index, line, **{"text-anchor": "middle"})
+            if labels[group_index] != [category]:
+                ElementTree.SubElement(root[-1], "title").text = category
     return ElementTree.tostring(root, encoding="unicode")
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("versions/history/", views.history, name="history"),
     path("versions/leaderboard/", views.leaderboard, name="leaderboard"),
     path("versions/rollback/", views.version_rollback, name="version-rollback"),
+    path("versions/<int:version_id>/", views.version_detail, name="version-detail"),
     path("versions/<int:version_id>/promote/", views.version_promote, name="version-promote"),
     path("versions/<int:version_id>/evaluate/", views.version_evaluate, name="version-evaluate"),
     path("versions/<int:version_id>/report/", views.version_report, name="version-report"),

@@ -200,6 +200,13 @@ def history(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+    """A version's own address (linked from logs and reports) leads to its report."""
+    version = _version_or_404(version_id)
+    return redirect("evaluation:version-report", version_id=version.pk)
+
+
+@require_GET
 def leaderboard(request: HttpRequest) -> HttpResponse:
     board = selectors.leaderboard_latest()
     rows = []

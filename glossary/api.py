@@ -167,6 +167,8 @@ ENTRY_CONFLICTS = {
     retrieve=extend_schema(summary="One entry, with its revision and provenance", responses={200: EntrySerializer, **ERRORS_READ}),
     create=extend_schema(
         summary="Create an entry (expert)", request=EntryCreateSerializer,
+        description="The response also lists `same_term_entries`: the other entries of the same term (case- and accent-folded), "
+        "each with `verdict` `duplicate` (the definition reads as the same sense) or `new_sense`. Nothing is refused for it.",
         responses={201: EntrySerializer, **ERRORS_WRITE, **ENTRY_CONFLICTS},
     ),
     update=extend_schema(
@@ -199,7 +201,14 @@ class EntryViewSet(viewsets.ModelViewSet):
         data = validated(EntryCreateSerializer, request.data)
         with conflicts_as_409():
             entry = services.entry_create(**data, created_by=request.user)
-        return Response(EntrySerializer(entry).data, status=status.HTTP_201_CREATED)
+        body = EntrySerializer(entry).data
+        # Not a refusal (acronyms have several senses): the other entries of the same term, so that a client can
+        # warn as the web form does. An extra key, which existing clients ignore.
+        body["same_term_entries"] = [
+            {"id": item["entry"].pk, "term": item["entry"].term, "verdict": item["verdict"]}
+            for item in selectors.same_term_entries(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
+        ]
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, partial=False, **kwargs):
         entry = self.get_object()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
 
 from django.conf import settings
@@ -56,6 +56,11 @@ class ImportReport:
     preview: list[dict]
     # Existing entries that received new variants, contexts or examples from the file.
     updated: int = 0
+    # Of ``created``: entries whose term is already in the glossary, as another sense or as a probable duplicate
+    # (definitions that read alike), with those rows and the entries they sit beside (glossary.planning).
+    new_senses: int = 0
+    probable_duplicates: int = 0
+    same_term: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,18 +99,23 @@ class ImportOptions:
 
 def _report(plan: Plan, *, imported: bool, dry_run: bool, batch_id: int | None) -> ImportReport:
     error_lines = {error.line for error in plan.errors}
+    # A refused import (invalid rows, no skip) wrote nothing: its counts say so, not what it would have done.
+    written = imported or dry_run
     return ImportReport(
         file_format=plan.file_format,
         total_rows=plan.total_rows,
         valid_rows=plan.total_rows - len(error_lines),
-        created=len(plan.new_entries),
-        unchanged=plan.unchanged,
+        created=len(plan.new_entries) if written else 0,
+        unchanged=plan.unchanged if written else 0,
         errors=sorted(plan.errors, key=lambda error: error.line),
         imported=imported,
         dry_run=dry_run,
         batch_id=batch_id,
         preview=plan.preview,
-        updated=len(plan.updates),
+        updated=len(plan.updates) if written else 0,
+        new_senses=plan.new_senses if written else 0,
+        probable_duplicates=plan.probable_duplicates if written else 0,
+        same_term=plan.same_term or [],
     )
 
 
@@ -176,6 +186,23 @@ def import_confirm_preview(*, batch_id: int, skip_invalid: bool) -> ImportBatch:
         batch.save(update_fields=["options", "status", "finished_at", "attempts"])
         transaction.on_commit(lambda: send_to_worker(batch.pk))
     return batch
+
+
+def import_retry_skipping_invalid(*, batch_id: int, user=None) -> ImportBatch:
+    """Queue the stored file of a failed import again, this time skipping its invalid rows, as a new batch
+    (the failed one stays in the history as it was)."""
+    batch = ImportBatch.objects.get(pk=batch_id)
+    if batch.status != ImportBatch.Status.FAILED or batch.options.get("dry_run") or not batch.stored_path:
+        raise ImportRefused(_("Seul un import échoué dont le fichier est conservé peut être relancé."))
+    try:
+        with storages["artifacts"].open(batch.stored_path, "rb") as stored:
+            content = stored.read()
+    except FileNotFoundError:
+        raise ImportRefused(_("Le fichier de cet import n'est plus conservé : déposez-le à nouveau.")) from None
+    return import_enqueue(
+        content=content, file_name=batch.file_name, file_format=batch.file_format,
+        options={**batch.options, "dry_run": False, "skip_invalid": True}, user=user,
+    )
 
 
 def send_to_worker(batch_id: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -62,7 +63,9 @@ class ImportBatch(models.Model):
         verbose_name_plural = _("imports")
 
     def __str__(self) -> str:
-        return f"{self.file_name} ({self.file_format}, {self.created_at:%Y-%m-%d %H:%M})"
+        # Local time, as on every page (a UTC time beside a local one reads as two different moments).
+        created = timezone.localtime(self.created_at) if self.created_at else None
+        return f"{self.file_name} ({self.file_format}, {created:%Y-%m-%d %H:%M})" if created else f"{self.file_name} ({self.file_format})"
 
 
 class Entry(models.Model):

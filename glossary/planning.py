@@ -12,8 +12,13 @@ from glossary.exports import export_record
 from glossary.models import Entry
 from glossary.parsers import Row
 from glossary.readers import RowError
+from glossary.text import same_sense
 
 PREVIEW_ROWS = 20
+# New rows whose term is already in the glossary, listed with the entries they sit beside.
+SAME_TERM_ROWS = 100
+# Existing terms are looked up for this many new entries at a time (bounded SQL parameter lists).
+TERM_LOOKUP_CHUNK = 500
 LIST_FIELDS = ("variants", "contexts", "examples")
 
 
@@ -28,6 +33,11 @@ class Plan:
     updates: dict[int, dict[str, list]]
     unchanged: int
     preview: list[dict]
+    # New entries whose term is already in the glossary with another definition: another sense of the term
+    # ("new_sense"), or, when the definitions read alike, the same sense written again ("duplicate").
+    new_senses: int = 0
+    probable_duplicates: int = 0
+    same_term: list[dict] | None = None
 
 
 def _item_key(item) -> str:
@@ -107,6 +117,9 @@ def plan_import(*, file_format: str, total_rows: int, errors: list[RowError], bu
             updates[pk] = lists.values
     unchanged += merged_rows - len(updates)
     error_lines = {error.line for error in errors}
+    same_term = _same_term_rows(
+        [(row, entry) for row, entry, _domain, key in actions if key in new and new[key][0] is entry and row.line not in error_lines]
+    )
     preview = []
     for row, entry, domain_name, key in actions:
         if len(preview) >= PREVIEW_ROWS:
@@ -117,7 +130,11 @@ def plan_import(*, file_format: str, total_rows: int, errors: list[RowError], bu
             action = "update" if existing[key] in updates else "unchanged"
         else:
             action = "create" if new[key][0] is entry else "unchanged"
-        preview.append({"line": row.line, **export_record(entry, domain_name=domain_name), "action": action})
+        record = {"line": row.line, **export_record(entry, domain_name=domain_name), "action": action}
+        if action == "create" and row.line in same_term:
+            record["same_term"] = same_term[row.line]
+        preview.append(record)
+    verdicts = [item["verdict"] for item in same_term.values()]
     return Plan(
         file_format=file_format,
         total_rows=total_rows,
@@ -126,4 +143,34 @@ def plan_import(*, file_format: str, total_rows: int, errors: list[RowError], bu
         updates=updates,
         unchanged=unchanged,
         preview=preview,
+        new_senses=verdicts.count("new_sense"),
+        probable_duplicates=verdicts.count("duplicate"),
+        same_term=list(same_term.values())[:SAME_TERM_ROWS],
     )
+
+
+def _same_term_rows(created: list[tuple[Row, Entry]]) -> dict[int, dict]:
+    """Line -> the existing entries of the same (folded) term, for the new entries whose term is already there."""
+    keys = sorted({entry.term_key for _row, entry in created})
+    existing: dict[str, list[tuple[int, str, str]]] = {}
+    for start in range(0, len(keys), TERM_LOOKUP_CHUNK):
+        rows = Entry.objects.filter(term_key__in=keys[start:start + TERM_LOOKUP_CHUNK]).order_by("id")
+        for pk, key, term, definition in rows.values_list("pk", "term_key", "term", "definition"):
+            existing.setdefault(key, []).append((pk, term, definition))
+    found = {}
+    for row, entry in created:
+        matches = existing.get(entry.term_key)
+        if not matches:
+            continue
+        others = [
+            {"id": pk, "term": term, "definition": definition, "same_sense": same_sense(entry.definition, definition)}
+            for pk, term, definition in matches
+        ]
+        found[row.line] = {
+            "line": row.line,
+            "term": entry.term,
+            "definition": entry.definition,
+            "verdict": "duplicate" if any(other["same_sense"] for other in others) else "new_sense",
+            "existing": others,
+        }
+    return found

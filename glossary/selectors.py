@@ -4,7 +4,10 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from glossary.models import Domain, Entry, ImportBatch
-from glossary.text import fold, term_key
+from glossary.text import fold, same_sense, term_key
+
+# At most this many same-term entries are shown beside a new entry (an acronym rarely has more senses).
+SAME_TERM_SHOWN = 20
 
 
 def entry_list(
@@ -36,6 +39,18 @@ def entry_get(*, entry_id: int) -> Entry:
 
 def entries_for_term(*, term: str) -> QuerySet[Entry]:
     return Entry.objects.filter(term_key=term_key(term)).select_related("domain")
+
+
+def same_term_entries(*, term: str, definition: str, exclude_id: int | None = None) -> list[dict]:
+    """The entries already filed under ``term`` (case- and accent-folded: 'ANTS', 'ants', 'Ânts'), each with
+    whether ``definition`` reads as the same sense written again ("duplicate") or as another sense ("new_sense")."""
+    entries = entries_for_term(term=term)
+    if exclude_id is not None:
+        entries = entries.exclude(pk=exclude_id)
+    return [
+        {"entry": entry, "verdict": "duplicate" if same_sense(definition, entry.definition) else "new_sense"}
+        for entry in entries[:SAME_TERM_SHOWN]
+    ]
 
 
 def entry_history(*, entry: Entry) -> list:

@@ -71,3 +71,20 @@ def strip_forbidden_characters(text: str) -> str:
 
 def count_forbidden_characters(text: str) -> int:
     return len(_FORBIDDEN.findall(text))
+
+
+# Two definitions of the same term this similar (0..1, on their normalised keys) are taken for one sense
+# written twice ("duplicate"); below it, for another sense of the term ("new sense"). Acronyms legitimately
+# have several senses, so a same-term entry is only ever a warning for the expert, never a refusal.
+SAME_SENSE_SIMILARITY = 0.8
+
+
+def definition_similarity(first: str, second: str) -> float:
+    """How alike two definitions read, 0..1, ignoring case, accents, spaces and the final dot."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, definition_key(first), definition_key(second), autojunk=False).ratio()
+
+
+def same_sense(first: str, second: str) -> bool:
+    return definition_similarity(first, second) >= SAME_SENSE_SIMILARITY

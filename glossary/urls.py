@@ -16,6 +16,7 @@ urlpatterns = [
     path("imports/new/", views.import_upload, name="import-upload"),
     path("imports/confirm/", views.import_confirm, name="import-confirm"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("imports/<int:pk>/retry/", views.import_retry, name="import-retry"),
     path("imports/<int:pk>/preview/", views.import_preview, name="import-preview"),
     path("export/", views.export, name="export"),
 ]

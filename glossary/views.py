@@ -21,6 +21,7 @@ from config.roles import EXPERT, role_required
 from glossary import imports, pending_uploads, selectors, services
 from glossary.forms import BulkStatusForm, EntryEditForm, EntryFilterForm, EntryForm, ImportConfirmForm, ImportUploadForm
 from glossary.models import Domain, Entry, ImportBatch
+from glossary.text import definition_key, term_key
 
 ENTRIES_PER_PAGE = 50
 ENTRY_FORM_FIELDS = ("term", "kind", "definition", "variants", "contexts", "status", "source", "source_url")
@@ -140,11 +141,37 @@ def _entry_fields(form: EntryForm) -> dict:
     return fields
 
 
+# The button of the same-term warning by which the expert says the entry is another sense of the term.
+SAME_TERM_CONFIRMATION = "new_sense"
+
+
+def _unconfirmed_same_term(request: HttpRequest, form: EntryForm, *, entry: Entry | None) -> list[dict]:
+    """Entries already filed under the form's term that the expert has not yet seen and accepted.
+
+    Not a refusal: acronyms have several senses. The form is shown again with these entries (links, and
+    whether the definition reads as the same sense) until the expert confirms a new sense or goes to the
+    existing entry. An edit that keeps the entry's term asks nothing.
+    """
+    if request.POST.get("same_term") == SAME_TERM_CONFIRMATION:
+        return []
+    term = form.cleaned_data["term"]
+    if entry is not None and term_key(term) == entry.term_key:
+        return []
+    definition = form.cleaned_data["definition"]
+    same_term = selectors.same_term_entries(term=term, definition=definition, exclude_id=entry.pk if entry else None)
+    if any(item["entry"].definition_key == definition_key(definition) for item in same_term):
+        return []  # the very same entry: the service refuses it, with its own message
+    return same_term
+
+
 @role_required(EXPERT)
 @require_http_methods(["GET", "POST"])
 def entry_create(request: HttpRequest) -> HttpResponse:
     form = EntryForm(request.POST or None)
+    same_term = []
     if request.method == "POST" and form.is_valid():
+        same_term = _unconfirmed_same_term(request, form, entry=None)
+    if request.method == "POST" and form.is_valid() and not same_term:
         try:
             with transaction.atomic():
                 entry = services.entry_create(**_entry_fields(form), created_by=request.user)
@@ -153,7 +180,7 @@ def entry_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Entrée « %(term)s » créée.") % {"term": entry.term})
             return redirect("glossary:entry-detail", pk=entry.pk)
-    return render(request, "glossary/entry_form.html", {"form": form, "entry": None})
+    return render(request, "glossary/entry_form.html", {"form": form, "entry": None, "same_term": same_term})
 
 
 @role_required(EXPERT)
@@ -161,9 +188,12 @@ def entry_create(request: HttpRequest) -> HttpResponse:
 def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
     entry = _entry_or_404(pk)
     current_version = None
+    same_term = []
     if request.method == "POST":
         form = EntryEditForm(request.POST)
         if form.is_valid():
+            same_term = _unconfirmed_same_term(request, form, entry=entry)
+        if form.is_valid() and not same_term:
             try:
                 with transaction.atomic():
                     entry = services.entry_update(
@@ -185,7 +215,8 @@ def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("glossary:entry-detail", pk=entry.pk)
     else:
         form = EntryEditForm(initial=EntryEditForm.initial_for(entry))
-    return render(request, "glossary/entry_form.html", {"form": form, "entry": entry, "current_version": current_version})
+    context = {"form": form, "entry": entry, "current_version": current_version, "same_term": same_term}
+    return render(request, "glossary/entry_form.html", context)
 
 
 @role_required(EXPERT)
@@ -349,7 +380,21 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
     except (imports.ImportRefused, FileNotFoundError) as refusal:
         messages.error(request, str(refusal) if isinstance(refusal, imports.ImportRefused) else _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
         return redirect("glossary:import-upload")
-    messages.success(request, _("Import de « %(name)s » lancé.") % {"name": batch.file_name})
+    # No flash here: the import has not succeeded yet. Its page shows it running, then its real outcome.
+    return redirect("glossary:import-detail", pk=batch.pk)
+
+
+@role_required(EXPERT)
+@require_POST
+def import_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a failed import's stored file again, skipping the invalid rows (a new batch)."""
+    try:
+        batch = imports.import_retry_skipping_invalid(batch_id=pk, user=request.user)
+    except ImportBatch.DoesNotExist:
+        raise Http404(_("Cet import n'existe pas.")) from None
+    except imports.ImportRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("glossary:import-detail", pk=pk)
     return redirect("glossary:import-detail", pk=batch.pk)
 
 

@@ -8,7 +8,11 @@ When to answer at all (``is_answerable``, applied to the best hit):
 - otherwise the dense cosine of its best passage must reach ``threshold`` (the only score with a fixed
   scale: BM25 scores grow with the query and the glossary, RRF scores only encode ranks);
 - a hit found by BM25 alone (lexical-only mode, no cosine) answers, since its words matched an entry.
-Below that, the answer is mode "none" with a polite French message and no sources.
+When the best hit fails that test, a strong keyword match among the first hits answers instead, and the
+answer says it was found by keywords (``keyword_hit``): the entry ranked first by BM25 with a clear lead over
+the second (a ratio, since BM25 scores have no fixed scale).
+Below that, the answer is mode "none" with a polite message and no sources.
+The fixed words of an answer ("Exemple d'usage", "Voir aussi"...) are French or English (``language``).
 Pure module: no Django import.
 """
 from __future__ import annotations
@@ -33,6 +37,38 @@ NO_ANSWER_TEXT = (
     "Je n'ai pas trouvé de réponse fiable dans le glossaire. Essayez de reformuler la question "
     "ou de préciser le terme ou le sigle recherché."
 )
+# The fixed words of answers, per UI language (this module has no Django, hence no gettext).
+LABELS = {
+    "fr": {
+        "no_answer": NO_ANSWER_TEXT,
+        "example": "Exemple d'usage",
+        "see_also": "Voir aussi",
+        "by_keyword": "Réponse trouvée par mots-clés (la recherche par le sens n'était pas assez sûre) :",
+        "senses": "« {term} » a {count} sens dans le glossaire ; précisez lequel vous cherchez :",
+        "quote": "« {text} »",
+        "colon": " : ",
+    },
+    "en": {
+        "no_answer": (
+            "I found no reliable answer in the glossary. Try rephrasing the question or naming the term or "
+            "acronym you are looking for."
+        ),
+        "example": "Example of use",
+        "see_also": "See also",
+        "by_keyword": "Answer found by keywords (the search by meaning was not confident enough):",
+        "senses": "“{term}” has {count} senses in the glossary; say which one you mean:",
+        "quote": "“{text}”",
+        "colon": ": ",
+    },
+}
+# A keyword hit answers when BM25 ranks it first by this factor over the second, among the first few hits.
+KEYWORD_LEAD = 1.5
+KEYWORD_HIT_RANKS = 3
+
+
+def labels_for(language: str | None) -> dict[str, str]:
+    """The answer words for a language code ('en', 'en-gb', 'fr'...); French by default."""
+    return LABELS["en"] if (language or "").lower().startswith("en") else LABELS["fr"]
 _CITATION = re.compile(r"\[S(\d+)\]")
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
@@ -46,7 +82,10 @@ __all__ = [
     "ambiguous_senses",
     "extractive_answer",
     "generative_answer",
+    "expansion",
     "is_answerable",
+    "keyword_hit",
+    "labels_for",
     "parse_answer_reply",
     "translate_to_french",
 ]
@@ -105,17 +144,20 @@ def ambiguous_senses(*, question: str, hits_with_entries: Sequence[tuple[SearchH
     return [AmbiguousSense(entry.id, entry.term, entry.definition.strip(), entry.domain) for _hit, entry in same]
 
 
-def ambiguous_answer(*, senses: Sequence[AmbiguousSense], hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> Answer:
+def ambiguous_answer(
+    *, senses: Sequence[AmbiguousSense], hits_with_entries: Sequence[tuple[SearchHit, EntryData]], language: str = "fr"
+) -> Answer:
     """An answer that says the acronym has several senses and lists them, each with its domain and a source."""
+    words = labels_for(language)
     scores = {entry.id: hit.fused_score for hit, entry in hits_with_entries}
     sources = [
         Source(number=number, entry_id=sense.entry_id, term=sense.term, text=sense.definition, passage_type=DEFINITION, score=scores.get(sense.entry_id, 0.0))
         for number, sense in enumerate(senses, start=1)
     ]
-    lines = [f"« {senses[0].term} » a {len(senses)} sens dans le glossaire ; précisez lequel vous cherchez :"]
+    lines = [words["senses"].format(term=senses[0].term, count=len(senses))]
     for number, sense in enumerate(senses, start=1):
         domain = f" ({sense.domain})" if sense.domain else ""
-        lines.append(f"- {sense.term}{domain} : {sense.definition} [S{number}]")
+        lines.append(f"- {sense.term}{domain}{words['colon']}{sense.definition} [S{number}]")
     return Answer(text="\n".join(lines), sources=sources, mode="extractive")
 
 
@@ -130,6 +172,46 @@ def is_answerable(hit: SearchHit, *, threshold: float) -> bool:
     if hit.dense_score is not None:
         return hit.dense_score >= threshold
     return hit.lexical_score is not None
+
+
+def keyword_hit(hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> int | None:
+    """The position, among the first ``KEYWORD_HIT_RANKS`` entries, of a strong keyword match: ranked first by
+    BM25 and ahead of the second BM25 hit by ``KEYWORD_LEAD`` (or the only BM25 hit). None when there is none."""
+    distinct = _distinct(hits_with_entries)
+    second = [hit.lexical_score for hit, _entry in distinct if hit.lexical_rank == 2 and hit.lexical_score is not None]
+    for position, (hit, _entry) in enumerate(distinct[:KEYWORD_HIT_RANKS]):
+        if hit.lexical_rank != 1 or not hit.lexical_score:
+            continue
+        if not second or hit.lexical_score >= KEYWORD_LEAD * second[0]:
+            return position
+    return None
+
+
+def _answerable(
+    hits_with_entries: Sequence[tuple[SearchHit, EntryData]], *, threshold: float
+) -> tuple[list[tuple[SearchHit, EntryData]], bool] | None:
+    """The hits to answer from, best first, and whether the best was found by keywords only; None: no answer."""
+    if not hits_with_entries:
+        return None
+    if is_answerable(hits_with_entries[0][0], threshold=threshold):
+        return list(hits_with_entries), False
+    position = keyword_hit(hits_with_entries)
+    if position is None:
+        return None
+    distinct = _distinct(hits_with_entries)
+    return [distinct[position], *distinct[:position], *distinct[position + 1:]], True
+
+
+def expansion(entry: EntryData) -> str | None:
+    """What an acronym stands for, from its variants (the first of several words, longer than the acronym),
+    unless its definition already spells it out."""
+    if entry.kind != "acronym":
+        return None
+    for variant in entry.variants:
+        text = variant.strip()
+        if " " in text and len(text) > len(entry.term) and term_key(text) not in term_key(entry.definition):
+            return text
+    return None
 
 
 def _distinct(hits_with_entries: Sequence[tuple[SearchHit, EntryData]]) -> list[tuple[SearchHit, EntryData]]:
@@ -157,8 +239,8 @@ def _sources(hits_with_entries: Sequence[tuple[SearchHit, EntryData]], *, limit:
     ]
 
 
-def _no_answer() -> Answer:
-    return Answer(text=NO_ANSWER_TEXT, sources=[], mode="none")
+def _no_answer(language: str = "fr") -> Answer:
+    return Answer(text=labels_for(language)["no_answer"], sources=[], mode="none")
 
 
 def _usage_context(hit: SearchHit, entry: EntryData) -> str | None:
@@ -169,19 +251,27 @@ def _usage_context(hit: SearchHit, entry: EntryData) -> str | None:
 
 
 def extractive_answer(
-    *, hits_with_entries: Sequence[tuple[SearchHit, EntryData]], threshold: float, max_sources: int = MAX_SOURCES
+    *, hits_with_entries: Sequence[tuple[SearchHit, EntryData]], threshold: float, max_sources: int = MAX_SOURCES,
+    language: str = "fr",
 ) -> Answer:
-    """A short French answer from the best entry (term, definition, one usage context), citing [S1]..[Sn]."""
-    if not hits_with_entries or not is_answerable(hits_with_entries[0][0], threshold=threshold):
-        return _no_answer()
+    """A short answer from the best entry (term, what an acronym stands for, definition, one usage context),
+    citing [S1]..[Sn]; the entries' own text as written, the fixed words in ``language``."""
+    words = labels_for(language)
+    answerable = _answerable(hits_with_entries, threshold=threshold)
+    if answerable is None:
+        return _no_answer(language)
+    hits_with_entries, by_keyword = answerable
     sources = _sources(hits_with_entries, limit=max_sources)
     best_hit, best = hits_with_entries[0]
-    parts = [f"{best.term} : {best.definition.strip()} [S1]"]
+    stands_for = expansion(best)
+    term = f"{best.term} ({stands_for})" if stands_for else best.term
+    parts = [words["by_keyword"]] if by_keyword else []
+    parts.append(f"{term}{words['colon']}{best.definition.strip()} [S1]")
     context = _usage_context(best_hit, best)
     if context:
-        parts.append(f"Exemple d'usage : « {context.strip()} »")
+        parts.append(f"{words['example']}{words['colon']}{words['quote'].format(text=context.strip())}")
     if len(sources) > 1:
-        parts.append("Voir aussi : " + ", ".join(f"{source.term} [S{source.number}]" for source in sources[1:]) + ".")
+        parts.append(words["see_also"] + words["colon"] + ", ".join(f"{source.term} [S{source.number}]" for source in sources[1:]) + ".")
     return Answer(text="\n\n".join(parts), sources=sources, mode="extractive")
 
 
@@ -220,6 +310,7 @@ def generative_answer(
     llm: LLMClient,
     threshold: float,
     max_sources: int = MAX_SOURCES,
+    language: str = "fr",
 ) -> Answer:
     """An LLM answer grounded in the top entries, citing them; falls back to the extractive answer.
 
@@ -227,8 +318,10 @@ def generative_answer(
     the model saying it does not know: mode "none" with its words. Timeouts, LLM errors and malformed
     replies fall back to ``extractive_answer`` with ``fallback_reason`` set, and are logged.
     """
-    if not hits_with_entries or not is_answerable(hits_with_entries[0][0], threshold=threshold):
-        return _no_answer()
+    answerable = _answerable(hits_with_entries, threshold=threshold)
+    if answerable is None:
+        return _no_answer(language)
+    hits_with_entries = answerable[0]
     sources = _sources(hits_with_entries, limit=max_sources)
     entries = {entry.id: entry for _, entry in hits_with_entries}
     extracts = [
@@ -254,7 +347,7 @@ def generative_answer(
             return Answer(text=text, sources=[], mode="none")
         return Answer(text=text, sources=[source for source in sources if source.number in cited], mode="generative")
     logger.warning("Generative answer fell back to the extractive one (%s)", reason)
-    fallback = extractive_answer(hits_with_entries=hits_with_entries, threshold=threshold, max_sources=max_sources)
+    fallback = extractive_answer(hits_with_entries=hits_with_entries, threshold=threshold, max_sources=max_sources, language=language)
     fallback.fallback_reason = reason
     return fallback
 

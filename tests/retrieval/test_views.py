@@ -196,3 +196,13 @@ def test_admin_lists_retrieval_rows_and_changes_flags_through_the_service(client
     assert response.status_code == 302
     flag.refresh_from_db()
     assert flag.status == Flag.Status.DISMISSED and flag.status_changed_by.username == "root"
+
+
+def test_english_question_gets_the_expansion_and_english_words(client, expert, glossary):
+    """Issue #17: 'what does URSSAF stand for?' in the English UI answers with the expansion, in English words."""
+    client.force_login(expert)
+    html = _ask(client, "what does URSSAF stand for?", HTTP_ACCEPT_LANGUAGE="en", **HTMX).content.decode()
+    log = QuestionLog.objects.get()
+    assert log.answer_text.startswith("URSSAF (Union de recouvrement des cotisations")
+    assert "Example of use: " in log.answer_text
+    assert "Exemple d'usage" not in html and "Voir aussi" not in html
