@@ -69,8 +69,13 @@ def run_cycle() -> tuple[object, dict]:
 
     call_command("retrain", inline=True)
     run = TrainingRun.objects.order_by("-pk").first()
-    for evaluation in EvaluationRun.objects.filter(training_run_id=run.pk, status=EvaluationRun.Status.QUEUED):
+    from jobs.models import Job
+
+    for evaluation in EvaluationRun.objects.filter(training_run_id=run.pk, job__status=EvaluationRun.Status.QUEUED):
         evaluation_services.evaluation_run_execute(run_id=evaluation.pk)
+    # The cycle's next step (training.pipeline): the gate, queued once the evaluation succeeded.
+    for gate in Job.objects.filter(kind="gate", status=Job.Status.QUEUED, parent__evaluation_run__training_run_id=run.pk):
+        evaluation_services.gate_execute(job_id=gate.pk)
     run.refresh_from_db()
     evaluation = EvaluationRun.objects.filter(training_run_id=run.pk).order_by("-pk").first()
     return run, (evaluation.gate if evaluation else {}) or {}

@@ -38,7 +38,7 @@ from django.utils import timezone
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 # Apps whose tables are saved; contenttypes and permissions are rebuilt by `migrate` and referenced by natural keys.
-BACKUP_APPS = ("auth", "authtoken", "django_celery_beat", "glossary", "retrieval", "training", "evaluation")
+BACKUP_APPS = ("auth", "authtoken", "django_celery_beat", "jobs", "glossary", "retrieval", "training", "evaluation")
 EXCLUDED_MODELS = ("auth.permission",)
 # A database holding any of these already serves someone: restoring over it needs ``force``.
 OCCUPIED_WHEN_ANY = ("auth.user", "glossary.entry", "glossary.domain", "retrieval.modelversion", "training.trainingrun")

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     "django_celery_beat",
+    "jobs",
     "glossary",
     "retrieval",
     "training",

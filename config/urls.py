@@ -36,4 +36,5 @@ urlpatterns = [
     path("", include("retrieval.urls")),
     path("", include("training.urls")),
     path("", include("evaluation.urls")),
+    path("", include("jobs.urls")),
 ]

@@ -19,8 +19,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(EvaluationRun)
 class EvaluationRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "version", "status", "trigger", "query_count", "test_set_hash", "training_run_id", "created_at", "finished_at")
-    list_filter = ("status", "trigger", "version")
-    search_fields = ("test_set_hash", "error")
+    list_filter = ("job__status", "trigger", "version")
+    search_fields = ("test_set_hash", "job__error")
     actions = ["evaluate_again"]
 
     @admin.action(description=_("Réévaluer ces versions"))
@@ -33,4 +33,4 @@ class EvaluationRunAdmin(ReadOnlyAdmin):
 @admin.register(Leaderboard)
 class LeaderboardAdmin(ReadOnlyAdmin):
     list_display = ("id", "status", "query_count", "test_set_hash", "created_at", "finished_at")
-    list_filter = ("status",)
+    list_filter = ("job__status",)

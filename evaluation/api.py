@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+import django_filters
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -64,13 +65,21 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
 
+class EvaluationRunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(field_name="job__status", choices=EvaluationRun.Status.choices)
+
+    class Meta:
+        model = EvaluationRun
+        fields = ["version", "trigger"]
+
+
 class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Evaluations of model versions; maintainers request new ones (run by a worker)."""
 
     serializer_class = EvaluationRunSerializer
     permission_classes = [IsMaintainerOrReadOnly]
     queryset = EvaluationRun.objects.none()
-    filterset_fields = ["version", "status", "trigger"]
+    filterset_class = EvaluationRunFilter
 
     def get_queryset(self):
         return selectors.evaluation_run_list()

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -7,7 +9,23 @@ class EvaluationConfig(AppConfig):
     verbose_name = _("Évaluation")
 
     def ready(self) -> None:
-        from evaluation.receivers import evaluate_trained_version
-        from training.signals import version_trained
+        from django.urls import reverse
 
-        version_trained.connect(evaluate_trained_version, dispatch_uid="evaluation.evaluate_trained_version")
+        from evaluation import services, tasks
+        from jobs.kinds import JobKind, register
+
+        # Evaluations log each stage (encoding, each protocol); past the hard time limit nothing still runs them.
+        stale = timedelta(seconds=tasks.EVALUATION_TIME_LIMIT_S + 600)
+        register(JobKind(
+            name=services.EVALUATION_KIND, label=_("Évaluation"), stale_after=stale, send=services.evaluation_run_send,
+            url=lambda job: reverse("evaluation:version-report", args=[job.evaluation_run.version_id]),
+        ))
+        register(JobKind(
+            name=services.GATE_KIND, label=_("Décision de promotion"), stale_after=stale, send=services.gate_send,
+            url=lambda job: reverse("evaluation:version-list"),
+        ))
+        # Run by the ``benchmark`` command in its own process.
+        register(JobKind(
+            name=services.LEADERBOARD_KIND, label=_("Classement"), stale_after=timedelta(hours=6),
+            url=lambda job: reverse("evaluation:leaderboard"),
+        ))

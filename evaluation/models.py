@@ -1,12 +1,13 @@
 """Judging: evaluation runs of model versions (benchmark, similarity, RAGAS, gate) and leaderboards."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from jobs.models import Job, JobFields
 
-class EvaluationRun(models.Model):
+
+class EvaluationRun(JobFields, models.Model):
     """One evaluation of one model version on the frozen test set. A persisted job row.
 
     ``report`` holds, per search mode, ``evaluation.protocols.Report.as_dict()`` without the per-query rows
@@ -14,19 +15,16 @@ class EvaluationRun(models.Model):
     when their ``test_set_hash`` is equal.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        RUNNING = "running", _("en cours")
-        SUCCEEDED = "succeeded", _("réussie")
-        FAILED = "failed", _("échouée")
+    Status = Job.Status
 
     class Trigger(models.TextChoices):
         AUTO = "auto", _("après entraînement")
         MANUAL = "manual", _("manuelle")
         BENCHMARK = "benchmark", _("banc d'essai")
 
+    # The lifecycle (status, log, error, worker, timestamps): the job's, kind ``evaluation``.
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="evaluation_run")
     version = models.ForeignKey("retrieval.ModelVersion", verbose_name=_("version"), on_delete=models.PROTECT, related_name="evaluations")
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     trigger = models.CharField(_("déclencheur"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     # A plain integer, like ModelVersion.training_run_id: the run this evaluation closes (trigger "auto").
     training_run_id = models.PositiveBigIntegerField(_("entraînement"), null=True, blank=True)
@@ -43,14 +41,7 @@ class EvaluationRun(models.Model):
     query_count = models.PositiveIntegerField(_("requêtes"), default=0)
     passage_count = models.PositiveIntegerField(_("passages"), default=0)
     gate = models.JSONField(_("décision de promotion"), default=dict, blank=True)
-    error = models.TextField(blank=True)
-    log = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # The Celery worker running it, so that a restarted worker can fail what died with it.
-    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -61,29 +52,34 @@ class EvaluationRun(models.Model):
         return f"Évaluation {self.pk} de {self.version} ({self.status})"
 
     @property
+    def status(self) -> str:
+        return self.job.status
+
+    def get_status_display(self) -> str:
+        return self.job.get_status_display()
+
+    @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
     def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        return self.job.is_active
 
 
-class Leaderboard(models.Model):
-    """A benchmark of several base models and versions on one query set, in one run."""
+class Leaderboard(JobFields, models.Model):
+    """A benchmark of several base models and versions on one query set, in one run (a job, kind ``leaderboard``)."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running", _("en cours")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
+    Status = Job.Status
 
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="leaderboard")
     modes = models.JSONField(_("modes évalués"), default=list)
     # One row per model or version: name, kind ("model" | "version"), version_id, metrics per mode and protocol,
     # or skipped with the reason (a base model that cannot be loaded on this machine).
     rows = models.JSONField(default=list, blank=True)
     test_set_hash = models.CharField(_("empreinte du jeu de test"), max_length=64, blank=True)
     query_count = models.PositiveIntegerField(_("requêtes"), default=0)
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -92,3 +88,14 @@ class Leaderboard(models.Model):
 
     def __str__(self) -> str:
         return f"Classement {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    def get_status_display(self) -> str:
+        return self.job.get_status_display()
+
+    @property
+    def error(self) -> str:
+        return self.job.error

@@ -59,7 +59,7 @@ def latest_snapshot() -> DataSnapshot | None:
 # ---- evaluation runs ----------------------------------------------------------------------------------
 
 def evaluation_run_list(*, version: ModelVersion | None = None) -> QuerySet[EvaluationRun]:
-    qs = EvaluationRun.objects.select_related("version", "requested_by")
+    qs = EvaluationRun.objects.select_related("version", "job", "job__requested_by")
     return qs.filter(version=version) if version is not None else qs
 
 
@@ -69,10 +69,10 @@ def evaluation_run_get(*, run_id: int) -> EvaluationRun:
 
 def latest_evaluation(*, version: ModelVersion, test_set_hash: str | None = None, mode: str | None = None) -> EvaluationRun | None:
     """The version's latest succeeded evaluation, on a given test set and with a given mode when asked."""
-    qs = EvaluationRun.objects.filter(version=version, status=EvaluationRun.Status.SUCCEEDED)
+    qs = EvaluationRun.objects.filter(version=version, job__status=EvaluationRun.Status.SUCCEEDED)
     if test_set_hash is not None:
         qs = qs.filter(test_set_hash=test_set_hash)
-    for run in qs.order_by("-finished_at", "-pk"):
+    for run in qs.order_by("-job__finished_at", "-pk"):
         if mode is None or mode in run.report:
             return run
     return None
@@ -81,14 +81,14 @@ def latest_evaluation(*, version: ModelVersion, test_set_hash: str | None = None
 def latest_evaluations(*, versions: list[ModelVersion]) -> dict[int, EvaluationRun]:
     """The latest succeeded evaluation of each version that has one, by version id."""
     latest: dict[int, EvaluationRun] = {}
-    runs = EvaluationRun.objects.filter(version__in=versions, status=EvaluationRun.Status.SUCCEEDED).order_by("-finished_at", "-pk")
+    runs = EvaluationRun.objects.filter(version__in=versions, job__status=EvaluationRun.Status.SUCCEEDED).order_by("-job__finished_at", "-pk")
     for run in runs:
         latest.setdefault(run.version_id, run)
     return latest
 
 
 def active_evaluation(*, version: ModelVersion) -> EvaluationRun | None:
-    return EvaluationRun.objects.filter(version=version, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]).first()
+    return EvaluationRun.objects.filter(version=version, job__status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]).first()
 
 
 def leaderboard_latest() -> Leaderboard | None:
@@ -146,7 +146,7 @@ def version_rows() -> list[VersionRow]:
     versions = list(retrieval_selectors.model_version_list())
     base = next((version for version in versions if version.number == 0), None)
     latest = latest_evaluations(versions=versions)
-    active = {run.version_id: run for run in EvaluationRun.objects.filter(status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING])}
+    active = {run.version_id: run for run in EvaluationRun.objects.filter(job__status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING])}
     rows = []
     for version in versions:
         run = latest.get(version.pk)

@@ -33,6 +33,12 @@ class ReasonSerializer(serializers.Serializer):
 
 class EvaluationRunSerializer(serializers.ModelSerializer):
     version_name = serializers.CharField(source="version.display_name", read_only=True)
+    # The lifecycle is the run's job's (jobs.Job), read through.
+    status = serializers.ChoiceField(source="job.status", choices=EvaluationRun.Status.choices, read_only=True)
+    error = serializers.CharField(source="job.error", read_only=True)
+    log = serializers.CharField(source="job.log", read_only=True)
+    started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
+    finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
 
     class Meta:
         model = EvaluationRun

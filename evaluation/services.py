@@ -22,6 +22,8 @@ from django.utils.translation import gettext as _
 from evaluation import selectors
 from evaluation.gate import decide
 from evaluation.models import EvaluationRun, Leaderboard
+from jobs import runner
+from jobs.models import Job
 from evaluation.protocols import PROTOCOLS, Report, evaluate_rankings, relevant_keys
 from evaluation.queries import EvalConcept, EvalQuery, QueryFileError, build_queries, group_by_term, normalise_query, parse_query_file
 from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
@@ -37,7 +39,6 @@ from retrieval.models import ModelVersion, PromotionEvent
 from retrieval.passages import EntryData, Passage, definition_passage_text, passages_of
 from retrieval.preprocess import build_vocabulary, preprocess_query
 from training import services as training_services
-from training.models import TrainingRun
 from training.snapshot import pairs_from_jsonl
 
 logger = logging.getLogger("lexique.evaluation")
@@ -340,6 +341,9 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
 
 # ---- evaluation runs ----------------------------------------------------------------------------------
 
+EVALUATION_KIND, GATE_KIND, LEADERBOARD_KIND = "evaluation", "gate", "leaderboard"
+
+
 def evaluation_run_request(
     *,
     version: ModelVersion,
@@ -351,14 +355,36 @@ def evaluation_run_request(
     queries: list[EvalQuery] | None = None,
     query_errors: Sequence[QueryFileError] = (),
     query_source: str = "",
+    parent: Job | None = None,
+    lock: str | None = None,
 ) -> EvaluationRun:
-    """Record an evaluation to run and have a worker run it once the transaction commits."""
-    run = evaluation_run_create(
-        version=version, user=user, trigger=trigger, training_run_id=training_run_id, modes=modes, protocols=protocols,
-        queries=queries, query_errors=query_errors, query_source=query_source,
-    )
-    transaction.on_commit(lambda: _enqueue(run.pk))
+    """Record an evaluation to run and have a worker run it once the transaction commits.
+
+    An identical request (same version, trigger, modes, protocols and queries) already queued or running is
+    returned instead of a second one. ``lock``: a cycle's step holds the cycle's lock instead.
+    """
+    key = lock or _request_key(version=version, trigger=trigger, modes=modes, protocols=protocols, queries=queries)
+    try:
+        with transaction.atomic():
+            run = evaluation_run_create(
+                version=version, user=user, trigger=trigger, training_run_id=training_run_id, modes=modes, protocols=protocols,
+                queries=queries, query_errors=query_errors, query_source=query_source, parent=parent, lock=key,
+            )
+    except runner.JobLocked as locked:
+        existing = EvaluationRun.objects.filter(job=locked.job).first()
+        if existing is None or lock:
+            raise
+        return existing
+    runner.enqueue_on_commit(run.job)
     return run
+
+
+def _request_key(*, version: ModelVersion, trigger: str, modes: Sequence[str], protocols: Sequence[str], queries) -> str:
+    import hashlib
+    import json
+
+    identity = [version.pk, trigger, list(modes), list(protocols), [query_as_dict(query) for query in queries or ()]]
+    return f"evaluation:{hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:40]}"
 
 
 def evaluation_run_create(
@@ -372,6 +398,8 @@ def evaluation_run_create(
     queries: list[EvalQuery] | None = None,
     query_errors: Sequence[QueryFileError] = (),
     query_source: str = "",
+    parent: Job | None = None,
+    lock: str | None = None,
 ) -> EvaluationRun:
     """Record an evaluation to run in this process (commands) or through ``evaluation_run_request``."""
     if any(mode not in MODES for mode in modes) or not modes:
@@ -380,7 +408,9 @@ def evaluation_run_create(
         raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
     if trigger == EvaluationRun.Trigger.AUTO and GATE_MODE not in modes:
         modes = [GATE_MODE, *modes]
+    job = runner.job_create(kind=EVALUATION_KIND, requested_by=user, parent=parent, lock=lock)
     return EvaluationRun.objects.create(
+        job=job,
         version=version,
         trigger=trigger,
         training_run_id=training_run_id,
@@ -389,34 +419,21 @@ def evaluation_run_create(
         custom_queries=[query_as_dict(query) for query in queries or ()],
         query_errors=[{"line": error.line, "message": error.message} for error in query_errors],
         query_source=query_source or (_("fichier") if queries else _("partition de test")),
-        requested_by=user if getattr(user, "is_authenticated", False) else None,
     )
 
 
-def _enqueue(run_id: int) -> None:
+def evaluation_run_send(job: Job) -> str:
     from evaluation import tasks
 
-    try:
-        tasks.evaluate.delay(run_id)
-    except Exception as error:  # the broker is down: say so on the run (and close a waiting training run)
-        logger.exception("Could not enqueue evaluation %s", run_id)
-        _fail(EvaluationRun.objects.get(pk=run_id), f"File d'attente indisponible : {error}")
+    return tasks.evaluate.delay(job.evaluation_run.pk).id
 
 
 def _log(run: EvaluationRun, message: str) -> None:
-    line = f"[{timezone.now():%Y-%m-%d %H:%M:%S}] {message}\n"
-    run.log = (run.log or "") + line
-    EvaluationRun.objects.filter(pk=run.pk).update(log=run.log)
-    logger.info("evaluation %s: %s", run.pk, message)
-    if run.trigger == EvaluationRun.Trigger.AUTO and run.training_run_id:
-        # The training run waits for this evaluation: it shows its progress and must not be taken for dead.
-        training_services.training_run_heartbeat(run_id=run.training_run_id, message=f"Évaluation : {message}")
+    runner.job_log(job=run.job, message=message)
 
 
 def _evaluate_into(run: EvaluationRun) -> EvaluationRun:
-    """Run the evaluation the row describes and store its results (status succeeded)."""
-    run.status, run.started_at, run.error = EvaluationRun.Status.RUNNING, timezone.now(), ""
-    run.save(update_fields=["status", "started_at", "error"])
+    """Run the evaluation the row describes (its job claimed) and store its results."""
     _log(run, f"Évaluation de {run.version} ({', '.join(run.modes)}).")
     queries = [query_from_dict(item) for item in run.custom_queries] or None
     result = evaluate_version(
@@ -424,10 +441,20 @@ def _evaluate_into(run: EvaluationRun) -> EvaluationRun:
     )
     run.report, run.similarity, run.ragas = result["report"], result["similarity"], result["ragas"]
     run.test_set_hash, run.query_count, run.passage_count = result["test_set_hash"], result["query_count"], result["passage_count"]
-    run.status, run.finished_at = EvaluationRun.Status.SUCCEEDED, timezone.now()
     run.save()
-    retrieval_services.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
     return run
+
+
+def _succeed(run: EvaluationRun) -> None:
+    """Results stored: the job ends, and the version keeps a summary; a cycle's evaluation goes on to the gate."""
+    from training import pipeline
+
+    if run.trigger == EvaluationRun.Trigger.AUTO and run.job.parent_id:
+        pipeline.step_succeeded(job=run.job)
+    else:
+        runner.job_succeed(job=run.job)
+    run.refresh_from_db()
+    retrieval_services.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
 
 
 def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:
@@ -445,48 +472,19 @@ def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:
 
 
 def evaluation_run_execute(*, run_id: int, worker: str = "") -> EvaluationRun:
-    """Run a queued evaluation; after training (trigger auto) also apply the gate and close the training run."""
-    run = EvaluationRun.objects.select_related("version").get(pk=run_id)
-    # Claimed atomically: a message delivered twice never runs the same evaluation twice.
-    claimed = EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.QUEUED)
-    if not claimed.update(status=EvaluationRun.Status.RUNNING, worker=worker):
-        logger.info("evaluation %s is %s: nothing to do", run.pk, run.status)
+    """Run a queued evaluation (claimed atomically: a message delivered twice never runs it twice)."""
+    run = EvaluationRun.objects.select_related("version", "job").get(pk=run_id)
+    if not runner.job_claim(job=run.job, worker=worker):
         return run
     try:
         run = _evaluate_into(run)
-        if run.trigger == EvaluationRun.Trigger.AUTO:
-            _apply_gate(run)
     except Exception as error:
         logger.exception("evaluation %s failed", run.pk)
-        _fail(run, f"{type(error).__name__}: {error}")
+        runner.job_fail(job=run.job, error=f"{type(error).__name__}: {error}")
+    else:
+        _succeed(run)
     run.refresh_from_db()
     return run
-
-
-def evaluation_runs_fail_stale(*, worker: str | None = None, older_than=None) -> int:
-    """Fail running evaluations whose worker died: those a restarted ``worker`` held, or any running for longer
-    than ``older_than`` (past the task's hard time limit nothing can still be running it)."""
-    running = EvaluationRun.objects.filter(status=EvaluationRun.Status.RUNNING)
-    if worker:
-        running = running.filter(worker=worker)
-        reason = _("Le worker %(worker)s a redémarré pendant l'évaluation.") % {"worker": worker}
-    else:
-        running = running.filter(started_at__lt=timezone.now() - older_than)
-        reason = _("L'évaluation ne s'est pas terminée dans le temps imparti : son worker a disparu.")
-    runs = list(running.select_related("version"))
-    for run in runs:
-        _fail(run, reason)
-    return len(runs)
-
-
-def _fail(run: EvaluationRun, error: str) -> None:
-    """Training succeeded but its evaluation did not: the run is failed, the version stays ready (never promoted)."""
-    EvaluationRun.objects.filter(pk=run.pk).update(status=EvaluationRun.Status.FAILED, error=error, finished_at=timezone.now())
-    _log(run, f"Échec : {error}")
-    if run.trigger == EvaluationRun.Trigger.AUTO and run.training_run_id:
-        training_services.training_run_finish(
-            run_id=run.training_run_id, status=TrainingRun.Status.FAILED, message=f"évaluation échouée: {error}", keep_version=True
-        )
 
 
 def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> EvaluationRun:
@@ -500,18 +498,48 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
         queries=[query_from_dict(item) for item in candidate_run.custom_queries] or None,
         query_source=candidate_run.query_source,
     )
+    runner.job_claim(job=champion_run.job)
     try:
         champion_run = _evaluate_into(champion_run)
     except Exception as error:
-        _fail(champion_run, f"{type(error).__name__}: {error}")
+        runner.job_fail(job=champion_run.job, error=f"{type(error).__name__}: {error}")
         raise
+    _succeed(champion_run)
     if champion_run.test_set_hash != candidate_run.test_set_hash:
         raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
     return champion_run
 
 
-def _apply_gate(run: EvaluationRun) -> None:
-    """Compare with the champion on the same test set; promote (index first) or keep the version ready."""
+def gate_send(job: Job) -> str:
+    from evaluation import tasks
+
+    return tasks.gate.delay(job.pk).id
+
+
+def gate_execute(*, job_id: int, worker: str = "") -> Job:
+    """The gate step of a cycle: compare the evaluated version with the champion; the pipeline promotes it or not."""
+    from training import pipeline
+
+    job = Job.objects.get(pk=job_id)
+    if not runner.job_claim(job=job, worker=worker):
+        return job
+    run = EvaluationRun.objects.select_related("version", "job").get(pk=job.params["evaluation_run_id"])
+    try:
+        gate = _apply_gate(run, job=job)
+    except Exception as error:
+        logger.exception("gate %s failed", job.pk)
+        runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
+        return job
+    if gate["promote"]:
+        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": run.version}
+    else:
+        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": run.version}
+    pipeline.step_succeeded(job=job, message=message)
+    return job
+
+
+def _apply_gate(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
+    """Compare with the champion on the same test set (evaluation.gate.decide) and record the decision."""
     version = run.version
     champion = retrieval_selectors.champion_version_get()
     champion_run = None if champion.pk == version.pk else _champion_run(champion=champion, candidate_run=run)
@@ -542,15 +570,8 @@ def _apply_gate(run: EvaluationRun) -> None:
     run.gate = gate
     run.save(update_fields=["gate"])
     retrieval_services.model_version_set_metrics(version=version, metrics={"gate": gate})
-    reasons = " ".join(decision.reasons)
-    _log(run, reasons)  # also on the training run's log, just before its closing message
-    if decision.promote:
-        retrieval_services.model_version_request_promotion(version=version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO)
-        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": version}
-    else:
-        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": version}
-    if run.training_run_id:
-        training_services.training_run_finish(run_id=run.training_run_id, status=TrainingRun.Status.SUCCEEDED, message=message)
+    runner.job_log(job=job, message=" ".join(decision.reasons))
+    return gate
 
 
 # ---- promotion and rollback by hand -------------------------------------------------------------------
@@ -560,7 +581,11 @@ def version_promote_request(*, version: ModelVersion, user, reason: str) -> Mode
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("Indiquez la raison de la promotion.")]})
-    return retrieval_services.model_version_request_promotion(version=version, user=user, reason=reason, action=PromotionEvent.Action.PROMOTE)
+    from training import pipeline
+
+    pipeline.promotion_request(version=version, user=user, reason=reason, action=PromotionEvent.Action.PROMOTE)
+    version.refresh_from_db()
+    return version
 
 
 def version_rollback_request(*, user, reason: str) -> ModelVersion:
@@ -568,7 +593,14 @@ def version_rollback_request(*, user, reason: str) -> ModelVersion:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("Indiquez la raison du retour arrière.")]})
-    return retrieval_services.model_version_request_rollback(user=user, reason=reason)
+    from training import pipeline
+
+    previous = retrieval_selectors.previous_champion_get()
+    if previous is None:
+        raise ValidationError(_("Aucune championne précédente : rien à restaurer."))
+    pipeline.promotion_request(version=previous, user=user, reason=reason, action=PromotionEvent.Action.ROLLBACK)
+    previous.refresh_from_db()
+    return previous
 
 
 # ---- benchmark of several models and versions ---------------------------------------------------------
@@ -585,11 +617,14 @@ def leaderboard_run(
     listed as skipped with the reason. Each version also gets a stored evaluation (trigger benchmark)."""
     from retrieval.embedding import ModelUnavailableError  # imports sentence-transformers: only when benchmarking
 
-    board = Leaderboard.objects.create(modes=list(modes), requested_by=user if getattr(user, "is_authenticated", False) else None)
-    test_set = test_set_build(queries=queries)
-    board.test_set_hash, board.query_count = test_set.test_set_hash, len(test_set.queries)
+    job = runner.job_create(kind=LEADERBOARD_KIND, requested_by=user)
+    board = Leaderboard.objects.create(job=job, modes=list(modes))
+    runner.job_claim(job=job)  # run here, by the command that asked
     rows: list[dict[str, Any]] = []
     try:
+        test_set = test_set_build(queries=queries)
+        board.test_set_hash, board.query_count = test_set.test_set_hash, len(test_set.queries)
+        runner.job_heartbeat(job=job, step=0, total=len(model_names) + len(versions))
         for name in model_names:
             row: dict[str, Any] = {"name": name, "kind": "model", "version_id": None, "skipped": False, "reason": "", "metrics": {}}
             try:
@@ -600,22 +635,29 @@ def leaderboard_run(
             except (ModelUnavailableError, UnknownModelError) as error:
                 row.update(skipped=True, reason=str(error))
             rows.append(row)
+            runner.job_heartbeat(job=job, step=len(rows))
         for version in versions:
-            run = evaluation_run_create(version=version, user=user, trigger=EvaluationRun.Trigger.BENCHMARK, modes=modes, queries=queries)
+            run = evaluation_run_create(version=version, user=user, trigger=EvaluationRun.Trigger.BENCHMARK, modes=modes, queries=queries, parent=job)
+            runner.job_claim(job=run.job)
             row = {"name": version.display_name, "kind": "version", "version_id": version.pk, "skipped": False, "reason": "", "metrics": {}}
             try:
                 run = _evaluate_into(run)
+                _succeed(run)
                 row["metrics"] = _overall(run.report)
             except ModelUnavailableError as error:
-                _fail(run, str(error))
+                runner.job_fail(job=run.job, error=str(error))
                 row.update(skipped=True, reason=str(error))
             rows.append(row)
+            runner.job_heartbeat(job=job, step=len(rows))
     except Exception as error:
-        board.rows, board.status, board.error, board.finished_at = rows, Leaderboard.Status.FAILED, f"{type(error).__name__}: {error}", timezone.now()
+        board.rows = rows
         board.save()
+        runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         raise
-    board.rows, board.status, board.finished_at = rows, Leaderboard.Status.SUCCEEDED, timezone.now()
+    board.rows = rows
     board.save()
+    runner.job_succeed(job=job)
+    board.refresh_from_db()
     return board
 
 

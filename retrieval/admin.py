@@ -63,7 +63,6 @@ class PromotionEventAdmin(ReadOnlyAdmin):
 @admin.register(IndexState)
 class IndexStateAdmin(ReadOnlyAdmin):
     list_display = ("version", "revision", "status", "passage_count", "entry_count", "built_at", "updated_at", "error")
-    list_filter = ("status",)
 
 
 @admin.register(QuestionLog)

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -7,4 +9,15 @@ class RetrievalConfig(AppConfig):
     verbose_name = _("Recherche")
 
     def ready(self) -> None:
-        from retrieval import signals  # noqa: F401  (connects the glossary signal receivers)
+        from django.urls import reverse
+
+        from jobs.kinds import JobKind, register
+        from retrieval import services, signals, tasks  # noqa: F401  (signals connects the glossary receivers)
+
+        # One encode call with no progress in between: past the hard time limit nothing still runs it. Restarted,
+        # not failed, when its worker died: a build is idempotent and must not leave entries out of search.
+        register(JobKind(
+            name=services.INDEX_BUILD_KIND, label=_("Construction d'index"),
+            stale_after=timedelta(seconds=tasks.INDEX_BUILD_TIME_LIMIT_S + 600), send=services.index_build_send,
+            url=lambda job: reverse("evaluation:version-list"), restartable=True,
+        ))

@@ -132,7 +132,11 @@ class PromotionEvent(models.Model):
 
 
 class IndexState(models.Model):
-    """The vector index of one model version: which artifact holds it and which revision it is at."""
+    """The vector index of one model version: which artifact holds it and which revision it is at.
+
+    Full builds are jobs (kind ``index_build``); ``build_job`` is the latest. ``error`` is the failure of the
+    latest change (a build, or one entry's update), cleared by the next revision published.
+    """
 
     class Status(models.TextChoices):
         BUILDING = "building", _("en construction")
@@ -150,7 +154,7 @@ class IndexState(models.Model):
     base_revision = models.PositiveIntegerField(default=0)
     # Passages written as deltas since the base: what decides when to fold them in (vector_index.compaction_due).
     delta_passages = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    build_job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="index_state")
     # When the last full build read the glossary: entries saved before that are already in the index.
     entries_read_at = models.DateTimeField(null=True, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)
@@ -167,6 +171,19 @@ class IndexState(models.Model):
     @property
     def has_artifact(self) -> bool:
         return bool(self.artifact_path)
+
+    @property
+    def status(self) -> str:
+        """Building while a build job is queued or running, failed when the latest change failed, else ready."""
+        job = self.build_job
+        if job is not None and job.is_active:
+            return self.Status.BUILDING
+        if self.error:
+            return self.Status.FAILED
+        return self.Status.READY if self.has_artifact else self.Status.BUILDING
+
+    def get_status_display(self) -> str:
+        return str(self.Status(self.status).label)
 
 
 class QuestionLog(models.Model):

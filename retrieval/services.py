@@ -23,6 +23,8 @@ from retrieval.answers import Answer, LLMClient, ambiguous_answer, ambiguous_sen
 from retrieval.catalogue import UnknownModelError
 from retrieval.hybrid import MODES as SEARCH_MODES
 from retrieval.hybrid import SearchHit, fuse
+from jobs import runner
+from jobs.models import Job
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.passages import EntryData, Passage, entry_passages, is_known_question
 from retrieval.preprocess import ProcessedQuery, preprocess_query
@@ -95,10 +97,7 @@ def model_version_request_promotion(*, version: ModelVersion, user, reason: str,
     """Mark the version as being promoted and enqueue the promotion (index build, then the switch)."""
     from retrieval import tasks
 
-    _check_promotable(version)
-    status_before = version.status
-    version.status = ModelVersion.Status.PROMOTING
-    version.save(update_fields=["status"])
+    status_before = model_version_mark_promoting(version=version)
     user_id = getattr(user, "pk", None)
 
     def send() -> None:
@@ -108,6 +107,16 @@ def model_version_request_promotion(*, version: ModelVersion, user, reason: str,
 
     transaction.on_commit(send)
     return version
+
+
+def model_version_mark_promoting(*, version: ModelVersion) -> str:
+    """Check the version may be promoted and mark it "promoting" (glossary edits then reach its index too);
+    returns the status it had, to put back when the promotion cannot even be queued."""
+    _check_promotable(version)
+    status_before = version.status
+    version.status = ModelVersion.Status.PROMOTING
+    version.save(update_fields=["status"])
+    return status_before
 
 
 def model_version_request_rollback(*, user, reason: str) -> ModelVersion:
@@ -263,7 +272,6 @@ def _save_revision(state: IndexState, index: VectorIndex, **changes: Any) -> Ind
     state.delta_passages = 0
     state.passage_count = len(index.passages)
     state.entry_count = len({passage.entry_id for passage in index.passages})
-    state.status = IndexState.Status.READY
     state.error = ""
     for name, value in changes.items():
         setattr(state, name, value)
@@ -282,7 +290,6 @@ def _save_delta(state: IndexState, delta: EntryDelta) -> IndexState:
     state.revision = revision
     state.delta_passages += max(1, len(delta.passages))
     state.entry_count = selectors.validated_entries().count()
-    state.status = IndexState.Status.READY
     state.error = ""
     state.save()
     serving.forget(state.version_id)
@@ -294,28 +301,71 @@ def _save_delta(state: IndexState, delta: EntryDelta) -> IndexState:
 
 
 def _record_index_failure(version: ModelVersion, error: Exception) -> None:
-    IndexState.objects.filter(version=version).update(status=IndexState.Status.FAILED, error=f"{type(error).__name__}: {error}", updated_at=timezone.now())
+    IndexState.objects.filter(version=version).update(error=f"{type(error).__name__}: {error}", updated_at=timezone.now())
 
 
-def index_rebuild(*, version: ModelVersion) -> IndexState:
-    """Encode every validated entry with the version's model and store the result as the next revision."""
+class IndexIncomplete(RuntimeError):
+    """A built index lacks validated entries: it is not published (the previous revision keeps serving)."""
+
+
+INDEX_BUILD_KIND = "index_build"
+
+
+def index_rebuild(*, version: ModelVersion, job: Job | None = None) -> IndexState:
+    """Encode every validated entry with the version's model and store the result as the next revision.
+
+    A build is a job (kind ``index_build``): ``job`` when a worker claimed one, else one is recorded for this
+    process. Edits committed while encoding are caught up under the lock, and the result is published only if
+    it covers every validated entry. A build whose worker died is restarted from scratch (the sweep, or the
+    message delivered again): nothing half-built is ever published.
+    """
+    if job is None:
+        job = runner.job_create(kind=INDEX_BUILD_KIND, params={"version_id": version.pk})
+        runner.job_claim(job=job)
     state, _created = IndexState.objects.get_or_create(version=version)
-    IndexState.objects.filter(pk=state.pk).update(status=IndexState.Status.BUILDING, error="", updated_at=timezone.now())
+    IndexState.objects.filter(pk=state.pk).update(build_job=job, updated_at=timezone.now())
     try:
         read_at = timezone.now()
         entries = list(selectors.validated_entries())
         passages = [passage for entry in entries for passage in _passages_of(entry)]
+        runner.job_log(job=job, message=f"{len(entries)} entrées, {len(passages)} passages à encoder.")
         index = VectorIndex.build(passages, serving.encode_documents_with(version, [passage.text for passage in passages]))
         with transaction.atomic():
             state = IndexState.objects.select_for_update().select_related("version").get(pk=state.pk)
             _catch_up(index, version=version, read={entry.pk: entry.updated_at for entry in entries})
+            _check_coverage(index)
             state = _save_revision(state, index, entries_read_at=read_at, built_at=timezone.now())
     except Exception as error:
         _record_index_failure(version, error)
+        runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         raise
+    runner.job_succeed(job=job, message=f"Révision {state.revision} : {state.passage_count} passages.")
     logger.info("Index of %s rebuilt: revision %s, %s passages", version, state.revision, state.passage_count)
     encoder_check.encoders_ensure(version=version)  # ONNX query encoders, built and checked once per version
     return state
+
+
+def _check_coverage(index: VectorIndex) -> None:
+    """Every validated entry (as of now, the caller holds the lock) must be in the index about to be published."""
+    indexed = {passage.entry_id for passage in index.passages}
+    missing = set(selectors.validated_entries().values_list("pk", flat=True)) - indexed
+    if missing:
+        raise IndexIncomplete(f"{len(missing)} validated entries missing from the built index (e.g. {sorted(missing)[:5]})")
+
+
+def index_build_execute(*, version_id: int, job_id: int | None = None, worker: str = "") -> IndexState | None:
+    """A worker's index build: the job claimed (once), then ``index_rebuild``."""
+    version = ModelVersion.objects.get(pk=version_id)
+    job = Job.objects.filter(pk=job_id).first() if job_id else None
+    if job is not None and not runner.job_claim(job=job, worker=worker):
+        return None
+    return index_rebuild(version=version, job=job)
+
+
+def index_build_send(job: Job) -> str:
+    from retrieval import tasks
+
+    return tasks.index_rebuild.delay(job.params["version_id"], job.pk).id
 
 
 def _catch_up(index: VectorIndex, *, version: ModelVersion, read: dict[int, Any]) -> None:
@@ -391,10 +441,16 @@ def index_entry_enqueue(*, entry_id: int) -> None:
 
 
 def index_rebuild_enqueue(*, version: ModelVersion) -> None:
-    from retrieval import tasks
-
-    IndexState.objects.get_or_create(version=version)
-    transaction.on_commit(lambda: tasks.enqueue(tasks.index_rebuild, version.pk))
+    """Have a worker rebuild the version's index; a build already queued or running for it catches up with
+    every edit committed before it publishes, so none is queued twice."""
+    try:
+        with transaction.atomic():
+            job = runner.job_create(kind=INDEX_BUILD_KIND, params={"version_id": version.pk}, lock=f"{INDEX_BUILD_KIND}:{version.pk}")
+            state, _created = IndexState.objects.get_or_create(version=version)
+            IndexState.objects.filter(pk=state.pk).update(build_job=job)
+    except runner.JobLocked:
+        return
+    runner.enqueue_on_commit(job)
 
 
 def index_rebuild_after_bulk(*, entry_count: int) -> None:

@@ -31,10 +31,14 @@ def index_entry(entry_id: int) -> None:
     services.index_update_entry(entry_id=entry_id)
 
 
-@shared_task(name="retrieval.tasks.index_rebuild", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
-def index_rebuild(version_id: int) -> None:
-    # The service records a failure (status and error) on the version's IndexState.
-    services.index_rebuild(version=ModelVersion.objects.get(pk=version_id))
+INDEX_BUILD_TIME_LIMIT_S = 3 * 3600
+
+
+# acks_late: a build whose worker died is delivered again and restarted from scratch (never half-published).
+@shared_task(bind=True, name="retrieval.tasks.index_rebuild", acks_late=True, soft_time_limit=INDEX_BUILD_TIME_LIMIT_S, time_limit=INDEX_BUILD_TIME_LIMIT_S + 300)
+def index_rebuild(self, version_id: int, job_id: int | None = None) -> None:
+    # The service records a failure on the build's job and on the version's IndexState.
+    services.index_build_execute(version_id=version_id, job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="retrieval.tasks.promote_version", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)

@@ -89,6 +89,8 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     ("training:guideline-create", "POST"): MAINTAINER_LEVEL,
     ("training:guideline-edit", "GET"): MAINTAINER_LEVEL,
     ("training:guideline-edit", "POST"): MAINTAINER_LEVEL,
+    # Background jobs of every kind (workers, errors): a maintainer's page.
+    ("jobs:job-list", "GET"): MAINTAINER_LEVEL,
 }
 
 # Which object fills a path parameter: by (URL name prefix, parameter), then by parameter name alone.
@@ -187,6 +189,7 @@ def objects(expert, maintainer):
 
     from glossary.models import ImportBatch
     from training.models import DataSnapshot, Guideline, NegativeCandidate, ReviewDecision, ReviewItem, TrainingRun
+    from jobs.models import Job
 
     domain = DomainFactory(name="Fiscalité")
     entries = [EntryFactory(domain=domain) for _ in range(3)]
@@ -196,8 +199,8 @@ def objects(expert, maintainer):
     storages["artifacts"].save("snapshots/matrix.jsonl", ContentFile(b'{"anchor": "TVA", "positive": "Un imp\\u00f4t."}\n'))
     snapshot = DataSnapshot.objects.create(content_hash="f" * 64, total=1, artifact_path="snapshots/matrix.jsonl")
     run = TrainingRun.objects.create(
-        status=TrainingRun.Status.SUCCEEDED, lock=None, requested_by=maintainer, snapshot=snapshot,
-        started_at=timezone.now(), finished_at=timezone.now(),
+        job=Job.objects.create(kind="training", status="succeeded", requested_by=maintainer, started_at=timezone.now(), finished_at=timezone.now()),
+        snapshot=snapshot,
     )
     candidate = NegativeCandidate.objects.create(
         anchor="TERME0", anchor_entry=entries[0], negative_entry=entries[1], negative_text="autre", score=0.9,
@@ -215,8 +218,8 @@ def objects(expert, maintainer):
         "snapshot": snapshot,
         "training_run": run,
         "candidate": candidate,
-        "evaluation": EvaluationRun.objects.create(version=version, status=EvaluationRun.Status.FAILED, error="modèle introuvable"),
-        "leaderboard": Leaderboard.objects.create(status=Leaderboard.Status.SUCCEEDED),
+        "evaluation": EvaluationRun.objects.create(version=version, job=Job.objects.create(kind="evaluation", status="failed", error="modèle introuvable")),
+        "leaderboard": Leaderboard.objects.create(job=Job.objects.create(kind="leaderboard", status="succeeded")),
         "review_item": review_item,
         "review_decision": ReviewDecision.objects.create(item=decided_item, user=expert, decision=ReviewDecision.Decision.SKIP),
         "guideline": Guideline.objects.create(domain=domain, source=ReviewItem.Source.FLAG, title="Signalements", body="*Lire* la question."),

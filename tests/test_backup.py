@@ -23,6 +23,7 @@ from retrieval import services as retrieval_services
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.selectors import champion_version_get
 from tests.factories import DomainFactory, EntryFactory
+from jobs.models import Job
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
 # Restoring flushes the database, which PostgreSQL refuses inside the test's wrapping transaction.
@@ -54,17 +55,17 @@ def installation(expert, maintainer):
         artifact_checksums={name: hashlib.sha256(data).hexdigest() for name, data in ARTIFACTS.items() if name.startswith("versions/")},
         metrics={"def_only": {"mrr@10": 0.81}},
     )
-    IndexState.objects.create(version=version, revision=1, artifact_path="indexes/v1/r1.npz", status=IndexState.Status.READY, passage_count=4)
+    IndexState.objects.create(version=version, revision=1, artifact_path="indexes/v1/r1.npz", passage_count=4)
     PromotionEvent.objects.create(version=base, action=PromotionEvent.Action.PROMOTE, user=maintainer, reason="départ")
     log = QuestionLog.objects.create(user=expert, question="C'est quoi la TVA ?", version=base, hits=[{"entry_id": caf.pk, "rank": 1}], answer_text="…")
     Flag.objects.create(question_log=log, created_by=expert, reason=Flag.Reason.WRONG_ENTRY, correct_entry=tva, comment="mauvaise entrée", wrongly_ranked_entry_ids=[caf.pk])
     snapshot = DataSnapshot.objects.create(content_hash="abc", total=1, artifact_path="snapshots/abc.jsonl")
     run = TrainingRun.objects.create(
-        status=TrainingRun.Status.SUCCEEDED, lock=None, requested_by=maintainer, snapshot=snapshot, model_version=version,
-        started_at=timezone.now(), finished_at=timezone.now(), log="[..] fini\n",
+        job=Job.objects.create(kind="training", status="succeeded", requested_by=maintainer, started_at=timezone.now(), finished_at=timezone.now(), log="[..] fini\n"),
+        snapshot=snapshot, model_version=version,
     )
     NegativeCandidate.objects.create(anchor="TVA", anchor_entry=tva, negative_entry=caf, negative_text="Caisse", score=0.8, positive_score=0.7, reason="proche", run=run)
-    EvaluationRun.objects.create(version=version, status=EvaluationRun.Status.SUCCEEDED, report={"dense": {"n": 3}}, test_set_hash="h" * 64, training_run_id=run.pk)
+    EvaluationRun.objects.create(version=version, job=Job.objects.create(kind="evaluation", status="succeeded"), report={"dense": {"n": 3}}, test_set_hash="h" * 64, training_run_id=run.pk)
 
 
 def database_picture() -> dict[str, list[dict]]:

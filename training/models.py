@@ -6,6 +6,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from jobs.models import Job, JobFields
+
 
 class TrainingConfig(models.Model):
     """Hyperparameters of a training cycle, editable by maintainers. One row is the default."""
@@ -68,8 +70,9 @@ class DataSnapshot(models.Model):
         return f"{self.content_hash[:12]} ({self.total})"
 
 
-class TrainingRun(models.Model):
-    """One training cycle: mining, LoRA fine-tuning, then evaluation. A persisted job row."""
+class TrainingRun(JobFields, models.Model):
+    """One training cycle's results: its data, its model version, its timings. The lifecycle is its job's
+    (``jobs.Job`` of kind ``training``); the cycle goes on as a chain of jobs (training.pipeline)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("en attente")
@@ -82,36 +85,29 @@ class TrainingRun(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.MINING, Status.TRAINING, Status.EVALUATING)
 
+    class Stage(models.TextChoices):
+        MINING = "mining", _("minage")
+        TRAINING = "training", _("entraînement")
+
     class Trigger(models.TextChoices):
         BUTTON = "button", _("bouton")
         API = "api", _("API")
         COMMAND = "command", _("commande")
         SCHEDULE = "schedule", _("planification")
 
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    # "Only one training at a time": active runs hold the lock value, finished ones NULL (unique allows many NULLs).
-    lock = models.CharField(max_length=10, null=True, blank=True, unique=True, default="training")
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="training_run")
+    # What the running job is doing now (the job only knows it is running).
+    stage = models.CharField(max_length=10, choices=Stage.choices, blank=True)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.BUTTON)
     config = models.ForeignKey(TrainingConfig, null=True, on_delete=models.SET_NULL, related_name="runs")
     config_values = models.JSONField(default=dict, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     parent_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     snapshot = models.ForeignKey(DataSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    progress_step = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
     current_loss = models.FloatField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    task_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
-    log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -121,13 +117,43 @@ class TrainingRun(models.Model):
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 
+    def _cycle(self):
+        from training import pipeline
+
+        if "_cycle_state" not in self.__dict__:
+            self.__dict__["_cycle_state"] = pipeline.cycle_state(self)
+        return self.__dict__["_cycle_state"]
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        self.__dict__.pop("_cycle_state", None)
+        super().refresh_from_db(*args, **kwargs)
+
+    @property
+    def steps(self):
+        """The cycle's jobs in order (train, evaluate, gate, promote), for the run's page."""
+        return self._cycle().steps
+
+    @property
+    def status(self) -> str:
+        """The cycle's status: the training job's, then "evaluating" while its evaluation and gate run, and
+        "failed" when one of them failed (the version stays ready, never promoted)."""
+        return self._cycle().status
+
+    def get_status_display(self) -> str:
+        return str(self.Status(self.status).label)
+
+    @property
+    def error(self) -> str:
+        return self._cycle().error
+
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
 
     @property
-    def progress_percent(self) -> int:
-        return int(100 * self.progress_step / self.progress_total) if self.progress_total else 0
+    def log(self) -> str:
+        """The whole cycle's log: training, then its evaluation, gate and promotion."""
+        return "".join(step.log for step in self.steps)
 
 
 class NegativeCandidate(models.Model):
@@ -172,14 +198,10 @@ class Equivalence(models.Model):
         verbose_name_plural = _("équivalences")
 
 
-class QueueRefresh(models.Model):
-    """One recomputation of the review queue (a persisted job row: who asked, what it found, how it ended)."""
+class QueueRefresh(JobFields, models.Model):
+    """One recomputation of the review queue: what it found (its lifecycle is its job's, kind ``queue_refresh``)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        RUNNING = "running", _("en cours")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
+    Status = Job.Status
 
     class Trigger(models.TextChoices):
         CHAMPION = "champion", _("nouvelle championne")
@@ -188,14 +210,11 @@ class QueueRefresh(models.Model):
         IMPORT = "import", _("import")
         FIRST_USE = "first_use", _("première visite")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="queue_refresh")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.REQUEST)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     started_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -203,7 +222,18 @@ class QueueRefresh(models.Model):
         verbose_name_plural = _("recalculs de la file d'examen")
 
     def __str__(self) -> str:
-        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.job.get_status_display()})"
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    def get_status_display(self) -> str:
+        return self.job.get_status_display()
+
+    @property
+    def error(self) -> str:
+        return self.job.error
 
 
 class ReviewItem(models.Model):

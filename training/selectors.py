@@ -121,7 +121,7 @@ def screening_queue(*, domain: str | None = None) -> QuerySet[NegativeCandidate]
     """Mined negatives waiting for an expert; those of a cancelled run are never offered (the run taught nothing)."""
     qs = (
         NegativeCandidate.objects.filter(decision=NegativeCandidate.Decision.PENDING)
-        .exclude(run__status=TrainingRun.Status.CANCELLED)
+        .exclude(run__job__status=TrainingRun.Status.CANCELLED)
         .select_related("anchor_entry", "negative_entry", "anchor_entry__domain")
     )
     if domain:
@@ -130,11 +130,20 @@ def screening_queue(*, domain: str | None = None) -> QuerySet[NegativeCandidate]
 
 
 def active_run_get() -> TrainingRun | None:
-    return TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE).order_by("-created_at").first()
+    """The cycle in progress: its training job, or its evaluation or gate, holds the cycle's lock."""
+    from jobs.models import Job
+    from training.pipeline import CYCLE_LOCK
+
+    holder = Job.objects.filter(lock=CYCLE_LOCK).first()
+    if holder is None:
+        return None
+    while holder.parent_id and holder.kind != "training":
+        holder = holder.parent
+    return TrainingRun.objects.filter(job=holder).select_related("job").first()
 
 
 def training_run_list() -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.select_related("config", "requested_by", "model_version", "snapshot").order_by("-created_at")
+    return TrainingRun.objects.select_related("job", "job__requested_by", "config", "model_version", "snapshot").order_by("-created_at")
 
 
 def training_run_get(*, run_id: int) -> TrainingRun:
@@ -142,7 +151,7 @@ def training_run_get(*, run_id: int) -> TrainingRun:
 
 
 def last_finished_run() -> TrainingRun | None:
-    return TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-started_at").first()
+    return TrainingRun.objects.filter(job__status="succeeded").select_related("job").order_by("-job__started_at").first()
 
 
 def new_material_count() -> dict[str, int]:

@@ -7,6 +7,14 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     model_version = serializers.StringRelatedField()
     snapshot_hash = serializers.CharField(source="snapshot.content_hash", default=None, read_only=True)
     progress_percent = serializers.IntegerField(read_only=True)
+    # The cycle's status and error (training.pipeline.cycle_state); the rest is the training job's, read through.
+    status = serializers.ChoiceField(choices=TrainingRun.Status.choices, read_only=True)
+    error = serializers.CharField(read_only=True)
+    started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
+    finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
+    progress_step = serializers.IntegerField(source="job.progress_step", read_only=True)
+    progress_total = serializers.IntegerField(source="job.progress_total", read_only=True)
+    log = serializers.CharField(read_only=True)
 
     class Meta:
         model = TrainingRun

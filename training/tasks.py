@@ -6,18 +6,24 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from training import services, workbench
+from training import pipeline, runs, services, workbench
 from training.models import QueueRefresh
 
 logger = logging.getLogger("lexique.training")
 
 # One full cycle on the Bercy train split takes minutes on CPU; a runaway run is stopped after this.
 RUN_TIME_LIMIT_S = 4 * 3600
+PROMOTION_TIME_LIMIT_S = 3 * 3600
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=False, soft_time_limit=RUN_TIME_LIMIT_S, time_limit=RUN_TIME_LIMIT_S + 120)
 def run_training(self, run_id: int) -> None:
-    services.training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+    runs.training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=PROMOTION_TIME_LIMIT_S, time_limit=PROMOTION_TIME_LIMIT_S + 300)
+def promote_version(self, job_id: int) -> None:
+    pipeline.promotion_execute(job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(soft_time_limit=120)
@@ -26,14 +32,9 @@ def scheduled_retrain() -> int | None:
     return run.pk if run else None
 
 
-@shared_task(soft_time_limit=60)
-def fail_stale_runs() -> int:
-    return services.training_runs_fail_stale()
-
-
-@shared_task(soft_time_limit=900, time_limit=960)
-def refresh_review_queue(refresh_id: int) -> str:
-    return workbench.review_queue_refresh_execute(refresh_id=refresh_id).status
+@shared_task(bind=True, soft_time_limit=900, time_limit=960)
+def refresh_review_queue(self, refresh_id: int) -> str:
+    return workbench.review_queue_refresh_execute(refresh_id=refresh_id, worker=self.request.hostname or "").job.status
 
 
 @shared_task(soft_time_limit=60)
@@ -44,10 +45,7 @@ def refresh_review_queue_if_due() -> int | None:
 
 
 @worker_ready.connect
-def _fail_runs_of_restarted_worker(sender=None, **kwargs) -> None:
-    """A worker that starts again cannot still be running the runs it held: they died with it."""
-    hostname = getattr(sender, "hostname", None)
-    if hostname:
-        count = services.training_runs_fail_stale(worker=hostname)
-        if count:
-            logger.warning("Marked %s training run(s) of %s as failed after its restart", count, hostname)
+def _remove_orphan_workdirs(sender=None, **kwargs) -> None:
+    """Work folders of runs that died with a previous life of this worker (the jobs app sweeps the jobs)."""
+    if removed := runs.training_workdirs_sweep():
+        logger.warning("Removed %s orphan training work folder(s)", removed)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_celery_beat.models import PeriodicTask
 
 from config.roles import EXPERT, MAINTAINER, role_required
-from training import selectors, services
+from training import pipeline, selectors, services
 from training.forms import RetrainForm, TrainingConfigForm
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
@@ -60,7 +60,7 @@ def _run_or_404(run_id: int) -> TrainingRun:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
     template = "training/_run_progress.html" if request.htmx else "training/run_detail.html"
-    return render(request, template, {"run": run})
+    return render(request, template, {"run": run, "no_worker": pipeline.no_worker_warning(run)})
 
 
 @require_POST

@@ -190,7 +190,7 @@ def expert_reviews_with_the_keyboard(page: Page) -> None:
     expect(page.get_by_role("heading", name="Atelier d'annotation")).to_be_visible()
     page.get_by_role("button", name="Recalculer la file").click()
     refresh = wait_for(
-        lambda: QueueRefresh.objects.filter(status__in=["succeeded", "failed"]).first(),
+        lambda: QueueRefresh.objects.filter(job__status__in=["succeeded", "failed"]).first(),
         timeout=180, message="the worker to refresh the review queue",
     )
     assert refresh.status == "succeeded", refresh.error

@@ -9,6 +9,7 @@ from retrieval import selectors as retrieval_selectors
 from retrieval.models import Flag, QuestionLog
 from tests.browser.conftest import TIMEOUT_MS, log_in, save_screenshot
 from tests.factories import DomainFactory, EntryFactory
+from jobs.models import Job
 from training import workbench
 from training.models import QueueRefresh, ReviewItem
 
@@ -34,7 +35,7 @@ def _flag_with_nine_candidates(expert) -> None:
     workbench.review_items_upsert(source=ReviewItem.Source.FLAG, scan=workbench.flag_items(), version=retrieval_selectors.champion_version_get())
     workbench.review_queue_reorder()
     # The queue has been computed: the page must not start a refresh (that would load the model in this test).
-    QueueRefresh.objects.create(status=QueueRefresh.Status.SUCCEEDED)
+    QueueRefresh.objects.create(job=Job.objects.create(kind="queue_refresh", status=QueueRefresh.Status.SUCCEEDED))
 
 
 def test_decision_buttons_are_on_screen_at_1366x900(browser, live_server, expert):

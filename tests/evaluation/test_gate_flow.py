@@ -9,8 +9,9 @@ from retrieval.models import ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 from tests.factories import EntryFactory
 from training import services as training_services
+from jobs import runner
+from training import pipeline
 from training.models import TrainingRun
-from training.signals import version_trained
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,9 @@ def numbers(monkeypatch):
 
 def trained_candidate():
     base = retrieval_selectors.model_version_get(ref="base")
-    run = TrainingRun.objects.create(status=TrainingRun.Status.EVALUATING, parent_version=base)
+    job = runner.job_create(kind=pipeline.TRAIN, lock=pipeline.CYCLE_LOCK)
+    runner.job_claim(job=job)
+    run = TrainingRun.objects.create(job=job, parent_version=base)
     version = retrieval_services.model_version_create(base_model=base.base_model, label="candidate", parent=base, training_run_id=run.pk)
     TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
     run.refresh_from_db()
@@ -52,7 +55,7 @@ def trained_candidate():
 def train_and_evaluate(captured):
     run, version = trained_candidate()
     with captured(execute=True):
-        version_trained.send(sender=TrainingRun, run=run, version=version)
+        pipeline.step_succeeded(job=run.job)  # the training step is done: the cycle goes on
     run.refresh_from_db()
     version.refresh_from_db()
     return run, version
@@ -72,9 +75,9 @@ def test_a_better_candidate_is_promoted_after_its_index_is_built(numbers, django
     assert evaluation.trigger == "auto" and evaluation.training_run_id == run.pk and evaluation.gate["decision"] == "promote"
     assert version.metrics["gate"]["promote"] and version.metrics["gate"]["primary_delta"] == pytest.approx(0.2)
     # The champion had no report on this test set: it was evaluated for the comparison.
-    assert EvaluationRun.objects.filter(version__number=0, test_set_hash=HASH, status="succeeded").exists()
-    assert run.status == TrainingRun.Status.SUCCEEDED and "sera promue" in run.log and run.lock is None
-    assert "Évaluation : " in run.log  # the evaluation's progress shows on the training run it closes
+    assert EvaluationRun.objects.filter(version__number=0, test_set_hash=HASH, job__status="succeeded").exists()
+    assert run.status == TrainingRun.Status.SUCCEEDED and "sera promue" in run.log and run.job.lock is None
+    assert "Évaluation de" in run.log  # the evaluation's progress shows in the cycle's log on the run's page
 
 
 def test_a_worse_candidate_stays_ready_with_the_reasons(numbers, django_capture_on_commit_callbacks):

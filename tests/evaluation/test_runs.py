@@ -152,22 +152,29 @@ def test_evaluations_of_a_restarted_or_vanished_worker_are_failed(maintainer):
 
     from django.utils import timezone
 
-    from evaluation.tasks import _fail_evaluations_of_restarted_worker
+    from jobs import runner
+    from jobs.models import Job
+    from jobs.tasks import _sweep_jobs_of_restarted_worker
     from training.models import TrainingRun
 
     base = retrieval_selectors.champion_version_get()
     version = ModelVersion.objects.create(number=7, base_model=base.base_model, status="ready")
-    run = TrainingRun.objects.create(status="evaluating", lock="training", model_version=version, requested_by=maintainer)
-    held = EvaluationRun.objects.create(version=version, status="running", trigger="auto", training_run_id=run.pk, worker="celery@gpu1")
-    elsewhere = EvaluationRun.objects.create(version=base, status="running", worker="celery@gpu2", started_at=timezone.now())
+    run = TrainingRun.objects.create(job=Job.objects.create(kind="training", status="succeeded", requested_by=maintainer), model_version=version)
+    held = EvaluationRun.objects.create(
+        version=version, trigger="auto", training_run_id=run.pk,
+        job=Job.objects.create(kind="evaluation", status="running", worker="celery@gpu1", lock="training-cycle", parent=run.job),
+    )
+    elsewhere = EvaluationRun.objects.create(
+        version=base, job=Job.objects.create(kind="evaluation", status="running", worker="celery@gpu2", heartbeat_at=timezone.now())
+    )
 
-    _fail_evaluations_of_restarted_worker(sender=SimpleNamespace(hostname="celery@gpu1"))
+    _sweep_jobs_of_restarted_worker(sender=SimpleNamespace(hostname="celery@gpu1"))
     held.refresh_from_db(), elsewhere.refresh_from_db(), run.refresh_from_db(), version.refresh_from_db()
     assert held.status == "failed" and "redémarré" in held.error
     assert elsewhere.status == "running"
-    assert run.status == "failed" and run.lock is None and version.status == "ready"
+    assert run.status == "failed" and held.job.lock is None and version.status == "ready"
 
-    EvaluationRun.objects.filter(pk=elsewhere.pk).update(started_at=timezone.now() - timedelta(hours=3))
-    assert services.evaluation_runs_fail_stale(older_than=timedelta(hours=2)) == 1
+    Job.objects.filter(pk=elsewhere.job_id).update(heartbeat_at=timezone.now() - timedelta(hours=3))
+    assert runner.jobs_sweep_stale() == 1
     elsewhere.refresh_from_db()
     assert elsewhere.status == "failed"

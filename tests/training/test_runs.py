@@ -6,7 +6,9 @@ from django.core.files.storage import storages
 
 from glossary.models import Entry
 from retrieval.models import ModelVersion
-from training import selectors, services
+from jobs import runner
+from jobs.models import Job
+from training import runs, selectors, services
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 from tests.factories import DomainFactory, EntryFactory
 
@@ -48,17 +50,17 @@ def test_only_one_run_at_a_time(maintainer, django_capture_on_commit_callbacks):
 def test_cancel_a_queued_run_releases_the_lock(maintainer):
     run = services.training_run_request(user=maintainer)
     cancelled = services.training_run_cancel(run=run, user=maintainer)
-    assert cancelled.status == TrainingRun.Status.CANCELLED and cancelled.lock is None
+    assert cancelled.status == TrainingRun.Status.CANCELLED and cancelled.job.lock is None
     assert services.training_run_request(user=maintainer).pk != run.pk
 
 
 def test_run_without_material_fails_cleanly(maintainer):
     run = services.training_run_request(user=maintainer, overrides=TINY)
-    services.training_run_execute(run_id=run.pk)
+    runs.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED
     assert "Aucune entrée" in run.error
-    assert run.lock is None
+    assert run.job.lock is None
     assert not ModelVersion.objects.exclude(number=0).exists()
 
 
@@ -70,7 +72,7 @@ def test_crash_mid_run_leaves_failed_run_and_no_version(maintainer, monkeypatch)
 
     monkeypatch.setattr("training.finetune.finetune", boom)
     run = services.training_run_request(user=maintainer, overrides=TINY)
-    services.training_run_execute(run_id=run.pk)
+    runs.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "disque plein" in run.error
     assert ModelVersion.objects.filter(status__in=["ready", "champion"]).exclude(number=0).count() == 0
@@ -79,17 +81,17 @@ def test_crash_mid_run_leaves_failed_run_and_no_version(maintainer, monkeypatch)
 
 def test_stale_runs_are_failed_on_worker_restart(maintainer):
     run = services.training_run_request(user=maintainer)
-    TrainingRun.objects.filter(pk=run.pk).update(status="training", worker="celery@box")
-    assert services.training_runs_fail_stale(worker="celery@box") == 1
+    Job.objects.filter(pk=run.job_id).update(status="running", worker="celery@box")
+    assert runner.jobs_sweep_stale(worker="celery@box") == 1
     run.refresh_from_db()
-    assert run.status == "failed" and "redémarré" in run.error and run.lock is None
+    assert run.status == "failed" and "redémarré" in run.error and run.job.lock is None
 
 
 @pytest.mark.slow
 def test_tiny_real_lora_run_makes_a_traceable_version(maintainer):
     _glossary()
     run = services.training_run_request(user=maintainer, overrides=TINY)
-    services.training_run_execute(run_id=run.pk)
+    runs.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status in (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.EVALUATING), run.log + run.error
     version = run.model_version

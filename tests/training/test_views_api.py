@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from jobs.models import Job
 from training.models import NegativeCandidate, TrainingRun
 from tests.factories import EntryFactory
 
@@ -29,7 +30,8 @@ def test_second_press_links_to_the_running_run(maintainer_client):
 def test_run_pages_and_live_progress_fragment(maintainer_client):
     maintainer_client.post(reverse("training:run-create"))
     run = TrainingRun.objects.get()
-    TrainingRun.objects.filter(pk=run.pk).update(status="training", progress_step=3, progress_total=10, current_loss=0.5)
+    TrainingRun.objects.filter(pk=run.pk).update(stage="training", current_loss=0.5)
+    Job.objects.filter(pk=run.job_id).update(status="running", progress_step=3, progress_total=10)
     page = maintainer_client.get(reverse("training:run-detail", args=[run.pk])).content.decode()
     assert "Étape 3 / 10" in page and "<html" in page and 'hx-trigger="every 2s"' in page
     fragment = maintainer_client.get(reverse("training:run-detail", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()

@@ -15,6 +15,9 @@ from retrieval.passages import Passage
 from retrieval.vector_index import VectorIndex
 from training import selectors, workbench
 from training.builder import SOURCE_FLAG, build_pairs
+from jobs import runner
+from jobs.models import Job
+from training import pipeline
 from training.models import Equivalence, NegativeCandidate, QuestionLabel, QueueRefresh, ReviewDecision, ReviewItem, TrainingRun
 from tests.factories import DomainFactory, EntryFactory
 
@@ -177,9 +180,13 @@ def test_refresh_updates_open_items_keeps_decided_ones_and_retires_stale_ones(ex
     assert dict(ReviewItem.objects.values_list("flag_id", "status")) == {first.pk: "done", second.pk: "obsolete"}
 
 
-def test_refresh_request_is_queued_once_and_on_each_new_champion(django_capture_on_commit_callbacks, version):
+def test_refresh_request_is_queued_once_and_on_each_new_champion(django_capture_on_commit_callbacks, version, monkeypatch):
+    # The promotion step asks for the refresh explicitly once the switch is done (training.pipeline).
+    monkeypatch.setattr("retrieval.services.model_version_promote", lambda **kwargs: PromotionEvent.objects.create(
+        version=version, action=PromotionEvent.Action.PROMOTE, reason="test"))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        PromotionEvent.objects.create(version=version, action=PromotionEvent.Action.PROMOTE, reason="test")
+        job = runner.job_create(kind=pipeline.PROMOTE, params={"version_id": version.pk, "reason": "test", "action": "promote"})
+        pipeline.promotion_execute(job_id=job.pk)
     refresh = QueueRefresh.objects.get()
     assert (refresh.trigger, refresh.status, len(callbacks)) == ("champion", "queued", 1)
     assert workbench.review_queue_refresh_request().pk == refresh.pk  # one waiting refresh is enough
@@ -187,9 +194,9 @@ def test_refresh_request_is_queued_once_and_on_each_new_champion(django_capture_
 
 def test_refresh_is_due_after_a_training_run_or_when_old():
     assert workbench.review_queue_refresh_due()
-    refresh = QueueRefresh.objects.create(status=QueueRefresh.Status.SUCCEEDED)
+    refresh = QueueRefresh.objects.create(job=Job.objects.create(kind="queue_refresh", status=Job.Status.SUCCEEDED))
     assert not workbench.review_queue_refresh_due()
-    TrainingRun.objects.create(status="succeeded", lock=None, finished_at=timezone.now() + timedelta(seconds=1))
+    TrainingRun.objects.create(job=Job.objects.create(kind="training", status="succeeded", finished_at=timezone.now() + timedelta(seconds=1)))
     assert workbench.review_queue_refresh_due()
     TrainingRun.objects.all().delete()
     QueueRefresh.objects.filter(pk=refresh.pk).update(started_at=timezone.now() - timedelta(hours=2))

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from retrieval import selectors as retrieval_selectors
+from jobs.models import Job
 from training import queue, selectors, workbench
 from training.models import NegativeCandidate, QueueRefresh, ReviewItem, TrainingRun
 from tests.factories import EntryFactory
@@ -89,8 +90,8 @@ def test_a_full_refresh_respects_the_bound(settings, expert, django_capture_on_c
 
 def test_negatives_of_a_cancelled_run_are_never_offered():
     a, b, c, d = (EntryFactory() for _ in range(4))
-    cancelled = TrainingRun.objects.create(status=TrainingRun.Status.CANCELLED, lock=None)
-    finished = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, lock=None)
+    cancelled = TrainingRun.objects.create(job=Job.objects.create(kind="training", status="cancelled"))
+    finished = TrainingRun.objects.create(job=Job.objects.create(kind="training", status="succeeded"))
     dropped = NegativeCandidate.objects.create(anchor="q", anchor_entry=a, negative_entry=b, negative_text="t", score=0.9, positive_score=0.9, reason="r", run=cancelled)
     kept = NegativeCandidate.objects.create(anchor="q", anchor_entry=a, negative_entry=c, negative_text="t", score=0.9, positive_score=0.9, reason="r", run=finished)
     unowned = NegativeCandidate.objects.create(anchor="q", anchor_entry=a, negative_entry=d, negative_text="t", score=0.9, positive_score=0.9, reason="r")
@@ -118,7 +119,7 @@ def test_generated_queries_are_labelled_as_generated(expert_client, expert):
 
     _upsert(Source.NEGATIVE, workbench.negative_items().candidates)
     workbench.review_queue_reorder()
-    QueueRefresh.objects.create(status=QueueRefresh.Status.SUCCEEDED)
+    QueueRefresh.objects.create(job=Job.objects.create(kind="queue_refresh", status=QueueRefresh.Status.SUCCEEDED))
     html = expert_client.get(reverse("training:workbench"), {"source": "negative"}).content.decode()
     assert ReviewItem.objects.get(leased_by=expert).negative_id == generated.pk
     assert "Requête générée" in html and "générée, pas une question d'usager" in html

@@ -18,6 +18,7 @@ from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
 from retrieval.models import Flag, QuestionLog
+from jobs.models import Job
 from training import workbench
 from training.models import QueueRefresh, ReviewItem
 from tests.factories import DomainFactory, EntryFactory
@@ -50,7 +51,7 @@ def _flags(expert, n, *, domain_name="Fiscalité", correct=False):
         )
     workbench.review_items_upsert(source=ReviewItem.Source.FLAG, scan=workbench.flag_items(), version=retrieval_selectors.champion_version_get())
     workbench.review_queue_reorder()
-    QueueRefresh.objects.create(status=QueueRefresh.Status.SUCCEEDED)  # the queue has been computed
+    QueueRefresh.objects.create(job=Job.objects.create(kind="queue_refresh", status=QueueRefresh.Status.SUCCEEDED))  # the queue has been computed
     return entries
 
 
@@ -75,7 +76,7 @@ def test_first_visit_computes_the_queue_and_polls_instead_of_showing_an_empty_st
     expert_client.get(reverse("training:workbench"))
     assert QueueRefresh.objects.count() == 1
     # Done: the poll gets the empty state, which stops the polling.
-    QueueRefresh.objects.filter(pk=refresh.pk).update(status=QueueRefresh.Status.SUCCEEDED)
+    Job.objects.filter(pk=refresh.job_id).update(status=QueueRefresh.Status.SUCCEEDED, lock=None)
     done = expert_client.get(reverse("training:workbench-next"), HTTP_HX_REQUEST="true").content.decode()
     assert "Rien à examiner" in done and "every 2s" not in done
 

@@ -10,7 +10,7 @@ This module re-exports the names the views, the API, the tasks and the tests use
 from training.workbench.effects import ReviewConflict
 from training.workbench.leases import LEASE, review_item_next, review_item_release
 from training.workbench.refresh import (
-    refresh_after_import, refresh_on_new_champion, review_items_upsert, review_queue_bound, review_queue_first_use, review_queue_refresh_due,
+    refresh_after_import, review_items_upsert, review_queue_bound, review_queue_first_use, review_queue_refresh_due,
     review_queue_refresh_execute, review_queue_refresh_request, review_queue_reorder,
 )
 from training.workbench.selectors import (
@@ -31,7 +31,7 @@ ALLOWED_DECISIONS: dict[str, tuple[str, ...]] = {source: strategy.decisions for 
 __all__ = [
     "ALLOWED_DECISIONS", "LEASE", "QUESTION_MIN_UNCERTAINTY", "SOURCES", "ItemCandidate", "ReviewConflict", "SourceScan", "draft_items",
     "duplicate_items", "flag_items", "item_actions", "item_display", "last_refresh", "last_undoable_decision", "negative_items",
-    "refresh_after_import", "refresh_in_progress", "refresh_on_new_champion", "review_decision_undo", "review_item_decide", "review_item_list",
+    "refresh_after_import", "refresh_in_progress", "review_decision_undo", "review_item_decide", "review_item_list",
     "review_item_next", "review_item_release", "review_items_available", "review_items_upsert", "review_queue_bound", "review_queue_first_use",
     "review_queue_refresh_due", "review_queue_refresh_execute", "review_queue_refresh_request", "review_queue_reorder", "self_retrieval_items",
     "uncertain_question_items", "workbench_counters",

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from retrieval import selectors as retrieval_selectors
 from retrieval.models import ModelVersion
+from jobs import runner
 from training import queue
 from training.models import QueueRefresh, ReviewItem, TrainingRun
 from training.workbench.sources import SOURCES, ScanContext, SourceScan
@@ -28,7 +29,7 @@ logger = logging.getLogger("lexique.training")
 
 # A refresh is due after a training run finished, or when the last one is this old.
 REFRESH_MAX_AGE = timedelta(hours=1)
-# A queued or running refresh older than this is taken as lost (worker gone) and no longer blocks a new one.
+# A running refresh silent for this long is taken as lost (worker gone): the jobs sweep fails it.
 REFRESH_STALE_AFTER = timedelta(minutes=30)
 # The statuses a refresh keeps up to date (the others are decided or gone).
 _LIVE = (ReviewItem.Status.OPEN, ReviewItem.Status.DEFERRED)
@@ -105,10 +106,12 @@ def review_queue_reorder() -> int:
     return len(items)
 
 
+QUEUE_REFRESH_LOCK = "queue_refresh"
+
+
 def pending_refresh() -> QueueRefresh | None:
-    """The refresh waiting or running now (one that has not reported for too long is taken as lost)."""
-    recent = timezone.now() - REFRESH_STALE_AFTER
-    return QueueRefresh.objects.filter(status__in=(QueueRefresh.Status.QUEUED, QueueRefresh.Status.RUNNING), started_at__gte=recent).first()
+    """The refresh waiting or running now (the jobs sweep fails one whose worker stopped reporting)."""
+    return QueueRefresh.objects.select_related("job").filter(job__lock=QUEUE_REFRESH_LOCK).first()
 
 
 def review_queue_refresh_request(*, trigger: str = QueueRefresh.Trigger.REQUEST, user=None) -> QueueRefresh:
@@ -116,11 +119,13 @@ def review_queue_refresh_request(*, trigger: str = QueueRefresh.Trigger.REQUEST,
 
     The one function to call when what the queue should hold changed (an import, a training run, a new champion).
     """
-    pending = pending_refresh()
-    if pending is not None:
-        return pending
-    refresh = QueueRefresh.objects.create(trigger=trigger, requested_by=user if getattr(user, "is_authenticated", False) else None)
-    transaction.on_commit(lambda: _enqueue_refresh(refresh.pk))
+    try:
+        with transaction.atomic():
+            job = runner.job_create(kind="queue_refresh", requested_by=user, lock=QUEUE_REFRESH_LOCK)
+            refresh = QueueRefresh.objects.create(job=job, trigger=trigger)
+    except runner.JobLocked as locked:
+        return QueueRefresh.objects.get(job=locked.job)
+    runner.enqueue_on_commit(job)
     return refresh
 
 
@@ -131,29 +136,27 @@ def review_queue_first_use(*, user) -> QueueRefresh | None:
     return review_queue_refresh_request(trigger=QueueRefresh.Trigger.FIRST_USE, user=user)
 
 
-def _enqueue_refresh(refresh_id: int) -> None:
+def review_queue_refresh_send(job) -> str:
     from celery import current_app
 
     from training.tasks import refresh_review_queue
 
-    try:
-        # The default queue, not the training one: a refresh encodes a few hundred short texts and must not
-        # wait behind a training run.
-        refresh_review_queue.apply_async((refresh_id,), queue=current_app.conf.task_default_queue)
-    except Exception as error:  # the broker is down: say so on the row rather than leave it queued forever
-        logger.exception("Could not enqueue review queue refresh %s", refresh_id)
-        QueueRefresh.objects.filter(pk=refresh_id).update(status=QueueRefresh.Status.FAILED, error=f"File d'attente indisponible : {error}", finished_at=timezone.now())
+    # The default queue, not the training one: a refresh encodes a few hundred short texts and must not
+    # wait behind a training run.
+    return refresh_review_queue.apply_async((job.queue_refresh.pk,), queue=current_app.conf.task_default_queue).id
 
 
-def review_queue_refresh_execute(*, refresh_id: int) -> QueueRefresh:
+def review_queue_refresh_execute(*, refresh_id: int, worker: str = "") -> QueueRefresh:
     """Rescan every source with the serving version, bound what is offered and reorder the queue.
 
     A source that fails (e.g. the model cannot be loaded) leaves its items as they were; the others still
-    refresh, and the row says which source failed and why.
+    refresh, and the job says which source failed and why.
     """
-    refresh = QueueRefresh.objects.get(pk=refresh_id)
+    refresh = QueueRefresh.objects.select_related("job").get(pk=refresh_id)
+    if not runner.job_claim(job=refresh.job, worker=worker):
+        return refresh
     version = retrieval_selectors.champion_version_get()
-    QueueRefresh.objects.filter(pk=refresh.pk).update(status=QueueRefresh.Status.RUNNING, version=version)
+    QueueRefresh.objects.filter(pk=refresh.pk).update(version=version)
     context = ScanContext(version=version)
     counts: dict[str, Any] = {}
     errors = []
@@ -164,31 +167,28 @@ def review_queue_refresh_execute(*, refresh_id: int) -> QueueRefresh:
         except Exception as error:
             logger.exception("Review queue source %s failed", source)
             errors.append(f"{source}: {type(error).__name__}: {error}")
+        runner.job_heartbeat(job=refresh.job)
     counts["deferred"] = review_queue_bound()["deferred"]
     counts["open"] = review_queue_reorder()
     refresh.counts = counts
     refresh.version = version
-    refresh.error = "\n".join(errors)
-    refresh.status = QueueRefresh.Status.FAILED if errors else QueueRefresh.Status.SUCCEEDED
-    refresh.finished_at = timezone.now()
-    refresh.save(update_fields=["counts", "version", "error", "status", "finished_at"])
+    refresh.save(update_fields=["counts", "version"])
+    if errors:
+        runner.job_fail(job=refresh.job, error="\n".join(errors))
+    else:
+        runner.job_succeed(job=refresh.job)
+    refresh.refresh_from_db()
     return refresh
 
 
 def review_queue_refresh_due() -> bool:
     """Never refreshed, a training run finished since the last refresh began, or the last one is too old."""
-    last = QueueRefresh.objects.exclude(status=QueueRefresh.Status.FAILED).order_by("-started_at").first()
+    last = QueueRefresh.objects.exclude(job__status=QueueRefresh.Status.FAILED).order_by("-started_at").first()
     if last is None:
         return True
     if last.started_at < timezone.now() - REFRESH_MAX_AGE:
         return True
-    return TrainingRun.objects.filter(finished_at__gt=last.started_at).exists()
-
-
-def refresh_on_new_champion(sender, instance, created: bool = False, raw: bool = False, **kwargs) -> None:
-    """post_save receiver of retrieval's PromotionEvent: a new champion sees the glossary differently."""
-    if created and not raw:
-        review_queue_refresh_request(trigger=QueueRefresh.Trigger.CHAMPION)
+    return TrainingRun.objects.filter(job__finished_at__gt=last.started_at).exists()
 
 
 def refresh_after_import(sender, entry_ids: list[int], **kwargs) -> None:

@@ -49,7 +49,7 @@ def last_undoable_decision(*, user) -> ReviewDecision | None:
 
 
 def last_refresh() -> QueueRefresh | None:
-    return QueueRefresh.objects.order_by("-started_at", "-pk").first()
+    return QueueRefresh.objects.select_related("job").order_by("-started_at", "-pk").first()
 
 
 def refresh_in_progress() -> QueueRefresh | None:

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from training import services
+from training import pipeline, runs, services
 from training.models import TrainingConfig, TrainingRun
 
 
@@ -16,6 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-pairs", type=int)
         parser.add_argument("--max-steps", type=int)
         parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        parser.add_argument("--timeout", type=float, help="with --wait: give up (exit non-zero) after this many seconds")
+        parser.add_argument("--no-worker-after", type=float, default=60.0, help="say that no worker took the job after this many seconds")
 
     def handle(self, *args, **options):
         config = None
@@ -30,10 +32,10 @@ class Command(BaseCommand):
             raise CommandError(f"{error.messages[0]} ({error.run.status})") from None
         self.stdout.write(f"Training run {run.pk} queued.")
         if options["inline"]:
-            services.training_run_execute(run_id=run.pk)
+            runs.training_run_execute(run_id=run.pk)
         if not (options["wait"] or options["inline"]):
             return
-        last = None
+        last, warned, started = None, "", time.monotonic()
         while True:
             run.refresh_from_db()
             state = (run.status, run.progress_step)
@@ -42,6 +44,13 @@ class Command(BaseCommand):
                 last = state
             if not run.is_active:
                 break
+            # Nobody takes the job: say so once per step rather than wait in silence.
+            warning = pipeline.no_worker_warning(run, after_s=options["no_worker_after"])
+            if warning and warning.split("(")[0] != warned.split("(")[0]:
+                self.stderr.write(warning)
+            warned = warning or warned
+            if options["timeout"] is not None and time.monotonic() - started > options["timeout"]:
+                raise CommandError(f"Training run {run.pk} still {run.status} after {options['timeout']:.0f} s; it stays queued.")
             time.sleep(2)
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} ended {run.status}: {run.error}")

@@ -1,0 +1,173 @@
+"""The training cycle, explicitly: train -> evaluate -> gate -> promote.
+
+Each step is a job (``jobs.Job``) whose parent is the step before it. A step's own code ends by calling
+``step_succeeded``, the one place where the cycle moves on; a step that fails or is cancelled ends the cycle.
+Steps and what they run:
+
+- ``training``  (training.runs.training_run_execute): pairs, mining, LoRA, a ready model version;
+- ``evaluation`` (evaluation.services.evaluation_run_execute): the version on the frozen test split;
+- ``gate``       (evaluation.services.gate_execute): evaluation.gate.decide against the champion;
+- ``promotion``  (promotion_execute, only when the gate says so): index build, the switch, then the review
+  queue is refreshed for the new champion.
+
+Training, evaluation and gate hold the cycle's lock in turn (one cycle at a time); the promotion does not.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from jobs import runner, selectors as job_selectors
+from jobs.models import Job
+from retrieval import services as retrieval_services
+from retrieval.models import ModelVersion, PromotionEvent
+from training.models import TrainingRun
+
+logger = logging.getLogger("lexique.training")
+
+TRAIN, EVALUATE, GATE, PROMOTE = "training", "evaluation", "gate", "promotion"
+CYCLE_LOCK = "training-cycle"
+
+
+def step_succeeded(*, job: Job, message: str = "") -> Job | None:
+    """Mark a cycle's step done and queue the next one, in one transaction (the lock passes from step to step:
+    no second cycle can start in between). Returns the next step's job, if any."""
+    with transaction.atomic():
+        runner.job_succeed(job=job, message=message)
+        if job.kind == TRAIN:
+            return _evaluate(job)
+        if job.kind == EVALUATE:
+            return _gate(job)
+        if job.kind == GATE:
+            return _promote(job)
+    return None
+
+
+def _evaluate(training_job: Job) -> Job:
+    from evaluation import services as evaluation_services
+    from evaluation.models import EvaluationRun
+
+    run = TrainingRun.objects.select_related("model_version").get(job=training_job)
+    evaluation = evaluation_services.evaluation_run_request(
+        version=run.model_version, user=training_job.requested_by, trigger=EvaluationRun.Trigger.AUTO,
+        training_run_id=run.pk, parent=training_job, lock=CYCLE_LOCK,
+    )
+    return evaluation.job
+
+
+def _gate(evaluation_job: Job) -> Job:
+    job = runner.job_create(
+        kind=GATE, requested_by=evaluation_job.requested_by, parent=evaluation_job, lock=CYCLE_LOCK,
+        params={"evaluation_run_id": evaluation_job.evaluation_run.pk},
+    )
+    runner.enqueue_on_commit(job)
+    return job
+
+
+def _promote(gate_job: Job) -> Job | None:
+    from evaluation.models import EvaluationRun
+
+    evaluation = EvaluationRun.objects.select_related("version").get(pk=gate_job.params["evaluation_run_id"])
+    if not evaluation.gate.get("promote"):
+        return None
+    reasons = " ".join(evaluation.gate.get("reasons", []))
+    return promotion_request(version=evaluation.version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO, parent=gate_job)
+
+
+# ---- the promotion step (also a maintainer's promotion or rollback) --------------------------------------
+
+def promotion_request(*, version: ModelVersion, user, reason: str, action: str = PromotionEvent.Action.PROMOTE, parent: Job | None = None) -> Job:
+    """Mark the version as being promoted and queue its promotion (index build, then the switch)."""
+    status_before = retrieval_services.model_version_mark_promoting(version=version)
+    job = runner.job_create(
+        kind=PROMOTE, requested_by=user, parent=parent,
+        params={"version_id": version.pk, "user_id": getattr(user, "pk", None), "reason": reason, "action": action, "status_before": status_before},
+    )
+    runner.job_log(job=job, message=f"{version} : {reason}")
+    runner.enqueue_on_commit(job)
+    return job
+
+
+def promotion_failed(job: Job) -> None:
+    """Nothing will promote the version (broker down, worker lost): it must not stay "promoting"."""
+    ModelVersion.objects.filter(pk=job.params.get("version_id"), status=ModelVersion.Status.PROMOTING).update(
+        status=job.params.get("status_before") or ModelVersion.Status.READY
+    )
+
+
+def promotion_execute(*, job_id: int, worker: str = "") -> Job:
+    """Build the version's index and make it the champion; then the review queue is refreshed for it."""
+    from django.contrib.auth import get_user_model
+
+    from training import workbench
+
+    job = Job.objects.get(pk=job_id)
+    if not runner.job_claim(job=job, worker=worker):
+        return job
+    params = job.params
+    version = ModelVersion.objects.get(pk=params["version_id"])
+    user = get_user_model().objects.filter(pk=params.get("user_id")).first() if params.get("user_id") else None
+    try:
+        retrieval_services.model_version_promote(version=version, user=user, reason=params.get("reason", ""), action=params["action"])
+    except Exception as error:
+        # The promote service put the version back (or marked it broken); the old champion still serves.
+        logger.exception("promotion job %s failed", job.pk)
+        runner.job_fail(job=job, error=f"{type(error).__name__}: {error}", call_on_failed=False)
+        return job
+    # A new champion sees the glossary differently: its review queue is recomputed (explicitly, here).
+    workbench.review_queue_refresh_request(trigger="champion")
+    runner.job_succeed(job=job, message=_("%(v)s sert désormais.") % {"v": version})
+    return job
+
+
+# ---- reads: the cycle of a training run ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CycleState:
+    status: str
+    error: str
+    steps: list[Job]
+
+
+def cycle_steps(run: TrainingRun) -> list[Job]:
+    return job_selectors.job_chain(run.job)
+
+
+def cycle_state(run: TrainingRun) -> CycleState:
+    """The cycle's status as the run's page and API show it: the training job's, then "evaluating" while its
+    evaluation and gate run, and "failed" when one of them failed (the version stays ready, never promoted)."""
+    steps = cycle_steps(run)
+    training = steps[0]
+    if training.status == Job.Status.RUNNING:
+        return CycleState(run.stage or TrainingRun.Status.MINING, "", steps)
+    if training.status != Job.Status.SUCCEEDED:
+        return CycleState(training.status, training.error, steps)
+    for step in steps[1:]:
+        if step.kind not in (EVALUATE, GATE):
+            continue
+        if step.is_active:
+            return CycleState(TrainingRun.Status.EVALUATING, "", steps)
+        if step.status != Job.Status.SUCCEEDED:
+            return CycleState(TrainingRun.Status.FAILED, _("évaluation échouée: %(e)s") % {"e": step.error}, steps)
+    return CycleState(TrainingRun.Status.SUCCEEDED, "", steps)
+
+
+def active_step(run: TrainingRun) -> Job | None:
+    return next((step for step in cycle_steps(run) if step.is_active and step.kind != PROMOTE), None)
+
+
+def no_worker_warning(run: TrainingRun, *, after_s: float = 60.0) -> str:
+    """A cycle step queued for longer than ``after_s`` with nobody taking it: say so (the page, ``retrain --wait``)."""
+    from django.utils import timezone
+
+    step = next((step for step in cycle_steps(run) if step.status == Job.Status.QUEUED), None)
+    if step is None or (timezone.now() - step.created_at).total_seconds() < after_s:
+        return ""
+    return _("Aucun worker n'a pris cette tâche (%(kind)s, en attente depuis %(s)s s) : un worker Celery écoute-t-il la file « training » ?") % {
+        "kind": step.kind_label, "s": int((timezone.now() - step.created_at).total_seconds()),
+    }
+
+

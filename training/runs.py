@@ -1,0 +1,320 @@
+"""Execution of a training run (the ``training`` step of a cycle): split, pairs, mining, LoRA fine-tuning,
+artifacts, model version. The lifecycle (claim, heartbeat, log, finish) goes through ``jobs.runner``."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.utils.translation import gettext as _
+
+from jobs import runner
+from jobs.models import Job
+from retrieval import selectors as retrieval_selectors
+from retrieval import serving
+from retrieval import services as retrieval_services
+from retrieval.models import ModelVersion
+from retrieval.passages import Passage, entry_passages
+from training import selectors
+from training.builder import attach_negatives, build_pairs, select_training_pairs, to_dataset
+from training.mining import MiningQuery, mine_hard_negatives
+from training.models import DataSnapshot, NegativeCandidate, TrainingRun
+from training.services import split_assign_all
+from training.snapshot import pairs_from_jsonl, snapshot_of
+from training.split import assert_no_leak
+
+logger = logging.getLogger("lexique.training")
+
+# A run whose worker has not reported for this long is considered dead (crash, OOM, machine lost).
+STALE_AFTER = timedelta(minutes=int(getattr(settings, "TRAINING_STALE_MINUTES", 15)))
+WORKDIR_PREFIX = "run-"
+
+
+class RunCancelled(Exception):
+    """The maintainer cancelled the run while it was working."""
+
+
+def _log(run: TrainingRun, message: str) -> None:
+    runner.job_log(job=run.job, message=message)
+
+
+def _set(run: TrainingRun, **fields: Any) -> None:
+    """Save result fields of the run; every call is also a heartbeat of its job."""
+    for name, value in fields.items():
+        setattr(run, name, value)
+    if fields:
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+    runner.job_heartbeat(job=run.job)
+
+
+def training_run_failed(job: Job) -> None:
+    """A failed or cancelled training never leaves the version it made in service (``on_failed`` of the kind)."""
+    run = TrainingRun.objects.filter(job=job).select_related("model_version").first()
+    version = run.model_version if run else None
+    if version is not None and version.status == ModelVersion.Status.READY:
+        version.status = ModelVersion.Status.FAILED
+        version.save(update_fields=["status"])
+
+
+# ---- execution -----------------------------------------------------------------------------------------
+
+def training_run_execute(*, run_id: int, worker: str = "") -> TrainingRun:
+    """The whole training step of one run; on success the cycle goes on (training.pipeline)."""
+    from training import pipeline
+
+    run = TrainingRun.objects.select_related("parent_version", "job").get(pk=run_id)
+    if not runner.job_claim(job=run.job, worker=worker):
+        return run
+    # The work folder goes whatever happens; one left by a killed worker is removed by the orphan sweep.
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{run.pk}-", dir=_workdir_root()))
+    try:
+        _set(run, stage=TrainingRun.Stage.MINING)
+        _log(run, "Démarrage : partition, données d'entraînement et minage des négatifs.")
+        _execute(run, workdir)
+    except RunCancelled:
+        runner.job_cancelled(job=run.job, message=_("Annulé à la demande."))
+    except Exception as error:
+        logger.exception("training run %s failed", run.pk)
+        runner.job_fail(job=run.job, error=f"{type(error).__name__}: {error}")
+    else:
+        pipeline.step_succeeded(job=run.job)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        TrainingRun.objects.filter(pk=run.pk).update(stage="")
+    run.refresh_from_db()
+    return run
+
+
+def training_workdirs_sweep() -> int:
+    """Remove the work folders of runs that are not running (left by a killed worker): they hold gigabytes."""
+    root = Path(_workdir_root())
+    running = set(TrainingRun.objects.filter(job__status=Job.Status.RUNNING).values_list("pk", flat=True))
+    removed = 0
+    for folder in root.glob(f"{WORKDIR_PREFIX}*"):
+        number = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and not (number.isdigit() and int(number) in running):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _workdir_root() -> str:
+    root = Path(settings.VAR_DIR) / "training"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def _check_cancel(run: TrainingRun) -> None:
+    if runner.cancel_requested(job=run.job):
+        raise RunCancelled()
+
+
+def _execute(run: TrainingRun, workdir: Path) -> None:
+    from training.finetune import FinetuneConfig, finetune, merge_and_verify
+
+    values = run.config_values
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    parent = run.parent_version or retrieval_selectors.champion_version_get()
+    base_model = values.get("base_model") or parent.base_model
+    if base_model != parent.base_model:
+        parent = None  # another base model: start from its own weights
+    spec = retrieval_selectors.model_spec_get(name=base_model)
+
+    split_assign_all(seed=values["seed"])
+    test_ids = selectors.test_entry_ids()
+    concepts = selectors.train_concepts()
+    if not concepts:
+        raise ValidationError(_("Aucune entrée validée côté entraînement : rien à apprendre."))
+    train_ids = {concept.entry_id for concept in concepts}
+    assert_no_leak(train_ids, test_ids)
+    flags = selectors.training_flags(train_entry_ids=train_ids)
+    all_pairs = build_pairs(concepts=concepts, flags=flags, test_entry_ids=test_ids)
+    earlier = _earlier_pairs(parent, test_ids)
+    earlier_keys = {(pair.anchor, pair.positive) for pair in earlier}
+    new_pairs = [pair for pair in all_pairs if (pair.anchor, pair.positive) not in earlier_keys]
+    pairs = select_training_pairs(
+        new_pairs, earlier, replay_ratio=values["replay_ratio"], seed=values["seed"], max_pairs=values["max_pairs"], test_entry_ids=test_ids
+    )
+    if not pairs:
+        raise ValidationError(_("Aucune nouvelle donnée d'entraînement depuis la version %(v)s.") % {"v": parent})
+    _log(run, f"{len(pairs)} paires ({len(new_pairs)} nouvelles, {len(earlier)} antérieures disponibles), {len(flags)} signalements.")
+    timings["build_s"] = round(time.perf_counter() - started, 2)
+    _check_cancel(run)
+
+    # Mining with the serving version: what the current model confuses is what it must learn.
+    t0 = time.perf_counter()
+    mining_version = parent or retrieval_selectors.champion_version_get()
+    passages: list[Passage] = [
+        passage
+        for concept in concepts
+        for passage in entry_passages(entry_id=concept.entry_id, term=concept.term, definition=concept.definition, contexts=concept.contexts)
+    ]
+    keyed = [pair for pair in pairs if pair.positive_key]
+    queries = [MiningQuery(anchor=pair.anchor, positive_key=pair.positive_key, entry_id=pair.entry_id) for pair in keyed]
+    mined = mine_hard_negatives(
+        queries=queries,
+        query_vectors=serving.encode_queries_with(mining_version, [query.anchor for query in queries]),
+        passages=passages,
+        passage_vectors=serving.encode_documents_with(mining_version, [passage.text for passage in passages]),
+        entries=selectors.mining_entries(entry_ids=train_ids),
+        equivalent_pairs=selectors.equivalent_pairs(),
+        decisions=selectors.screening_decisions(),
+        num_negatives=values["num_negatives"],
+        range_min=values["mining_range_min"],
+        relative_margin=values["mining_relative_margin"],
+    )
+    pairs = attach_negatives(pairs, mined.triplets, test_entry_ids=test_ids)
+    suspects = _record_suspects(run, mined.suspects)
+    timings["mining_s"] = round(time.perf_counter() - t0, 2)
+    _log(run, f"Minage : {len(mined.triplets)} ancres avec négatifs, {suspects} candidats envoyés à l'examen des experts.")
+    _check_cancel(run)
+
+    snapshot = _store_snapshot(pairs)
+    _set(run, snapshot=snapshot, stage=TrainingRun.Stage.TRAINING, stats={"pairs": len(pairs), "new_pairs": len(new_pairs), "suspects": suspects})
+    dataset = to_dataset(pairs, num_negatives=values["num_negatives"], seed=values["seed"], test_entry_ids=test_ids)
+
+    t0 = time.perf_counter()
+    config = FinetuneConfig(
+        lora_r=values["lora_r"], lora_alpha=values["lora_alpha"], lora_dropout=values["lora_dropout"],
+        target_modules=tuple(values["target_modules"] or ()), loss=values["loss"], learning_rate=values["learning_rate"],
+        epochs=values["epochs"], batch_size=values["batch_size"], warmup_ratio=values["warmup_ratio"],
+        max_steps=values["max_steps"], seed=values["seed"],
+    )
+    # A fine-tuned parent is continued from its merged weights; otherwise training starts from the base model.
+    base_path = _parent_weights(parent) or spec.path
+    last_report = [0.0]
+
+    def progress(state: dict) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= 1.0 or state.get("step") == state.get("total"):
+            last_report[0] = now
+            _set(run, current_loss=state.get("loss"))
+            runner.job_heartbeat(job=run.job, step=int(state.get("step") or 0), total=int(state.get("total") or 0))
+
+    def should_stop() -> bool:
+        return runner.cancel_requested(job=run.job)
+
+    result = finetune(
+        spec=spec, base_path_or_model=base_path, train_dataset=dataset, config=config, output_dir=str(workdir),
+        progress=progress, should_stop=should_stop,
+    )
+    if result.stopped_early:
+        raise RunCancelled()
+    timings["training_s"] = round(time.perf_counter() - t0, 2)
+    _log(run, f"Entraînement : {result.steps} étapes, perte {result.train_loss:.4f}, {result.samples_per_s:.1f} exemples/s sur {result.device}.")
+
+    t0 = time.perf_counter()
+    merged_dir = workdir / "merged"
+    sample = [pair.anchor for pair in pairs[:16]] + [pair.positive for pair in pairs[:16]]
+    merge = merge_and_verify(spec=spec, adapter_dir=result.adapter_dir, output_dir=str(merged_dir), sample_texts=sample, base_path=base_path)
+    prefix = f"versions/run-{run.pk}"
+    checksums = _upload_folder(Path(result.adapter_dir), f"{prefix}/adapter")
+    checksums.update(_upload_folder(merged_dir, f"{prefix}/merged"))
+    timings["artifacts_s"] = round(time.perf_counter() - t0, 2)
+    timings["total_s"] = round(time.perf_counter() - started, 2)
+    card = {
+        "base_model": base_model,
+        "trained_from": str(parent) if parent else base_model,
+        "config": {key: value for key, value in values.items()},
+        "data_snapshot": snapshot.content_hash,
+        "data_counts": snapshot.counts,
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "samples_per_s": result.samples_per_s,
+        "device": result.device,
+        "target_modules": list(result.target_modules),
+        "merge_max_abs_diff": merge.max_abs_diff,
+        "peak_rss_mb": result.peak_rss_mb,
+    }
+    serving.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
+    version = retrieval_services.model_version_create(
+        base_model=base_model,
+        label=f"run {run.pk}",
+        parent=parent,
+        # The adapter was trained on the parent's merged weights when there is a parent: serve the merged model.
+        adapter_path="" if parent and parent.merged_path else f"{prefix}/adapter",
+        merged_path=f"{prefix}/merged",
+        artifact_checksums=checksums,
+        training_run_id=run.pk,
+        data_snapshot_hash=snapshot.content_hash,
+        model_card=card,
+        created_by=run.requested_by,
+    )
+    _set(run, model_version=version, timings=timings)
+    runner.job_heartbeat(job=run.job, step=result.steps, total=max(result.steps, run.job.progress_total))
+    _log(run, f"Version {version} créée (données {snapshot.content_hash[:12]}).")
+
+
+def _parent_weights(parent: ModelVersion | None) -> str | None:
+    if parent and parent.merged_path:
+        return serving.local_artifact_dir(parent.merged_path)
+    return None
+
+
+def _earlier_pairs(parent: ModelVersion | None, test_ids: set[int]):
+    """The pairs the parent version was trained on (for replay), minus anything now on the test side."""
+    if not parent or not parent.data_snapshot_hash:
+        return []
+    snapshot = DataSnapshot.objects.filter(content_hash=parent.data_snapshot_hash).exclude(artifact_path="").first()
+    if not snapshot:
+        return []
+    with serving.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
+        return [pair for pair in pairs_from_jsonl(handle.read()) if pair.entry_id not in test_ids]
+
+
+def _record_suspects(run: TrainingRun, suspects) -> int:
+    created = 0
+    for suspect in suspects:
+        _, was_created = NegativeCandidate.objects.get_or_create(
+            anchor_entry_id=suspect.anchor_entry_id,
+            negative_entry_id=suspect.negative_entry_id,
+            defaults={
+                "anchor": suspect.anchor, "negative_text": suspect.negative_text, "score": suspect.score,
+                "positive_score": suspect.positive_score, "reason": suspect.reason, "run": run,
+            },
+        )
+        created += was_created
+    return created
+
+
+def _store_snapshot(pairs) -> DataSnapshot:
+    snap = snapshot_of(pairs)
+    existing = DataSnapshot.objects.filter(content_hash=snap.content_hash).first()
+    if existing:
+        return existing
+    path = f"snapshots/{snap.content_hash}.jsonl"
+    storage = serving.artifact_storage()
+    if not storage.exists(path):
+        storage.save(path, ContentFile(snap.jsonl_bytes))
+    return DataSnapshot.objects.create(content_hash=snap.content_hash, total=snap.total, counts=snap.counts(), artifact_path=path)
+
+
+def _upload_folder(folder: Path, prefix: str) -> dict[str, str]:
+    storage = serving.artifact_storage()
+    checksums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            name = f"{prefix}/{path.relative_to(folder).as_posix()}"
+            if storage.exists(name):
+                storage.delete(name)
+            storage.save(name, ContentFile(data))
+            checksums[name] = hashlib.sha256(data).hexdigest()
+    return checksums
+
+
+def _json_bytes(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode()
+
+
