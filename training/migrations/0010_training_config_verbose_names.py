@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0006_guideline'),
+        ('training', '0009_runs_on_jobs_drop'),
     ]
 
     operations = [
