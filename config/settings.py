@@ -128,7 +128,8 @@ SERIALIZATION_MODULES = {"lexiquejson": "config.backup"}
 # Brute force (config.login_throttle): after LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address,
 # or LOGIN_ADDRESS_FAILURE_LIMIT from one address for any usernames, within LOGIN_LOCKOUT_SECONDS of the first,
 # sign-ins are refused (429) until that window ends. Counted in the cache below.
-AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+# The throttle comes first: it refuses a locked-out sign-in before any backend checks the password.
+AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend", "config.oidc.OIDCBackend"]
 LOGIN_THROTTLE_ENABLED = env_bool("LOGIN_THROTTLE_ENABLED", True)
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
 LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "50"))
@@ -150,7 +151,6 @@ LOGOUT_REDIRECT_URL = "login"
 
 # ---- Single sign-on (OpenID Connect, config/oidc.py; README "Single sign-on") ----------------------------------
 # On when OIDC_RP_CLIENT_ID and an issuer (or explicit endpoints) are set; local accounts keep working either way.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "config.oidc.OIDCBackend"]
 OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "")  # shown as "Se connecter avec <name>"
 # Endpoints come from {OIDC_ISSUER}/.well-known/openid-configuration on first use unless set explicitly.
 OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")

@@ -91,6 +91,8 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     ("training:guideline-edit", "POST"): MAINTAINER_LEVEL,
     # Background jobs of every kind (workers, errors): a maintainer's page.
     ("jobs:job-list", "GET"): MAINTAINER_LEVEL,
+    # A version's merged weights as a zip: maintainers only.
+    ("evaluation:version-export", "GET"): MAINTAINER_LEVEL,
 }
 
 # Which object fills a path parameter: by (URL name prefix, parameter), then by parameter name alone.

@@ -1,6 +1,5 @@
 import io
 import json
-import time
 from pathlib import Path
 
 import openpyxl
@@ -387,11 +386,11 @@ real_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs /work/sha
 
 @pytest.mark.slow
 @real_data
-def test_real_sigles_file_imports_quickly_and_reports_its_two_bad_rows():
+def test_real_sigles_file_imports_and_reports_its_two_bad_rows():
+    # Its speed is measured by the bench (bench/sigles.py imports the same file), not asserted here: a timed test
+    # fails on a busy machine and proves nothing on a quiet one.
     content = (SHARED_DATA / "sigles.csv").read_bytes()
-    started = time.perf_counter()
     report = import_file(content=content, file_name="sigles.csv", file_format="sigles", skip_invalid=True)
-    elapsed = time.perf_counter() - started
 
     assert [error.line for error in report.errors] == [2884, 5551]
     assert "définition" in report.errors[0].reason and "terme" in report.errors[1].reason
@@ -399,8 +398,6 @@ def test_real_sigles_file_imports_quickly_and_reports_its_two_bad_rows():
     assert report.created + report.unchanged == 5548
     assert Entry.objects.count() == report.created
     assert Entry.objects.filter(kind="acronym", term_key="ars").count() > 1
-    assert elapsed < 30, f"sigles import took {elapsed:.1f} s"
-    print(f"sigles.csv: {report.created} entries in {elapsed:.1f} s")
     again = import_file(content=content, file_name="sigles.csv", file_format="sigles", skip_invalid=True)
     assert again.created == 0
 

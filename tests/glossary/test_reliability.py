@@ -86,8 +86,11 @@ def _assert_round_trip(content: bytes, file_format: str) -> None:
 @pytest.mark.django_db
 def test_export_drops_control_characters_stored_before_they_were_refused():
     entry = EntryFactory(term="CAF", definition="Caisse")
-    # A row written before the door was closed (SQLite stores a NUL as it is).
-    Entry.objects.filter(pk=entry.pk).update(definition="Cais\x00se\x1b d'allocations")
+    # A row written before the door was closed (SQLite stores a NUL as it is; PostgreSQL never stores one).
+    from django.db import connection
+
+    nul = "" if connection.vendor == "postgresql" else "\x00"
+    Entry.objects.filter(pk=entry.pk).update(definition=f"Cais{nul}se\x1b d'allocations")
     sheet = openpyxl.load_workbook(io.BytesIO(imports.export_glossary(file_format="xlsx"))).active
     assert sheet["B2"].value == "Caisse d'allocations"
     assert "\x00" not in imports.export_glossary(file_format="csv").decode("utf-8-sig")

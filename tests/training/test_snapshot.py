@@ -8,7 +8,7 @@ CONCEPTS = [
 
 
 def test_snapshot_counts_and_hash_do_not_depend_on_order():
-    pairs = build_pairs(concepts=CONCEPTS, test_entry_ids=set())
+    pairs = build_pairs(concepts=CONCEPTS, test_entry_ids=set(), questions_per_kind=0)
     snapshot = snapshot_of(pairs)
 
     assert snapshot.total == len(pairs) == 8
@@ -21,9 +21,9 @@ def test_snapshot_counts_and_hash_do_not_depend_on_order():
 
 
 def test_snapshot_changes_with_the_content_and_round_trips():
-    pairs = build_pairs(concepts=CONCEPTS, test_entry_ids=set())
+    pairs = build_pairs(concepts=CONCEPTS, test_entry_ids=set(), questions_per_kind=0)
     snapshot = snapshot_of(pairs)
-    changed = build_pairs(concepts=[CONCEPTS[0]], test_entry_ids=set())
+    changed = build_pairs(concepts=[CONCEPTS[0]], test_entry_ids=set(), questions_per_kind=0)
     assert snapshot_of(changed).content_hash != snapshot.content_hash
 
     lines = snapshot.jsonl_bytes.decode().splitlines()
