@@ -8,7 +8,9 @@
 This module re-exports the names the views, the API, the tasks and the tests use.
 """
 from training.workbench.adjudication import disputed_items, review_item_adjudicate, votes_shown
+from training.workbench.agreement import agreement_chart, agreement_report
 from training.workbench.effects import ReviewConflict
+from training.workbench.experts import expert_list, expert_stats
 from training.workbench.leases import LEASE, review_item_next, review_item_release
 from training.workbench.overlap import overlap_settings, required_decisions, review_overlap_set
 from training.workbench.refresh import (
@@ -31,7 +33,7 @@ from training.workbench.sources.self_retrieval import self_retrieval_items
 ALLOWED_DECISIONS: dict[str, tuple[str, ...]] = {source: strategy.decisions for source, strategy in SOURCES.items()}
 
 __all__ = [
-    "ALLOWED_DECISIONS", "LEASE", "disputed_items", "overlap_settings", "pending_decision_counts", "required_decisions", "review_item_adjudicate",
+    "ALLOWED_DECISIONS", "LEASE", "agreement_chart", "agreement_report", "expert_list", "expert_stats", "disputed_items", "overlap_settings", "pending_decision_counts", "required_decisions", "review_item_adjudicate",
     "review_overlap_set", "votes_shown", "QUESTION_MIN_UNCERTAINTY", "SOURCES", "ItemCandidate", "ReviewConflict", "SourceScan", "draft_items",
     "duplicate_items", "flag_items", "item_actions", "item_display", "last_refresh", "last_undoable_decision", "negative_items",
     "refresh_after_import", "refresh_in_progress", "review_decision_undo", "review_item_decide", "review_item_list",
