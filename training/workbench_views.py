@@ -118,6 +118,9 @@ def workbench_decide(request: HttpRequest, item_id: int) -> HttpResponse:
         return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=error.messages[0], notice_level="error")
     else:
         notice, level = _("Décision enregistrée : %(decision)s.") % {"decision": record.get_decision_display()}, "success"
+        if not record.applied and record.decision != "skip":
+            # Several experts decide this item: the decision takes effect once they have all decided and agree.
+            notice += " " + _("Elle comptera quand les autres experts auront décidé.")
     return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=notice, notice_level=level)
 
 
