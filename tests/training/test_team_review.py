@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from config.roles import EXPERT, SENIOR_EXPERT, assign_role
 from retrieval import selectors as retrieval_selectors
-from retrieval.models import Flag, QuestionLog
+from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from training import selectors, workbench
 from training.builder import build_pairs
 from training.models import QuestionLabel, ReviewDecision, ReviewItem
@@ -79,8 +79,9 @@ def test_an_item_needing_two_decisions_goes_to_another_expert_never_twice_to_the
     assert (first.applied, first.effect) == (False, {})
     item.refresh_from_db()
     assert (item.status, item.leased_by_id) == ("open", None)
-    # Nothing took effect: the flag is not corrected, nothing to train on.
+    # Nothing took effect: the flag is not corrected, no real-question label, nothing to train on.
     assert Flag.objects.get().correct_entry_id is None and _trained_questions() == set()
+    assert not LabelledQuestion.objects.exists()
     assert workbench.review_item_next(user=expert) is None
     with pytest.raises(workbench.ReviewConflict) as error:
         workbench.review_item_decide(item=item, user=expert, decision="reject")
@@ -98,7 +99,8 @@ def test_agreeing_decisions_take_effect_once(expert, second, maintainer):
     assert item.status == "done" and last.applied and last.effect
     assert ReviewDecision.objects.filter(item=item, applied=True).count() == 1
     flag = Flag.objects.get()
-    assert flag.correct_entry_id == entries[1].pk
+    assert (flag.correct_entry_id, flag.status) == (entries[1].pk, "corrected")
+    assert LabelledQuestion.objects.get().entry_id == entries[1].pk
     assert _trained_questions() == {("où déclarer la taxe foncière ?", entries[1].pk)}
 
 
@@ -109,6 +111,7 @@ def test_disagreement_waits_for_an_adjudicator_and_only_the_adjudication_takes_e
     item.refresh_from_db()
     assert item.status == "disputed"
     assert Flag.objects.get().correct_entry_id is None and _trained_questions() == set()
+    assert not LabelledQuestion.objects.exists()
     assert workbench.pending_decision_counts()["disputed_items"] == 1
     assert list(workbench.disputed_items()) == [item]
     assert [vote["user"] for vote in workbench.votes_shown(item)] == [expert, second]
@@ -119,6 +122,7 @@ def test_disagreement_waits_for_an_adjudicator_and_only_the_adjudication_takes_e
     item.refresh_from_db()
     assert item.status == "done" and record.adjudication and record.applied
     assert Flag.objects.get().correct_entry_id == entries[2].pk
+    assert LabelledQuestion.objects.get().entry_id == entries[2].pk
     assert _trained_questions() == {("où déclarer la taxe foncière ?", entries[2].pk)}
     assert workbench.pending_decision_counts()["disputed_items"] == 0
     with pytest.raises(workbench.ReviewConflict):
@@ -194,7 +198,8 @@ def test_undo_a_vote_and_an_adjudication(expert, second, maintainer):
     vote = ReviewDecision.objects.get(item=item, user=second, undone_at__isnull=True)
     workbench.review_decision_undo(decision=vote, user=second)
     item.refresh_from_db()
-    assert item.status == "open" and Flag.objects.get().correct_entry_id is None
+    assert item.status == "open" and Flag.objects.get().correct_entry_id is None and Flag.objects.get().status == "open"
+    assert not LabelledQuestion.objects.exists()
     assert not ReviewDecision.objects.filter(item=item, applied=True, undone_at__isnull=True).exists()
 
 
