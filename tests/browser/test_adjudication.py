@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from config.roles import EXPERT, assign_role
+from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
 from retrieval.models import Flag, QuestionLog
 from tests.browser.conftest import log_in, log_out, save_screenshot
@@ -45,7 +46,7 @@ def _disputable_flag(expert, maintainer):
     workbench.review_items_upsert(source=ReviewItem.Source.FLAG, scan=workbench.flag_items(), version=retrieval_selectors.champion_version_get())
     workbench.review_queue_reorder()
     # The queue has been computed: the page must not start a refresh (that would load the model in this test).
-    QueueRefresh.objects.create(status=QueueRefresh.Status.SUCCEEDED)
+    QueueRefresh.objects.create(job=Job.objects.create(kind="queue_refresh", status=QueueRefresh.Status.SUCCEEDED))
     workbench.review_overlap_set(source=ReviewItem.Source.FLAG, required=2, user=maintainer)
     return entries
 
