@@ -8,6 +8,8 @@ EXPERT = "expert"
 MAINTAINER = "maintainer"
 ADMIN = "admin"
 ROLES = (EXPERT, MAINTAINER, ADMIN)
+# Not a rank: an expert in this group also settles disagreements between experts (adjudication).
+SENIOR_EXPERT = "senior_expert"
 # A role includes the ones before it.
 _RANK = {EXPERT: 1, MAINTAINER: 2, ADMIN: 3}
 
@@ -30,8 +32,20 @@ def has_role(user, role: str) -> bool:
     return user_rank(user) >= _RANK[role]
 
 
+def can_adjudicate(user) -> bool:
+    """Maintainers, and experts of the ``senior_expert`` group, settle disagreements between experts."""
+    if has_role(user, MAINTAINER):
+        return True
+    if not has_role(user, EXPERT):
+        return False
+    cached = getattr(user, "_lexique_senior", None)
+    if cached is None:
+        cached = user._lexique_senior = user.groups.filter(name=SENIOR_EXPERT).exists()
+    return cached
+
+
 def ensure_role_groups() -> None:
-    for role in ROLES:
+    for role in (*ROLES, SENIOR_EXPERT):
         Group.objects.get_or_create(name=role)
 
 
@@ -47,6 +61,7 @@ def roles_context(request) -> dict:
         "is_expert": has_role(user, EXPERT),
         "is_maintainer": has_role(user, MAINTAINER),
         "is_admin": has_role(user, ADMIN),
+        "can_adjudicate": bool(user) and can_adjudicate(user),
     }
 
 

@@ -84,6 +84,21 @@ EXPLICIT_LEVELS: dict[tuple[str, str], int] = {
     ("training:workbench", "GET"): EXPERT_LEVEL,
     ("training:workbench-next", "GET"): EXPERT_LEVEL,
     ("review-item-next-item", "GET"): EXPERT_LEVEL,
+    # Several experts (training.workbench): overlap settings, agreement and other experts' pages are for
+    # maintainers; adjudication for maintainers (and experts of the senior_expert group, tested in
+    # tests/training/test_team_review.py); each expert reads their own page.
+    ("training:workbench-overlap", "GET"): MAINTAINER_LEVEL,
+    ("training:workbench-overlap", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-adjudication", "GET"): MAINTAINER_LEVEL,
+    ("training:workbench-adjudication", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-adjudicate", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-agreement", "GET"): MAINTAINER_LEVEL,
+    ("training:workbench-agreement", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-experts", "GET"): MAINTAINER_LEVEL,
+    ("training:workbench-experts", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-expert", "GET"): MAINTAINER_LEVEL,
+    ("training:workbench-expert", "POST"): MAINTAINER_LEVEL,
+    ("training:workbench-me", "GET"): EXPERT_LEVEL,
     # Annotation guides: anyone signed in reads them, maintainers write them.
     ("training:guideline-create", "GET"): MAINTAINER_LEVEL,
     ("training:guideline-create", "POST"): MAINTAINER_LEVEL,

@@ -8,6 +8,7 @@ from training.models import (
     QueueRefresh,
     ReviewDecision,
     ReviewItem,
+    ReviewSourceSetting,
     TrainingConfig,
     TrainingRun,
 )
@@ -66,3 +67,15 @@ class QuestionLabelAdmin(admin.ModelAdmin):
 @admin.register(QueueRefresh)
 class QueueRefreshAdmin(admin.ModelAdmin):
     list_display = ["started_at", "trigger", "status", "finished_at"]
+
+
+@admin.register(ReviewSourceSetting)
+class ReviewSourceSettingAdmin(admin.ModelAdmin):
+    list_display = ["source", "required_decisions", "updated_at", "updated_by"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service: open items that already have enough votes are settled at once.
+        from training.workbench import review_overlap_set
+
+        obj.pk = review_overlap_set(source=obj.source, required=obj.required_decisions, user=request.user).pk

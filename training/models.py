@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -259,6 +260,8 @@ class ReviewItem(models.Model):
         # it is among the most useful at a later refresh.
         DEFERRED = "deferred", _("en réserve")
         DONE = "done", _("traité")
+        # Its experts' decisions disagree (overlap above one): waiting for an adjudicator; nothing applied yet.
+        DISPUTED = "disputed", _("à arbitrer")
         OBSOLETE = "obsolete", _("obsolète")
 
     key = models.CharField(max_length=120, unique=True)
@@ -311,15 +314,32 @@ class ReviewDecision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     undone_at = models.DateTimeField(null=True, blank=True)
     undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Several experts may decide one item (ReviewSourceSetting.required_decisions): each keeps their own row.
+    # ``applied``: this row carries the item's final decision (the source's effect ran on it: training data,
+    # labels); the other experts' rows are votes. ``adjudication``: a maintainer or senior expert settled a
+    # disagreement with it.
+    applied = models.BooleanField(_("appliquée"), default=True)
+    adjudication = models.BooleanField(_("arbitrage"), default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            # First decision wins: at most one standing decision (skips aside) per item.
+            # One standing vote (skips aside) per expert and item; one standing adjudication per item.
+            models.UniqueConstraint(
+                fields=["item", "user"],
+                condition=models.Q(undone_at__isnull=True) & ~models.Q(decision="skip") & models.Q(adjudication=False),
+                name="review_decision_one_standing_vote_per_expert",
+            ),
             models.UniqueConstraint(
                 fields=["item"],
-                condition=models.Q(undone_at__isnull=True) & ~models.Q(decision="skip"),
-                name="review_decision_one_standing_per_item",
+                condition=models.Q(undone_at__isnull=True) & models.Q(adjudication=True),
+                name="review_decision_one_standing_adjudication",
+            ),
+            # At most one final (applied) decision per item.
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=models.Q(undone_at__isnull=True) & models.Q(applied=True) & ~models.Q(decision="skip"),
+                name="review_decision_one_applied_per_item",
             ),
         ]
         verbose_name = _("décision d'examen")
@@ -388,3 +408,23 @@ class Guideline(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ReviewSourceSetting(models.Model):
+    """How many experts must decide an item of one source of the review queue (overlap); no row: one."""
+
+    source = models.CharField(_("source"), max_length=20, choices=ReviewItem.Source.choices, unique=True)
+    required_decisions = models.PositiveSmallIntegerField(
+        _("décisions requises"), default=1, validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text=_("Nombre d'experts qui doivent décider chaque élément ; en cas de désaccord, un arbitre tranche."),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["source"]
+        verbose_name = _("recouvrement d'une source")
+        verbose_name_plural = _("recouvrements des sources")
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} × {self.required_decisions}"

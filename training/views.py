@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from config.roles import EXPERT, MAINTAINER, role_required
 from training import pipeline, selectors, services
+from training import workbench
 from training.forms import RetrainForm, TrainingConfigForm
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
@@ -29,6 +30,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "missing": max(0, config.min_new_material - material["total"]),
         "schedules": PeriodicTask.objects.filter(task__startswith="training.tasks.").select_related("crontab", "interval"),
         "pending_screening": selectors.screening_queue().count(),
+        # Experts' decisions that do not count yet: waiting for other experts, or for an adjudicator.
+        "pending": workbench.pending_decision_counts(),
     }
     return render(request, "training/run_list.html", context)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -11,7 +12,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from config.api import ErrorSerializer, error_response
-from config.roles import EXPERT, IsExpertOrReadOnly, has_role
+from config.roles import EXPERT, MAINTAINER, IsExpertOrReadOnly, has_role
 from training import workbench
 from training.models import ReviewDecision, ReviewItem
 
@@ -121,7 +122,12 @@ class ReviewDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     lookup_value_regex = r"\d+"
 
     def get_queryset(self):
-        return ReviewDecision.objects.select_related("user", "undone_by").order_by("-created_at", "-pk")
+        decisions = ReviewDecision.objects.select_related("user", "undone_by").order_by("-created_at", "-pk")
+        if has_role(self.request.user, MAINTAINER):
+            return decisions
+        # No peeking: while an item waits for other experts' decisions (or for an adjudicator), only its
+        # maintainers see who decided what; others see their own decisions and those on settled items.
+        return decisions.filter(Q(user=self.request.user) | ~Q(item__status__in=[ReviewItem.Status.OPEN, ReviewItem.Status.DISPUTED]))
 
     @extend_schema(request=None, responses={200: ReviewDecisionSerializer, 403: ErrorSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -10,7 +11,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from config.roles import EXPERT, role_required
+from config.roles import EXPERT, MAINTAINER, can_adjudicate, has_role, role_required
 from glossary.models import Domain
 from glossary.selectors import domain_list, entry_history
 from training import workbench
@@ -117,6 +118,9 @@ def workbench_decide(request: HttpRequest, item_id: int) -> HttpResponse:
         return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=error.messages[0], notice_level="error")
     else:
         notice, level = _("Décision enregistrée : %(decision)s.") % {"decision": record.get_decision_display()}, "success"
+        if not record.applied and record.decision != "skip":
+            # Several experts decide this item: the decision takes effect once they have all decided and agree.
+            notice += " " + _("Elle comptera quand les autres experts auront décidé.")
     return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=notice, notice_level=level)
 
 
@@ -146,3 +150,112 @@ def workbench_refresh(request: HttpRequest) -> HttpResponse:
     messages.info(request, _("Recalcul de la file demandé (%(status)s).") % {"status": refresh.get_status_display()})
     return redirect("training:workbench")
 
+
+
+# ---- several experts: overlap settings, adjudication, agreement, per-expert pages ------------------------------
+
+
+def adjudicator_required(view):
+    """Maintainers and senior experts (config.roles.can_adjudicate); 403 for anyone else."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not can_adjudicate(request.user):
+            raise PermissionDenied("This page needs the maintainer role or the senior_expert group.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@role_required(MAINTAINER)
+def overlap_page(request: HttpRequest) -> HttpResponse:
+    """How many experts decide each item, per source of the queue (maintainers)."""
+    if request.method == "POST":
+        errors = []
+        for row in workbench.overlap_settings():
+            value = request.POST.get(f"required-{row['source']}", "")
+            if not value.isdigit() or int(value) == row["required"]:
+                continue
+            try:
+                workbench.review_overlap_set(source=row["source"], required=int(value), user=request.user)
+            except ValidationError as error:
+                errors.append(f"{row['label']} : {' '.join(error.messages)}")
+        for error in errors:
+            messages.error(request, error)
+        if not errors:
+            messages.success(request, _("Recouvrement enregistré."))
+        return redirect("training:workbench-overlap")
+    return render(request, "training/workbench_overlap.html", {"rows": workbench.overlap_settings(), "pending": workbench.pending_decision_counts()})
+
+
+def _adjudication_context(request: HttpRequest, *, after: int | None = None, notice: str = "", notice_level: str = "info") -> dict:
+    items = workbench.disputed_items()
+    # "s" goes on to the next disputed item (round the list), leaving this one for later.
+    item = (items.filter(pk__gt=after).order_by("pk").first() or items.first()) if after else items.first()
+    actions = [action for action in workbench.item_actions(item) if action["decision"] != "skip"] if item else []
+    choose_keys = {action["candidate"]: action["key"] for action in actions if action["candidate"]}
+    return {
+        "item": item,
+        "votes": workbench.votes_shown(item) if item else [],
+        "actions": actions,
+        "candidates": [{**candidate, "key": choose_keys.get(candidate["entry_id"], "")} for candidate in (item.payload.get("candidates") or [])] if item else [],
+        "remaining": items.count(),
+        "notice": notice,
+        "notice_level": notice_level,
+    }
+
+
+@require_GET
+@adjudicator_required
+def adjudication_page(request: HttpRequest) -> HttpResponse:
+    after = request.GET.get("after", "")
+    context = _adjudication_context(request, after=int(after) if after.isdigit() else None)
+    if request.htmx:
+        return render(request, "training/_adjudication_item.html", context)
+    return render(request, "training/adjudication.html", context)
+
+
+@require_POST
+@adjudicator_required
+def adjudication_settle(request: HttpRequest, item_id: int) -> HttpResponse:
+    item = get_object_or_404(ReviewItem, pk=item_id)
+    decision, candidate = _parse_action(request.POST.get("action", ""))
+    try:
+        record = workbench.review_item_adjudicate(item=item, user=request.user, decision=decision, candidate=candidate)
+    except workbench.ReviewConflict as error:
+        notice, level = error.messages[0], "warning"
+    except ValidationError as error:
+        notice, level = error.messages[0], "error"
+    else:
+        notice, level = _("Arbitrage enregistré : %(decision)s.") % {"decision": record.get_decision_display()}, "success"
+    if request.htmx:
+        return render(request, "training/_adjudication_item.html", _adjudication_context(request, notice=notice, notice_level=level))
+    getattr(messages, level)(request, notice)
+    return redirect("training:workbench-adjudication")
+
+
+@require_GET
+@role_required(MAINTAINER)
+def agreement_page(request: HttpRequest) -> HttpResponse:
+    report = workbench.agreement_report()
+    return render(request, "training/agreement.html", {"report": report, "chart": workbench.agreement_chart(report)})
+
+
+@require_GET
+@role_required(MAINTAINER)
+def expert_list_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "training/expert_list.html", {"experts": workbench.expert_list()})
+
+
+@require_GET
+@role_required(EXPERT)
+def expert_page(request: HttpRequest, user_id: int | None = None) -> HttpResponse:
+    """An expert's own page (``/workbench/me/``), or any expert's for maintainers."""
+    if user_id is None or user_id == request.user.pk:
+        user = request.user
+    elif has_role(request.user, MAINTAINER):
+        user = get_object_or_404(get_user_model(), pk=user_id)
+    else:
+        raise PermissionDenied("Only maintainers see other experts' pages.")
+    return render(request, "training/expert_detail.html", {"stats": workbench.expert_stats(user=user), "own": user.pk == request.user.pk})

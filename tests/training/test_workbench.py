@@ -276,7 +276,8 @@ def test_first_decision_wins_and_a_held_item_is_refused(expert, other_expert, ve
     with pytest.raises(workbench.ReviewConflict, match="déjà été traité par expert") as info:
         workbench.review_item_decide(item=item, user=other_expert, decision="reject")
     assert info.value.code == "already_decided"
-    assert ReviewDecision.objects.count() == 1 and Flag.objects.get().status == "open"
+    # The refused "reject" did not dismiss the flag: it stays corrected by the first decision (a labelled question now).
+    assert ReviewDecision.objects.count() == 1 and Flag.objects.get().status == "corrected"
 
 
 def test_decisions_that_do_not_fit_are_refused(expert, version):

@@ -36,12 +36,28 @@ def review_items_available(*, user, domain: str | None = None, source: str | Non
     The workbench serves from this and counts this, so "À examiner" and "Rien à examiner" never disagree.
     """
     now = now or timezone.now()
-    skipped = ReviewDecision.objects.filter(user=user, decision=Decision.SKIP, undone_at__isnull=True).values("item_id")
+    # Skipped by them, or already decided by them (an item needing several experts' decisions stays open for
+    # the others, never for the same expert twice).
+    seen = ReviewDecision.objects.filter(user=user, undone_at__isnull=True, adjudication=False).values("item_id")
     return (
         review_item_list(domain=domain, source=source)
         .filter(Q(leased_by__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_by=user))
-        .exclude(pk__in=skipped)
+        .exclude(pk__in=seen)
     )
+
+
+def pending_decision_counts() -> dict[str, int]:
+    """Decisions that do not take effect yet: items waiting for more experts' decisions (and their votes so
+    far), and disputed items waiting for an adjudicator. None of them is training data until settled."""
+    votes = ReviewDecision.objects.filter(undone_at__isnull=True, adjudication=False, applied=False).exclude(decision=Decision.SKIP)
+    waiting = votes.filter(item__status=ReviewItem.Status.OPEN)
+    disputed = votes.filter(item__status=ReviewItem.Status.DISPUTED)
+    return {
+        "waiting_items": waiting.values("item_id").distinct().count(),
+        "waiting_votes": waiting.count(),
+        "disputed_items": disputed.values("item_id").distinct().count(),
+        "disputed_votes": disputed.count(),
+    }
 
 
 def last_undoable_decision(*, user) -> ReviewDecision | None:
@@ -69,7 +85,7 @@ def workbench_counters(*, user=None, domain: str | None = None, source: str | No
     total_open = sum(open_by_source.values())
     available = review_items_available(user=user, domain=domain, source=source).count() if user is not None else total_open
     last_run = training_selectors.last_finished_run()
-    decisions = ReviewDecision.objects.filter(undone_at__isnull=True).exclude(decision=Decision.SKIP)
+    decisions = ReviewDecision.objects.filter(undone_at__isnull=True, applied=True).exclude(decision=Decision.SKIP)
     if last_run is not None:
         decisions = decisions.filter(created_at__gt=last_run.started_at)
     return {

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,6 +17,7 @@ from config.roles import MAINTAINER, has_role
 from glossary.models import Entry
 from retrieval.models import Flag
 from training.models import NegativeCandidate, ReviewDecision, ReviewItem
+from training.workbench import overlap
 from training.workbench.effects import ReviewConflict
 from training.workbench.leases import LEASE, lease, release_others, review_item_release
 from training.workbench.refresh import review_queue_refresh_request
@@ -46,17 +48,22 @@ def _snapshot(item: ReviewItem) -> dict[str, Any]:
 
 
 def _taken_message(item: ReviewItem) -> str:
-    last = item.decisions.filter(undone_at__isnull=True).exclude(decision=Decision.SKIP).select_related("user").first()
+    # Only a final decision is named: the votes on an item still open or disputed stay unseen (no peeking).
+    if item.status == ReviewItem.Status.DISPUTED:
+        return _("Cet élément attend un arbitrage.")
+    last = item.decisions.filter(undone_at__isnull=True, applied=True).exclude(decision=Decision.SKIP).select_related("user").first()
     if last is not None:
         return _("Cet élément a déjà été traité par %(user)s (%(decision)s).") % {"user": last.user or "?", "decision": last.get_decision_display()}
     return _("Cet élément n'est plus à examiner.")
 
 
 def review_item_decide(*, item: ReviewItem, user, decision: str, candidate: int | None = None) -> ReviewDecision:
-    """Record ``user``'s decision on ``item`` and apply its effect; the first decision wins.
+    """Record ``user``'s decision on ``item``; apply its effect once the item has all its decisions and they agree.
 
-    ``candidate`` is the chosen entry's id (for "choose"). Raises ``ReviewConflict`` when the item was
-    already decided, or is held by another expert, and ``ValidationError`` when the decision does not fit.
+    ``candidate`` is the chosen entry's id (for "choose"). With one required decision (the default) the first
+    decision wins and is applied at once. With more (``overlap``), each expert's decision is a vote: see
+    ``overlap.settle_if_complete``. Raises ``ReviewConflict`` when the item was already decided (or this expert
+    already voted on it), or is held by another expert, and ``ValidationError`` when the decision does not fit.
     """
     strategy = source_of(item)
     strategy.check(item, decision, candidate)
@@ -68,22 +75,19 @@ def review_item_decide(*, item: ReviewItem, user, decision: str, candidate: int 
                 raise ReviewConflict(_taken_message(current), code="already_decided")
             if current.leased_by_id not in (None, user.pk) and current.lease_expires_at and current.lease_expires_at > now:
                 raise ReviewConflict(_("Un autre expert examine cet élément en ce moment (%(user)s).") % {"user": current.leased_by}, code="leased")
+            if overlap.standing_votes(current.pk).filter(user=user).exists():
+                raise ReviewConflict(_("Vous avez déjà décidé cet élément : d'autres experts doivent le décider à leur tour."), code="already_voted")
             snapshot = _snapshot(current)
             if decision == Decision.SKIP:
-                record = ReviewDecision.objects.create(item=current, user=user, decision=decision, snapshot=snapshot)
+                record = ReviewDecision.objects.create(item=current, user=user, decision=decision, snapshot=snapshot, applied=False)
                 review_item_release(item=current, user=user)
                 return record
-            closed = ReviewItem.objects.filter(pk=current.pk, status=ReviewItem.Status.OPEN).update(
-                status=ReviewItem.Status.DONE, leased_by=None, lease_expires_at=None
-            )
-            if not closed:
-                raise ReviewConflict(_taken_message(current), code="already_decided")
-            record = ReviewDecision.objects.create(item=current, user=user, decision=decision, candidate_id=candidate, snapshot=snapshot)
-            record.effect = strategy.apply(item=current, decision=decision, candidate_id=candidate, record=record, user=user)
-            record.save(update_fields=["effect"])
+            record = ReviewDecision.objects.create(item=current, user=user, decision=decision, candidate_id=candidate, snapshot=snapshot, applied=False)
+            overlap.settle_if_complete(item=current, last=record, user=user)
     except IntegrityError:
-        # The one-standing-decision constraint: another expert's decision committed first.
+        # A uniqueness constraint: another decision (or this expert's own, from another tab) committed first.
         raise ReviewConflict(_taken_message(ReviewItem.objects.get(pk=item.pk)), code="already_decided") from None
+    record.refresh_from_db()
     return record
 
 
@@ -98,13 +102,29 @@ def review_decision_undo(*, decision: ReviewDecision, user) -> ReviewDecision:
         undone = ReviewDecision.objects.filter(pk=current.pk, undone_at__isnull=True).update(undone_at=now, undone_by=user)
         if not undone:
             raise ReviewConflict(_("Cette décision a déjà été annulée."), code="already_undone")
-        item = current.item
-        if current.effect:
-            source_of(item).revert(current.effect, user)
-        if current.decision != Decision.SKIP:
-            ReviewItem.objects.filter(pk=item.pk).update(status=ReviewItem.Status.OPEN, leased_by=user, lease_expires_at=now + LEASE)
-            release_others(user=user, keep_id=item.pk)
-        elif lease(item_id=item.pk, user=user, now=now):
-            release_others(user=user, keep_id=item.pk)
+        item = ReviewItem.objects.select_for_update().get(pk=current.item_id)
+        if current.decision == Decision.SKIP:
+            if lease(item_id=item.pk, user=user, now=now):
+                release_others(user=user, keep_id=item.pk)
+        else:
+            _unsettle(item=item, withdrawn=current, user=user, now=now)
+            if current.adjudication:
+                # The experts' votes still disagree: back to the adjudicators.
+                ReviewItem.objects.filter(pk=item.pk).update(status=ReviewItem.Status.DISPUTED, leased_by=None, lease_expires_at=None)
+            else:
+                ReviewItem.objects.filter(pk=item.pk).update(status=ReviewItem.Status.OPEN, leased_by=user, lease_expires_at=now + LEASE)
+                release_others(user=user, keep_id=item.pk)
     current.refresh_from_db()
     return current
+
+
+def _unsettle(*, item: ReviewItem, withdrawn: ReviewDecision, user, now) -> None:
+    """A decision is withdrawn: revert the item's final effect (wherever it is stored: the last agreeing vote or
+    an adjudication), and withdraw an adjudication that settled votes which no longer stand."""
+    final = ReviewDecision.objects.filter(item=item, applied=True).exclude(decision=Decision.SKIP).filter(Q(undone_at__isnull=True) | Q(pk=withdrawn.pk)).first()
+    if final is not None:
+        if final.effect:
+            source_of(item).revert(final.effect, user)
+        ReviewDecision.objects.filter(pk=final.pk).update(applied=False)
+    if not withdrawn.adjudication:
+        ReviewDecision.objects.filter(item=item, adjudication=True, undone_at__isnull=True).update(undone_at=now, undone_by=user)
