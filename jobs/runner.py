@@ -107,7 +107,8 @@ def job_heartbeat(*, job: Job, step: int | None = None, total: int | None = None
 
 def job_log(*, job: Job, message: str) -> None:
     """Append a timestamped line to the job's log (one UPDATE: concurrent writers never lose a line)."""
-    line = f"[{timezone.now():%Y-%m-%d %H:%M:%S}] {message}\n"
+    # Local time, like every other time the pages show (one clock: settings.TIME_ZONE).
+    line = f"[{timezone.localtime():%Y-%m-%d %H:%M:%S}] {message}\n"
     job.log = (job.log or "") + line
     Job.objects.filter(pk=job.pk).update(log=Concat(Coalesce(F("log"), Value("")), Value(line)), heartbeat_at=timezone.now())
     logger.info("%s job %s: %s", job.kind, job.pk, message)
