@@ -7,7 +7,7 @@ import socket
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -110,7 +110,10 @@ def job_log(*, job: Job, message: str) -> None:
     # Local time, like every other time the pages show (one clock: settings.TIME_ZONE).
     line = f"[{timezone.localtime():%Y-%m-%d %H:%M:%S}] {message}\n"
     job.log = (job.log or "") + line
-    Job.objects.filter(pk=job.pk).update(log=Concat(Coalesce(F("log"), Value("")), Value(line)), heartbeat_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(
+        log=Concat(Coalesce(F("log"), Value(""), output_field=TextField()), Value(line), output_field=TextField()),
+        heartbeat_at=timezone.now(),
+    )
     logger.info("%s job %s: %s", job.kind, job.pk, message)
 
 
