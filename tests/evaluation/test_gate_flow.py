@@ -8,6 +8,7 @@ from retrieval import services as retrieval_services
 from retrieval.models import ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 from tests.factories import EntryFactory
+from training import runs as training_runs
 from training import services as training_services
 from jobs import runner
 from training import pipeline
@@ -148,7 +149,7 @@ def test_a_real_tiny_training_run_is_evaluated_and_closed_with_the_decision(main
         EntryFactory(term=f"SIGLE{index}", definition=f"Service administratif chargé du dossier {index}", split="train", split_pinned=True)
     run = training_services.training_run_request(user=maintainer, overrides={"max_steps": 2, "batch_size": 8})
     with django_capture_on_commit_callbacks(execute=True):
-        training_services.training_run_execute(run_id=run.pk)
+        training_runs.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.log + run.error
     evaluation = EvaluationRun.objects.get(version=run.model_version, trigger="auto")

@@ -19,11 +19,12 @@ TEXTS = ["c'est quoi la TVA ?", "Organisme qui collecte les cotisations sociales
 @pytest.mark.slow
 def test_a_fine_tuned_version_exports_to_a_folder_plain_sentence_transformers_loads(maintainer, tmp_path, settings):
     from tests.training.test_runs import TINY, _glossary
+    from training import runs as training_runs
     from training import services as training_services
 
     _glossary()
     run = training_services.training_run_request(user=maintainer, overrides=TINY)
-    training_services.training_run_execute(run_id=run.pk)
+    training_runs.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     version = run.model_version
     assert version is not None and version.adapter_path and version.merged_path, run.log + run.error
