@@ -8,8 +8,7 @@ from config import oidc
 from config.auth_views import ThrottledLoginView, ThrottledObtainAuthToken
 
 api_patterns = [
-    # Before the apps' routes: this replaces glossary/api_urls.py's plain token view (same URL and name), with the
-    # brute-force limit of config.login_throttle.
+    # API tokens for a username and password, with the brute-force limit of config.login_throttle.
     path("auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),
     path("", include("glossary.api_urls")),
     path("", include("retrieval.api_urls")),

@@ -1,5 +1,4 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from glossary import api
@@ -12,5 +11,4 @@ router.register("imports", api.ImportViewSet, basename="api-import")
 urlpatterns = [
     path("", include(router.urls)),
     path("export/", api.ExportView.as_view(), name="api-export"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
 ]
