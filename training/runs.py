@@ -93,14 +93,20 @@ def training_run_execute(*, run_id: int, worker: str = "") -> TrainingRun:
     return run
 
 
+# A work folder untouched for this long belongs to no live run. The age matters as well as the database: another
+# installation (or test session) sharing VAR_DIR has runs this database does not know about.
+ORPHAN_WORKDIR_AGE_S = 3600
+
+
 def training_workdirs_sweep() -> int:
     """Remove the work folders of runs that are not running (left by a killed worker): they hold gigabytes."""
     root = Path(_workdir_root())
     running = set(TrainingRun.objects.filter(job__status=Job.Status.RUNNING).values_list("pk", flat=True))
+    oldest = time.time() - ORPHAN_WORKDIR_AGE_S
     removed = 0
     for folder in root.glob(f"{WORKDIR_PREFIX}*"):
         number = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
-        if folder.is_dir() and not (number.isdigit() and int(number) in running):
+        if folder.is_dir() and folder.stat().st_mtime < oldest and not (number.isdigit() and int(number) in running):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed

@@ -1,5 +1,7 @@
 """Issue #16 items 7 and 11 (part), #13 item 8: an index rebuild killed mid-way, identical evaluation requests,
 a crashed run's work folder, ``retrain --wait`` without a worker."""
+import os
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -89,6 +91,8 @@ def test_a_crashed_run_removes_its_work_folder_and_orphans_are_swept(maintainer,
     root = Path(settings.VAR_DIR) / "training"
     orphan = root / "run-999-abc"
     orphan.mkdir(parents=True, exist_ok=True)
+    left_long_ago = time.time() - runs.ORPHAN_WORKDIR_AGE_S - 60
+    os.utime(orphan, (left_long_ago, left_long_ago))
     seen = []
 
     def crash(run, workdir):
