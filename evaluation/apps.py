@@ -11,7 +11,7 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from django.urls import reverse
 
-        from evaluation import services, tasks
+        from evaluation import gating, services, tasks
         from jobs.kinds import JobKind, register
 
         # Evaluations log each stage (encoding, each protocol); past the hard time limit nothing still runs them.
@@ -21,7 +21,7 @@ class EvaluationConfig(AppConfig):
             url=lambda job: reverse("evaluation:version-report", args=[job.evaluation_run.version_id]),
         ))
         register(JobKind(
-            name=services.GATE_KIND, label=_("Décision de promotion"), stale_after=stale, send=services.gate_send,
+            name=gating.GATE_KIND, label=_("Décision de promotion"), stale_after=stale, send=gating.gate_send,
             url=lambda job: reverse("evaluation:version-list"),
         ))
         # Run by the ``benchmark`` command in its own process.

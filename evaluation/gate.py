@@ -181,6 +181,7 @@ def decide_for_users(
     min_real: int = 30,
     min_kind: int = 5,
     kind_tolerance: float = 0.02,
+    domain_tolerance: float | None = None,
     margin: float = 0.005,
 ) -> TieredDecision:
     """Whether to promote ``candidate`` over ``champion`` from the question tiers both were asked (``real``,
@@ -190,8 +191,8 @@ def decide_for_users(
     * every usable tier (real only with ``min_real`` questions on both sides): no kind with ``min_kind`` questions
       may lose more than ``kind_tolerance`` of R@1; real questions may not lose any R@1 overall;
     * the first usable tier (real, else canary) must gain at least ``margin`` of R@1 overall;
-    * templates: the template gate's domain regressions refuse too; with no usable question tier, the template gate
-      decides alone, as before.
+    * templates: the template gate's domain regressions (beyond ``domain_tolerance``, by default
+      ``kind_tolerance``) refuse too; with no usable question tier, the template gate decides alone, as before.
     """
     if champion is None:
         return TieredDecision(True, [Reason("no_champion")], None)
@@ -233,10 +234,11 @@ def decide_for_users(
             promote = False
             reasons.insert(0, Reason("not_better", params))
     if templates is not None:
-        regressed = {domain: delta for domain, delta in templates.domain_deltas.items() if delta < -kind_tolerance}
+        tolerance = kind_tolerance if domain_tolerance is None else domain_tolerance
+        regressed = {domain: delta for domain, delta in templates.domain_deltas.items() if delta < -tolerance}
         for domain, delta in sorted(regressed.items(), key=lambda item: item[1]):
             promote = False
-            reasons.append(Reason("domain_regressed", {"domain": domain, "delta": delta, "tolerance": kind_tolerance}))
+            reasons.append(Reason("domain_regressed", {"domain": domain, "delta": delta, "tolerance": tolerance}))
         if deciding is None:
             promote = promote and templates.promote
             reasons.append(Reason("templates_only", {"promote": templates.promote, "delta": templates.primary_delta}))

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from evaluation import selectors
-from evaluation.gate import decide
+from evaluation.gating import GATE_MODE
 from evaluation.models import EvaluationRun, Leaderboard
 from jobs import runner
 from jobs.models import Job
@@ -44,9 +44,6 @@ from training.snapshot import pairs_from_jsonl
 logger = logging.getLogger("lexique.evaluation")
 
 DEFAULT_MODES = ("dense", "hybrid")
-# The gate compares versions in dense mode: the lexical half of hybrid search is the same for every version,
-# so it would only dilute the difference the fine-tuning made.
-GATE_MODE = "dense"
 # Worst queries kept per protocol in a stored report, and passages listed above each one's right answer.
 STORED_WORST = 20
 STORED_RANKED_ABOVE = 10
@@ -341,7 +338,7 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
 
 # ---- evaluation runs ----------------------------------------------------------------------------------
 
-EVALUATION_KIND, GATE_KIND, LEADERBOARD_KIND = "evaluation", "gate", "leaderboard"
+EVALUATION_KIND, LEADERBOARD_KIND = "evaluation", "leaderboard"
 
 
 def evaluation_run_request(
@@ -485,93 +482,6 @@ def evaluation_run_execute(*, run_id: int, worker: str = "") -> EvaluationRun:
         _succeed(run)
     run.refresh_from_db()
     return run
-
-
-def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> EvaluationRun:
-    """The champion's evaluation on the candidate's test set and modes: its latest one, or a new one now."""
-    existing = selectors.latest_evaluation(version=champion, test_set_hash=candidate_run.test_set_hash, mode=GATE_MODE)
-    if existing is not None and set(candidate_run.protocols) <= set(existing.protocols):
-        return existing
-    _log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
-    champion_run = evaluation_run_create(
-        version=champion, trigger=EvaluationRun.Trigger.AUTO, modes=[GATE_MODE], protocols=candidate_run.protocols,
-        queries=[query_from_dict(item) for item in candidate_run.custom_queries] or None,
-        query_source=candidate_run.query_source,
-    )
-    runner.job_claim(job=champion_run.job)
-    try:
-        champion_run = _evaluate_into(champion_run)
-    except Exception as error:
-        runner.job_fail(job=champion_run.job, error=f"{type(error).__name__}: {error}")
-        raise
-    _succeed(champion_run)
-    if champion_run.test_set_hash != candidate_run.test_set_hash:
-        raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
-    return champion_run
-
-
-def gate_send(job: Job) -> str:
-    from evaluation import tasks
-
-    return tasks.gate.delay(job.pk).id
-
-
-def gate_execute(*, job_id: int, worker: str = "") -> Job:
-    """The gate step of a cycle: compare the evaluated version with the champion; the pipeline promotes it or not."""
-    from training import pipeline
-
-    job = Job.objects.get(pk=job_id)
-    if not runner.job_claim(job=job, worker=worker):
-        return job
-    run = EvaluationRun.objects.select_related("version", "job").get(pk=job.params["evaluation_run_id"])
-    try:
-        gate = _apply_gate(run, job=job)
-    except Exception as error:
-        logger.exception("gate %s failed", job.pk)
-        runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
-        return job
-    if gate["promote"]:
-        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": run.version}
-    else:
-        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": run.version}
-    pipeline.step_succeeded(job=job, message=message)
-    return job
-
-
-def _apply_gate(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
-    """Compare with the champion on the same test set (evaluation.gate.decide) and record the decision."""
-    version = run.version
-    champion = retrieval_selectors.champion_version_get()
-    champion_run = None if champion.pk == version.pk else _champion_run(champion=champion, candidate_run=run)
-    primary = settings.GATE_PRIMARY_METRIC
-    decision = decide(
-        candidate=run.report[GATE_MODE],
-        champion=champion_run.report[GATE_MODE] if champion_run else None,
-        primary=primary,
-        margin=settings.GATE_MARGIN,
-        domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
-    )
-    gate = {
-        "decision": "promote" if decision.promote else "keep",
-        "promote": decision.promote,
-        "reasons": decision.reasons,
-        "primary": primary,
-        "mode": GATE_MODE,
-        "margin": settings.GATE_MARGIN,
-        "domain_tolerance": settings.GATE_DOMAIN_TOLERANCE,
-        "primary_delta": decision.primary_delta,
-        "domain_deltas": decision.domain_deltas,
-        "champion_version_id": champion.pk if champion_run else None,
-        "champion_version": champion.display_name if champion_run else None,
-        "champion_evaluation_id": champion_run.pk if champion_run else None,
-        "test_set_hash": run.test_set_hash,
-        "decided_at": timezone.now().isoformat(),
-    }
-    run.gate = gate
-    run.save(update_fields=["gate"])
-    retrieval_services.model_version_set_metrics(version=version, metrics={"gate": gate})
-    runner.job_log(job=job, message=" ".join(decision.reasons))
-    return gate
 
 
 # ---- promotion and rollback by hand -------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from evaluation import services
+from evaluation import gating, services
 
 # Encoding the test set with a large model on CPU, plus the champion's re-evaluation, takes minutes.
 EVALUATION_TIME_LIMIT_S = 2 * 3600
@@ -17,4 +17,4 @@ def evaluate(self, run_id: int) -> None:
 
 @shared_task(bind=True, name="evaluation.tasks.gate", acks_late=True, soft_time_limit=EVALUATION_TIME_LIMIT_S, time_limit=EVALUATION_TIME_LIMIT_S + 120)
 def gate(self, job_id: int) -> None:
-    services.gate_execute(job_id=job_id, worker=self.request.hostname or "")
+    gating.gate_execute(job_id=job_id, worker=self.request.hostname or "")

@@ -49,6 +49,8 @@ SOURCE_EXAMPLE = "example"
 SOURCE_FLAG = "flag"
 SOURCE_LABELLED = "labelled"
 SOURCE_QUESTION = "question"
+# Pairs from questions an expert tied to their entry (flag corrections, workbench answers, labelled questions).
+EXPERT_SOURCES = frozenset({SOURCE_FLAG, SOURCE_LABELLED})
 # Generated questions per kind and entry (tuned on the dev half of the sigles question set, docs/QUALITY.md).
 DEFAULT_QUESTIONS_PER_KIND = 1
 PAIR_DEFINITION = "definition"
@@ -215,7 +217,7 @@ def build_pairs(
     A flag or labelled question must point to one of ``concepts`` (its entry supplies the positive); its wrongly
     ranked entries that are among ``concepts`` supply negatives, the others are ignored (a test-side entry's text
     must not reach training even as a negative). Expert questions come first: with ``max_pairs`` they are never
-    the ones left out by a sample (``select_training_pairs`` keeps new pairs in order when sampling is not needed).
+    the ones left out by a sample (``select_training_pairs`` keeps every expert pair, then samples the rest).
     """
     refuse_test_side((concept.entry_id for concept in concepts), test_entry_ids, what="concepts")
     refuse_test_side((flag.entry_id for flag in flags), test_entry_ids, what="flags")
@@ -367,7 +369,7 @@ def select_training_pairs(
     ``replay_ratio`` earlier pairs are replayed per new pair (so the model does not forget what it learned
     before). Earlier pairs of an entry that has new glossary or example pairs are stale (its text changed) and
     never replayed; flags do not make an entry's earlier pairs stale. With ``max_pairs``, new pairs are kept
-    first (a seeded sample of them if they alone exceed it), replay fills the rest.
+    first (every expert pair, then a seeded sample of the others if they alone exceed it), replay fills the rest.
     """
     if replay_ratio < 0:
         raise ValueError("replay_ratio must be >= 0")
@@ -375,8 +377,11 @@ def select_training_pairs(
     rng = random.Random(seed)
     new = _unique_pairs(new_pairs)
     if max_pairs is not None and len(new) > max_pairs:
-        kept = sorted(rng.sample(range(len(new)), max_pairs))
-        new = [new[index] for index in kept]
+        # Questions experts answered are what the cycle is for: they are kept whole, the sample fills the rest.
+        expert = [pair for pair in new if pair.source in EXPERT_SOURCES][:max_pairs]
+        rest = [pair for pair in new if pair.source not in EXPERT_SOURCES]
+        kept = sorted(rng.sample(range(len(rest)), max(0, min(len(rest), max_pairs - len(expert)))))
+        new = expert + [rest[index] for index in kept]
     new_keys = {_pair_key(pair) for pair in new}
     refreshed = {pair.entry_id for pair in new if pair.source != SOURCE_FLAG}
     candidates = [

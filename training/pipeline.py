@@ -6,9 +6,12 @@ Steps and what they run:
 
 - ``training``  (training.runs.training_run_execute): pairs, mining, LoRA, a ready model version;
 - ``evaluation`` (evaluation.services.evaluation_run_execute): the version on the frozen test split;
-- ``gate``       (evaluation.services.gate_execute): evaluation.gate.decide against the champion;
+- ``gate``       (evaluation.gating.gate_execute): real, canary and template questions against the champion
+  (evaluation.gate.decide_for_users);
 - ``promotion``  (promotion_execute, only when the gate says so): index build, the switch, then the review
-  queue is refreshed for the new champion.
+  queue is refreshed for the new champion and every corrected flag is asked again (answered right, or reopened).
+
+Once training succeeded, the labelled questions (and flags) it trained on are marked "used by run N".
 
 Training, evaluation and gate hold the cycle's lock in turn (one cycle at a time); the promotion does not.
 """
@@ -22,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from jobs import runner, selectors as job_selectors
 from jobs.models import Job
+from retrieval import labelled
 from retrieval import services as retrieval_services
 from retrieval.models import ModelVersion, PromotionEvent
 from training.models import TrainingRun
@@ -51,6 +55,8 @@ def _evaluate(training_job: Job) -> Job:
     from evaluation.models import EvaluationRun
 
     run = TrainingRun.objects.select_related("model_version").get(job=training_job)
+    # The flags and labelled questions the run trained on now read "used by training run N".
+    labelled.labelled_questions_mark_used(run_id=run.pk, ids=run.stats.get("labelled_question_ids") or [])
     evaluation = evaluation_services.evaluation_run_request(
         version=run.model_version, user=training_job.requested_by, trigger=EvaluationRun.Trigger.AUTO,
         training_run_id=run.pk, parent=training_job, lock=CYCLE_LOCK,
@@ -119,7 +125,19 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
         return job
     # A new champion sees the glossary differently: its review queue is recomputed (explicitly, here).
     workbench.review_queue_refresh_request(trigger="champion")
-    runner.job_succeed(job=job, message=_("%(v)s sert désormais.") % {"v": version})
+    message = _("%(v)s sert désormais.") % {"v": version}
+    try:
+        # Every corrected flag is asked again: "answered right by version M", or open again, back in the queue.
+        checked = labelled.flags_check_version(version=version)
+    except Exception as error:  # the promotion stands; the flags keep their state until the next check
+        logger.exception("flag check after promoting %s failed", version)
+        runner.job_log(job=job, message=f"{type(error).__name__}: {error}")
+    else:
+        if checked.checks:
+            message += " " + _("Signalements corrigés reposés : %(right)s bien répondus, %(wrong)s encore faux (rouverts).") % {
+                "right": checked.right, "wrong": checked.wrong,
+            }
+    runner.job_succeed(job=job, message=message)
     return job
 
 

@@ -1,4 +1,4 @@
-"""Questions as users type them: their kind, and natural-like questions generated from a glossary entry.
+"""Natural-like questions generated from a glossary entry, of each kind users ask.
 
 Pure functions over plain data (no Django). Two uses:
 
@@ -21,14 +21,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from glossary.text import fold
-
-ACRONYM = "acronym"
-REVERSE = "reverse"
-PARAPHRASE = "paraphrase"
-TYPO = "typo"
-ENGLISH = "english"
-AMBIGUOUS = "ambiguous"
-KINDS = (ACRONYM, REVERSE, PARAPHRASE, TYPO, ENGLISH, AMBIGUOUS)
+# One vocabulary of kinds, and one set of rules telling them apart (retrieval.question_kinds): the generators
+# here make questions of a kind, they never classify one.
+from retrieval.question_kinds import ACRONYM, AMBIGUOUS, ENGLISH, KINDS, PARAPHRASE, REVERSE, TYPO
 
 # French and English function words: never keywords, never taken for an acronym when typed in lowercase.
 STOPWORDS = frozenset(
@@ -45,7 +40,6 @@ ENGLISH_MARKERS = frozenset(
     "the of and what does stand stands mean meaning who which is in french acronym abbreviation agency office "
     "authority fund national service council court department institute school tax benefit allowance".split()
 )
-_STRONG_ENGLISH = frozenset("the what does stand meaning which who of".split())
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
 # Light rewrites: a word of the definition -> what a user says instead. They make paraphrase-like questions
@@ -163,57 +157,6 @@ def edit_distance(left: str, right: str, *, limit: int = 2) -> int:
             return limit + 1
         previous2, previous = previous, current
     return previous[-1]
-
-
-def _term_in(token: str, term_keys: Collection[str]) -> bool:
-    key = fold(token)
-    if key not in term_keys:
-        return False
-    # A lowercase token that is also a common word ("les", "pas") is the word, not the acronym.
-    return token.isupper() or (len(key) >= 3 and key not in STOPWORDS)
-
-
-def question_kind(
-    text: str,
-    *,
-    terms: Collection[str],
-    ambiguous_terms: Collection[str] = (),
-    definition: str | None = None,
-) -> str:
-    """The kind of a question, by simple rules (an expert can correct it).
-
-    ``terms``: the glossary's terms (acronyms); ``ambiguous_terms``: those several entries share; ``definition``:
-    the definition of the entry that answers it, when known (it tells a reverse look-up, which reuses the
-    definition's words, from a paraphrase, which does not).
-
-    In order: an English question -> english; names an ambiguous term -> ambiguous; names a term -> acronym;
-    a token one or two edits from a term (and not a term itself) -> typo; shares at least half of its meaningful
-    words with the definition (or no definition given) -> reverse; else paraphrase.
-    """
-    tokens = words(text)
-    folded = [fold(token) for token in tokens]
-    term_keys = {fold(term) for term in terms}
-    ambiguous_keys = {fold(term) for term in ambiguous_terms}
-    markers = [token for token in folded if token in ENGLISH_MARKERS]
-    if len(markers) >= 2 and any(token in _STRONG_ENGLISH for token in folded):
-        return ENGLISH
-    named = [fold(token) for token in tokens if _term_in(token, term_keys)]
-    if any(key in ambiguous_keys for key in named):
-        return AMBIGUOUS
-    if named:
-        return ACRONYM
-    for token in folded:
-        if len(token) >= 3 and token not in STOPWORDS:
-            limit = 1 if len(token) <= 4 else 2
-            if any(abs(len(key) - len(token)) <= limit and key[:1] == token[:1] and edit_distance(token, key, limit=limit) <= limit for key in term_keys if len(key) >= 3):
-                return TYPO
-    if definition is None:
-        return REVERSE
-    asked = {fold(word) for word in content_words(text)}
-    defined = {fold(word) for word in content_words(definition)}
-    if not asked:
-        return PARAPHRASE
-    return REVERSE if len(asked & defined) / len(asked) >= 0.5 else PARAPHRASE
 
 
 # ---- generators ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from retrieval import services as retrieval_services
 from retrieval.models import ModelVersion
 from retrieval.passages import Passage, entry_passages
 from training import selectors
-from training.builder import attach_negatives, build_pairs, select_training_pairs, to_dataset
+from training.builder import EXPERT_SOURCES, attach_negatives, build_pairs, select_training_pairs, to_dataset
 from training.mining import MiningQuery, mine_hard_negatives
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 from training.services import split_assign_all
@@ -185,7 +185,11 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     _check_cancel(run)
 
     snapshot = _store_snapshot(pairs)
-    _set(run, snapshot=snapshot, stage=TrainingRun.Stage.TRAINING, stats={"pairs": len(pairs), "new_pairs": len(new_pairs), "suspects": suspects})
+    # The labelled questions this run trains on: the pipeline marks them (and their flags) "used by run N".
+    trained_questions = selectors.labelled_questions_trained(pairs=[(pair.anchor, pair.entry_id) for pair in pairs if pair.source in EXPERT_SOURCES])
+    _set(run, snapshot=snapshot, stage=TrainingRun.Stage.TRAINING, stats={
+        "pairs": len(pairs), "new_pairs": len(new_pairs), "suspects": suspects, "labelled_question_ids": trained_questions,
+    })
     dataset = to_dataset(pairs, num_negatives=values["num_negatives"], seed=values["seed"], test_entry_ids=test_ids)
 
     t0 = time.perf_counter()
@@ -209,14 +213,20 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     def should_stop() -> bool:
         return runner.cancel_requested(job=run.job)
 
+    selection = _weight_selection(spec)
     result = finetune(
         spec=spec, base_path_or_model=base_path, train_dataset=dataset, config=config, output_dir=str(workdir),
-        progress=progress, should_stop=should_stop,
+        progress=progress, should_stop=should_stop, selection=selection,
     )
     if result.stopped_early:
         raise RunCancelled()
     timings["training_s"] = round(time.perf_counter() - t0, 2)
     _log(run, f"Entraînement : {result.steps} étapes, perte {result.train_loss:.4f}, {result.samples_per_s:.1f} exemples/s sur {result.device}.")
+    if result.weight_scores:
+        scores = ", ".join(f"{weight:g} : {score:.3f}" for weight, score in sorted(result.weight_scores.items()))
+        _log(run, f"Poids de l'adaptateur choisi sur les questions réelles mises de côté : {result.adapter_weight:g} (MRR@10 {scores}).")
+    else:
+        _log(run, f"Poids de l'adaptateur : {result.adapter_weight:g} (par défaut ; il faut {settings.GATE_MIN_REAL_QUESTIONS} questions réelles mises de côté pour le choisir).")
 
     t0 = time.perf_counter()
     merged_dir = workdir / "merged"
@@ -239,6 +249,8 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         "device": result.device,
         "target_modules": list(result.target_modules),
         "merge_max_abs_diff": merge.max_abs_diff,
+        "adapter_weight": result.adapter_weight,
+        "adapter_weight_scores": {str(weight): score for weight, score in (result.weight_scores or {}).items()},
         "peak_rss_mb": result.peak_rss_mb,
     }
     serving.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
@@ -258,6 +270,25 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     _set(run, model_version=version, timings=timings)
     runner.job_heartbeat(job=run.job, step=result.steps, total=max(result.steps, run.job.progress_total))
     _log(run, f"Version {version} créée (données {snapshot.content_hash[:12]}).")
+
+
+def _weight_selection(spec):
+    """With enough held-out real questions, the adapter weight (WiSE-FT) is chosen on them: the dense MRR@10 of
+    each weight over every validated entry's definition (training.finetune.dense_ranking_scorer); else None (the
+    configured default weight)."""
+    from training.finetune import dense_ranking_scorer
+
+    questions = selectors.held_out_questions()
+    if len(questions) < settings.GATE_MIN_REAL_QUESTIONS:
+        return None
+    entries = list(retrieval_selectors.validated_entries())
+    index = {entry.pk: position for position, entry in enumerate(entries)}
+    asked = [(question, entry_id) for question, entry_id in questions if entry_id in index]
+    return dense_ranking_scorer(
+        spec=spec, queries=[question for question, _entry in asked],
+        passages=[entry_passages(entry_id=entry.pk, term=entry.term, definition=entry.definition, contexts=())[0].text for entry in entries],
+        relevant=[{index[entry_id]} for _question, entry_id in asked],
+    )
 
 
 def _parent_weights(parent: ModelVersion | None) -> str | None:

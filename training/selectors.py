@@ -180,3 +180,18 @@ def unassigned_or_all_entries_for_split() -> QuerySet[Entry]:
     return Entry.objects.select_related("domain").only("pk", "term_key", "definition_key_hash", "kind", "split", "domain__name")
 
 
+
+
+def labelled_questions_trained(*, pairs: list[tuple[str, int]]) -> list[int]:
+    """The labelled questions (not held out) that these expert (question, entry) training pairs came from."""
+    wanted = {(normalise_question(question)[:500], entry_id) for question, entry_id in pairs}
+    if not wanted:
+        return []
+    rows = LabelledQuestion.objects.filter(held_out=False, entry_id__in={entry_id for _question, entry_id in wanted})
+    return sorted(row.pk for row in rows.only("pk", "normalised", "entry_id") if (row.normalised[:500], row.entry_id) in wanted)
+
+
+def held_out_questions() -> list[tuple[str, int]]:
+    """The held-out labelled questions on validated entries, as (question, entry id): what chooses the adapter weight."""
+    rows = LabelledQuestion.objects.filter(held_out=True, entry__status=Entry.Status.VALIDATED).order_by("pk")
+    return [(row.text, row.entry_id) for row in rows.only("text", "entry_id")]

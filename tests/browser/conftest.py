@@ -87,7 +87,7 @@ def gate_promoting_worker(transactional_db):
 
     (The gate's own decisions are tested in tests/evaluation; here it is the page flow that matters.)
     """
-    worker = LiveWorker(extra_env={"GATE_MARGIN": "-1", "GATE_DOMAIN_TOLERANCE": "1"}).start()
+    worker = LiveWorker(extra_env={"GATE_MARGIN": "-1", "GATE_DOMAIN_TOLERANCE": "1", "GATE_KIND_TOLERANCE": "1"}).start()
     yield worker
     worker.stop()
 

@@ -283,7 +283,7 @@ def maintainer_reads_the_evaluation(page: Page, version: ModelVersion) -> None:
     row = page.locator(f"#version-{version.pk}")
     expect(row.locator(".badge.champion")).to_have_text("championne")
     row.locator("details summary", has_text="promouvoir").click()
-    expect(row.locator("details ul")).to_contain_text("Le candidat fait mieux que le champion")
+    expect(row.locator("details ul")).to_contain_text("Le candidat fait mieux")
     base = retrieval_selectors.model_version_get(ref="base")
     expect(page.locator(f"#version-{base.pk}")).to_contain_text("archivée")
     save_screenshot(page, "07-versions")

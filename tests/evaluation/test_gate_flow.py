@@ -3,6 +3,7 @@ import pytest
 
 from evaluation import services
 from evaluation.models import EvaluationRun
+from retrieval import labelled
 from retrieval import selectors as retrieval_selectors
 from retrieval import services as retrieval_services
 from retrieval.models import ModelVersion, PromotionEvent
@@ -31,8 +32,14 @@ def crafted(mrr, domains):
 
 
 @pytest.fixture
-def numbers(monkeypatch):
-    """Evaluation numbers by version number; the champion "base" (0) scores 0.60 overall."""
+def numbers(monkeypatch, settings):
+    """Evaluation numbers by version number; the champion "base" (0) scores 0.60 overall.
+
+    These tests pin the flow of the template tier (the frozen test set's report), so the question tiers are off:
+    no canary set and no held-out real questions. The question tiers are tested on real evaluations in
+    test_gate_questions.py.
+    """
+    settings.GATE_CANARY_PER_KIND = 0
     table = {0: crafted(0.60, {"Fiscalité": 0.60, "Budget": 0.60})}
 
     def fake_evaluate_version(*, version, **kwargs):
@@ -89,7 +96,9 @@ def test_a_worse_candidate_stays_ready_with_the_reasons(numbers, django_capture_
     assert retrieval_selectors.champion_version_get().number == 0
     assert not PromotionEvent.objects.exists()
     assert version.metrics["gate"]["decision"] == "keep"
-    assert "ne fait pas assez mieux" in version.metrics["gate"]["reasons"][0]
+    reasons = version.metrics["gate"]["reasons"]
+    assert any("ne fait pas assez mieux" in reason for reason in reasons)
+    assert "templates_only" in [reason["code"] for reason in version.metrics["gate"]["reason_codes"]]
     assert run.status == TrainingRun.Status.SUCCEEDED and "reste prête" in run.log
 
 
@@ -155,3 +164,35 @@ def test_a_real_tiny_training_run_is_evaluated_and_closed_with_the_decision(main
     evaluation = EvaluationRun.objects.get(version=run.model_version, trigger="auto")
     assert evaluation.status == "succeeded" and evaluation.gate["decision"] in ("promote", "keep")
     assert ("sera promue" in run.log) or ("reste prête" in run.log)
+
+
+@pytest.mark.slow
+def test_the_cycle_marks_the_flags_it_trained_on_and_asks_them_again_after_the_promotion(maintainer, expert, settings, django_capture_on_commit_callbacks):
+    """The flag's life through a real tiny cycle: corrected -> used by training run N -> answered right by
+    version M (or open again, back in the queue)."""
+    from retrieval.models import Flag, QuestionLog
+    from retrieval.question_kinds import is_held_out, normalise_question
+
+    settings.GATE_MARGIN, settings.GATE_KIND_TOLERANCE, settings.GATE_DOMAIN_TOLERANCE = -1.0, 1.0, 1.0  # always promote
+    tiny_glossary()
+    caf = retrieval_selectors.validated_entries().get(term="CAF")  # train side
+    # A wording that is not held out (held-out questions are never trained on).
+    question = next(text for text in (f"l'organisme des prestations familiales {suffix}".strip() for suffix in ("", "svp", "stp", "merci", "?"))
+                    if not is_held_out(normalise_question(text)))
+    log = QuestionLog.objects.create(question=question, version=retrieval_selectors.champion_version_get(), hits=[])
+    flag = retrieval_services.flag_create(question_log=log, user=expert, reason="wrong_entry", correct_entry=caf)
+    assert flag.status == Flag.Status.CORRECTED
+    run = training_services.training_run_request(user=maintainer, overrides={"max_steps": 2, "batch_size": 8})
+    with django_capture_on_commit_callbacks(execute=True):
+        training_runs.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log + run.error
+    flag.refresh_from_db()
+    assert flag.used_by_run_id == run.pk
+    assert run.stats["labelled_question_ids"] and run.model_version.status == ModelVersion.Status.CHAMPION
+    # Asked again to the new champion after its promotion: answered right, or open again with its rank.
+    assert flag.checked_version_id == run.model_version_id
+    assert (flag.status, flag.answered_right) in ((Flag.Status.ANSWERED, True), (Flag.Status.OPEN, False))
+    steps = [step["step"] for step in labelled.flag_life(flag)]
+    assert steps[:3] == ["open", "corrected", "used"] and steps[-1] in ("answered", "still_wrong")
+    assert "Poids de l'adaptateur" in run.log

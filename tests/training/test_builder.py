@@ -166,6 +166,16 @@ def test_flags_do_not_make_earlier_pairs_stale_and_max_pairs_caps_the_total():
     assert len(capped) == 4 and capped[0] == new[0]
 
 
+def test_expert_questions_are_never_sampled_away_when_new_pairs_exceed_max_pairs():
+    generated = [make_pair(f"generated {index}", 100 + index) for index in range(50)]
+    expert = [make_pair(f"flagged {index}", 200 + index, source="flag") for index in range(3)]
+    expert.append(make_pair("exam question", 300, source="labelled"))
+    for seed in range(5):
+        selected = select_training_pairs(generated[:25] + expert + generated[25:], [], seed=seed, max_pairs=10, test_entry_ids=NO_TEST)
+        assert len(selected) == 10 and selected[:4] == expert
+        assert len({pair.anchor for pair in selected[4:]} & {pair.anchor for pair in generated}) == 6
+
+
 CAF_FAMILY = ConceptData(entry_id=4, term="CAF", kind="acronym", definition="Caisse d'allocations familiales.",
                          contexts=("La CAF verse les allocations.",), domain="Social")
 CAF_FIRE = ConceptData(entry_id=5, term="CAF", kind="acronym", definition="Chef appui feu", domain="Secours")

@@ -1,7 +1,6 @@
-"""Question kinds by rules, and the deterministic generators of natural-like questions (no Django)."""
+"""The deterministic generators of natural-like questions (no Django); the kind rules are tested in
+tests/retrieval/test_labelled_kinds.py."""
 from dataclasses import dataclass
-
-import pytest
 
 from glossary.text import fold
 from training.questions import (
@@ -9,34 +8,10 @@ from training.questions import (
     canary_queries,
     edit_distance,
     generated_questions,
-    question_kind,
     typo_variants,
 )
 
-TERMS = ["CAF", "CNAF", "DGFIP", "URSSAF", "TVA", "LES"]
-AMBIGUOUS = ["CAF"]
 DGFIP_DEF = "Direction générale des finances publiques"
-
-
-@pytest.mark.parametrize(
-    ("text", "definition", "kind"),
-    [
-        ("c koi la cnaf", None, "acronym"),
-        ("DGFIP définition", None, "acronym"),
-        ("que veut dire la caf de mon département", None, "ambiguous"),
-        ("CAF chef appui feu", None, "ambiguous"),
-        ("what does URSSAF stand for", None, "english"),
-        ("VAT in french, what is the acronym", None, "english"),
-        ("ursaff cotisations", None, "typo"),
-        ("c'est quoi la dgifp", None, "typo"),
-        ("sigle de la direction des finances publiques", DGFIP_DEF, "reverse"),
-        ("l'administration qui collecte l'impôt sur le revenu", DGFIP_DEF, "paraphrase"),
-        ("les impôts de mon foyer", DGFIP_DEF, "paraphrase"),  # "les" is a word here, not the acronym LES
-        ("direction des finances", None, "reverse"),
-    ],
-)
-def test_question_kind_rules(text, definition, kind):
-    assert question_kind(text, terms=TERMS, ambiguous_terms=AMBIGUOUS, definition=definition) == kind
 
 
 def test_edit_distance_counts_swaps_as_one_edit():
