@@ -24,8 +24,8 @@ class EvaluationConfig(AppConfig):
             name=gating.GATE_KIND, label=_("Décision de promotion"), stale_after=stale, send=gating.gate_send,
             url=lambda job: reverse("evaluation:version-list"),
         ))
-        # Run by the ``benchmark`` command in its own process.
+        # Queued from the leaderboard page (a worker runs it), or run by the ``benchmark`` command in its own process.
         register(JobKind(
-            name=services.LEADERBOARD_KIND, label=_("Classement"), stale_after=timedelta(hours=6),
-            url=lambda job: reverse("evaluation:leaderboard"),
+            name=services.LEADERBOARD_KIND, label=_("Classement"), stale_after=timedelta(seconds=tasks.LEADERBOARD_TIME_LIMIT_S + 600),
+            send=services.leaderboard_send, url=lambda job: reverse("evaluation:leaderboard"),
         ))

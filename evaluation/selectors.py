@@ -1,6 +1,7 @@
 """Every read of the evaluation app: the test side of the glossary, evaluation runs, reports, history."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -8,7 +9,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from glossary.models import Entry
+from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
+from retrieval.catalogue import ModelSpec, looks_like_model_location, resolve_path
 from retrieval.models import Flag, ModelVersion, PromotionEvent
 from training import selectors as training_selectors
 from training.models import DataSnapshot, NegativeCandidate
@@ -92,7 +95,51 @@ def active_evaluation(*, version: ModelVersion) -> EvaluationRun | None:
 
 
 def leaderboard_latest() -> Leaderboard | None:
-    return Leaderboard.objects.order_by("-created_at", "-pk").first()
+    """The latest finished leaderboard: what the page shows while a newer one is still being computed."""
+    return Leaderboard.objects.select_related("job").exclude(job__status__in=Job.ACTIVE).order_by("-created_at", "-pk").first()
+
+
+def leaderboard_active() -> Leaderboard | None:
+    """The leaderboard queued or being computed, if any (one at a time: ``services.LEADERBOARD_LOCK``)."""
+    return Leaderboard.objects.select_related("job").filter(job__status__in=Job.ACTIVE).order_by("-created_at", "-pk").first()
+
+
+@dataclass(frozen=True)
+class LeaderboardPlan:
+    """What a leaderboard computed from the page evaluates, and the catalogue models it leaves out."""
+
+    model_names: list[str]  # catalogue base models whose weights are on this machine
+    absent_models: list[str]  # catalogue models this machine would have to download: not evaluated
+    versions: list[ModelVersion]  # the champion, then the ready versions
+
+
+def model_on_this_machine(spec: ModelSpec) -> bool:
+    """Whether the model's weights can be loaded without the network: a bundled package, a local directory or a
+    copy in the Hugging Face cache. Checked without loading it (a page asks)."""
+    try:
+        path = resolve_path(spec)
+    except ImportError:
+        return False
+    if os.path.isdir(path):
+        return True
+    if not looks_like_model_location(path) or os.path.isabs(path):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return any(isinstance(try_to_load_from_cache(path, name), str) for name in ("modules.json", "config.json"))
+    except ValueError:  # a name the hub would refuse (HFValidationError): nothing of it can be cached
+        return False
+
+
+def leaderboard_plan() -> LeaderboardPlan:
+    """The defaults of the page's button: the catalogue's models on this machine, the champion and the ready versions."""
+    available, absent = [], []
+    for name, spec in sorted(retrieval_selectors.catalogue_specs().items()):
+        (available if model_on_this_machine(spec) else absent).append(name)
+    champion = retrieval_selectors.champion_version_get()
+    ready = ModelVersion.objects.filter(status=ModelVersion.Status.READY).exclude(pk=champion.pk).order_by("number")
+    return LeaderboardPlan(model_names=available, absent_models=absent, versions=[champion, *ready])
 
 
 def leaderboard_list() -> QuerySet[Leaderboard]:

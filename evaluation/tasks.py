@@ -7,6 +7,8 @@ from evaluation import gating, services
 
 # Encoding the test set with a large model on CPU, plus the champion's re-evaluation, takes minutes.
 EVALUATION_TIME_LIMIT_S = 2 * 3600
+# A leaderboard evaluates every base model on this machine and every ready version, one after the other.
+LEADERBOARD_TIME_LIMIT_S = 6 * 3600
 
 
 @shared_task(bind=True, name="evaluation.tasks.evaluate", acks_late=True, soft_time_limit=EVALUATION_TIME_LIMIT_S, time_limit=EVALUATION_TIME_LIMIT_S + 120)
@@ -18,3 +20,9 @@ def evaluate(self, run_id: int) -> None:
 @shared_task(bind=True, name="evaluation.tasks.gate", acks_late=True, soft_time_limit=EVALUATION_TIME_LIMIT_S, time_limit=EVALUATION_TIME_LIMIT_S + 120)
 def gate(self, job_id: int) -> None:
     gating.gate_execute(job_id=job_id, worker=self.request.hostname or "")
+
+
+@shared_task(bind=True, name="evaluation.tasks.leaderboard", acks_late=True, soft_time_limit=LEADERBOARD_TIME_LIMIT_S, time_limit=LEADERBOARD_TIME_LIMIT_S + 120)
+def leaderboard(self, job_id: int) -> None:
+    # The service records any failure on the leaderboard's job.
+    services.leaderboard_execute(job_id=job_id, worker=self.request.hostname or "")

@@ -7,6 +7,7 @@ urlpatterns = [
     path("versions/", views.version_list, name="version-list"),
     path("versions/history/", views.history, name="history"),
     path("versions/leaderboard/", views.leaderboard, name="leaderboard"),
+    path("versions/leaderboard/run/", views.leaderboard_run, name="leaderboard-run"),
     path("versions/rollback/", views.version_rollback, name="version-rollback"),
     path("versions/<int:version_id>/", views.version_detail, name="version-detail"),
     path("versions/<int:version_id>/promote/", views.version_promote, name="version-promote"),

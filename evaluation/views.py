@@ -10,10 +10,11 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from config.roles import MAINTAINER, role_required
+from config.roles import MAINTAINER, has_role, role_required
 from evaluation import charts, selectors, services
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
@@ -206,9 +207,33 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     return redirect("evaluation:version-report", version_id=version.pk)
 
 
+# A queued leaderboard nobody has taken after this long: the page asks whether a worker listens.
+NO_WORKER_AFTER_S = 60
+
+
+def _leaderboard_progress(board) -> dict:
+    """What the page says of the leaderboard being computed: its job, its latest log line, a missing worker."""
+    if board is None:
+        return {}
+    job = board.job
+    lines = (job.log or "").strip().splitlines()
+    waited = (timezone.now() - job.created_at).total_seconds()
+    no_worker = ""
+    if job.status == job.Status.QUEUED and waited >= NO_WORKER_AFTER_S:
+        no_worker = _("Aucun worker n'a pris ce calcul (en attente depuis %(s)s s) : un worker Celery écoute-t-il la file « training » ?") % {"s": int(waited)}
+    return {"job": job, "last_line": lines[-1] if lines else "", "no_worker": no_worker}
+
+
 @require_GET
 def leaderboard(request: HttpRequest) -> HttpResponse:
     board = selectors.leaderboard_latest()
+    active = selectors.leaderboard_active()
+    if request.htmx and request.GET.get("progress"):
+        if active is None:  # the calculation ended: the whole page shows its result
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response
+        return render(request, "evaluation/_leaderboard_progress.html", {"active": active, "progress": _leaderboard_progress(active)})
     rows = []
     if board is not None:
         def primary(row):
@@ -221,8 +246,32 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     if scored:
         chart = charts.bar_chart({"Def-only MRR@10": scored}, _("Classement (dense, Def-only MRR@10)"))
     colspan = 3 * len(board.modes) if board else 0
-    return render(request, "evaluation/leaderboard.html", {"board": board, "rows": rows, "chart": chart, "colspan": colspan})
+    context = {
+        "board": board, "rows": rows, "chart": chart, "colspan": colspan,
+        "active": active, "progress": _leaderboard_progress(active),
+        # What the button would evaluate (only maintainers see it; it reads the catalogue and the model cache).
+        "plan": selectors.leaderboard_plan() if has_role(request.user, MAINTAINER) and active is None else None,
+    }
+    return render(request, "evaluation/leaderboard.html", context)
 
+
+@require_POST
+@role_required(MAINTAINER)
+def leaderboard_run(request: HttpRequest) -> HttpResponse:
+    """Queue a leaderboard of the base models on this machine, the champion and the ready versions, for a worker."""
+    try:
+        board = services.leaderboard_request(user=request.user)
+    except services.LeaderboardAlreadyRunning as error:
+        messages.warning(request, error.messages[0])
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        board.job.refresh_from_db()
+        if board.job.status == board.job.Status.FAILED:  # the broker did not take it
+            messages.error(request, _("Le calcul du classement n'a pas pu être mis en file : %(error)s") % {"error": board.job.error})
+        else:
+            messages.success(request, _("Calcul du classement demandé (tâche n° %(id)s) : un worker va évaluer les modèles un par un.") % {"id": board.job_id})
+    return redirect("evaluation:leaderboard")
 
 
 @require_GET

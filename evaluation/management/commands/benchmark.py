@@ -7,7 +7,8 @@ from retrieval import selectors as retrieval_selectors
 
 class Command(BaseCommand):
     help = ("Benchmark catalogue base models and model versions on the same test queries, in one run, and store the "
-            "leaderboard. A base model that cannot be loaded on this machine is listed as skipped, with the reason.")
+            "leaderboard. A base model that cannot be loaded on this machine is listed as skipped, with the reason. Runs in "
+            "this process; the leaderboard page's button queues the same work for a worker.")
 
     def add_arguments(self, parser):
         parser.add_argument("--models", nargs="+", default=None, help="catalogue names (default: the whole catalogue)")
@@ -23,6 +24,8 @@ class Command(BaseCommand):
                 model_names=names, versions=versions, modes=options["mode"] or list(services.DEFAULT_MODES),
                 user=user_from_name(options["user"]),
             )
+        except services.LeaderboardAlreadyRunning as error:
+            raise CommandError(f"A leaderboard is already queued or being computed (job {error.board.job_id}): wait for it to end.") from error
         except Exception as error:
             raise CommandError(f"Benchmark failed: {error}") from error
         self.stdout.write(f"Leaderboard {board.pk}: {board.query_count} queries, test set {board.test_set_hash[:12]}")
