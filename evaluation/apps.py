@@ -11,7 +11,7 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from django.urls import reverse
 
-        from evaluation import gating, services, tasks
+        from evaluation import gating, leaderboard, services, tasks
         from jobs.kinds import JobKind, register
 
         # Evaluations log each stage (encoding, each protocol); past the hard time limit nothing still runs them.
@@ -26,6 +26,6 @@ class EvaluationConfig(AppConfig):
         ))
         # Queued from the leaderboard page (a worker runs it), or run by the ``benchmark`` command in its own process.
         register(JobKind(
-            name=services.LEADERBOARD_KIND, label=_("Classement"), stale_after=timedelta(seconds=tasks.LEADERBOARD_TIME_LIMIT_S + 600),
-            send=services.leaderboard_send, url=lambda job: reverse("evaluation:leaderboard"),
+            name=leaderboard.LEADERBOARD_KIND, label=_("Classement"), stale_after=timedelta(seconds=tasks.LEADERBOARD_TIME_LIMIT_S + 600),
+            send=leaderboard.leaderboard_send, url=lambda job: reverse("evaluation:leaderboard"),
         ))

@@ -113,7 +113,7 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
     existing = selectors.latest_evaluation(version=champion, test_set_hash=candidate_run.test_set_hash, mode=GATE_MODE)
     if existing is not None and set(candidate_run.protocols) <= set(existing.protocols):
         return existing
-    services._log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
+    services.run_log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
     champion_run = services.evaluation_run_create(
         version=champion, trigger=EvaluationRun.Trigger.AUTO, modes=[GATE_MODE], protocols=candidate_run.protocols,
         queries=[services.query_from_dict(item) for item in candidate_run.custom_queries] or None,
@@ -121,11 +121,11 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
     )
     runner.job_claim(job=champion_run.job)
     try:
-        champion_run = services._evaluate_into(champion_run)
+        champion_run = services.evaluate_into(champion_run)
     except Exception as error:
         runner.job_fail(job=champion_run.job, error=f"{type(error).__name__}: {error}")
         raise
-    services._succeed(champion_run)
+    services.run_succeed(champion_run)
     if champion_run.test_set_hash != candidate_run.test_set_hash:
         raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
     return champion_run

@@ -100,7 +100,7 @@ def leaderboard_latest() -> Leaderboard | None:
 
 
 def leaderboard_active() -> Leaderboard | None:
-    """The leaderboard queued or being computed, if any (one at a time: ``services.LEADERBOARD_LOCK``)."""
+    """The leaderboard queued or being computed, if any (one at a time: ``leaderboard.LEADERBOARD_LOCK``)."""
     return Leaderboard.objects.select_related("job").filter(job__status__in=Job.ACTIVE).order_by("-created_at", "-pk").first()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from evaluation import gating, services
+from evaluation import leaderboard as leaderboards
 
 # Encoding the test set with a large model on CPU, plus the champion's re-evaluation, takes minutes.
 EVALUATION_TIME_LIMIT_S = 2 * 3600
@@ -25,4 +26,4 @@ def gate(self, job_id: int) -> None:
 @shared_task(bind=True, name="evaluation.tasks.leaderboard", acks_late=True, soft_time_limit=LEADERBOARD_TIME_LIMIT_S, time_limit=LEADERBOARD_TIME_LIMIT_S + 120)
 def leaderboard(self, job_id: int) -> None:
     # The service records any failure on the leaderboard's job.
-    services.leaderboard_execute(job_id=job_id, worker=self.request.hostname or "")
+    leaderboards.leaderboard_execute(job_id=job_id, worker=self.request.hostname or "")

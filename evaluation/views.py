@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import MAINTAINER, has_role, role_required
 from evaluation import charts, selectors, services
+from evaluation import leaderboard as leaderboards
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
@@ -260,8 +261,8 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
 def leaderboard_run(request: HttpRequest) -> HttpResponse:
     """Queue a leaderboard of the base models on this machine, the champion and the ready versions, for a worker."""
     try:
-        board = services.leaderboard_request(user=request.user)
-    except services.LeaderboardAlreadyRunning as error:
+        board = leaderboards.leaderboard_request(user=request.user)
+    except leaderboards.LeaderboardAlreadyRunning as error:
         messages.warning(request, error.messages[0])
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

@@ -2,7 +2,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from evaluation import selectors, services
+from evaluation import leaderboard, selectors
 from evaluation.models import EvaluationRun, Leaderboard
 from jobs import runner
 from jobs.models import Job
@@ -87,7 +87,7 @@ def test_the_post_needs_the_csrf_token(maintainer):
 def test_a_second_request_is_refused_while_one_is_queued(maintainer_client):
     first = maintainer_client.post(RUN_URL, follow=True)
     board = Leaderboard.objects.get()
-    assert board.status == Job.Status.QUEUED and board.job.lock == services.LEADERBOARD_LOCK
+    assert board.status == Job.Status.QUEUED and board.job.lock == leaderboard.LEADERBOARD_LOCK
     assert board.job.params["model_names"] == [BUNDLED]
     assert board.job.params["version_ids"] == [retrieval_selectors.champion_version_get().pk]
     assert any("demandé" in message for message in _messages(first))
@@ -134,8 +134,8 @@ def test_broker_down_at_enqueue_leaves_a_failed_job(broker_down, maintainer_clie
 
 @pytest.mark.django_db
 def test_a_failure_in_the_worker_is_recorded_on_the_job_and_frees_the_lock():
-    board = services.leaderboard_create(model_names=[BUNDLED], modes=["dense"])  # no test-side entry: nothing to evaluate
-    board = services.leaderboard_execute(job_id=board.job_id, worker="celery@box")
+    board = leaderboard.leaderboard_create(model_names=[BUNDLED], modes=["dense"])  # no test-side entry: nothing to evaluate
+    board = leaderboard.leaderboard_execute(job_id=board.job_id, worker="celery@box")
     assert board.status == Job.Status.FAILED and "Aucune entrée validée côté test" in board.error
     assert board.job.lock is None and board.job.worker == "celery@box" and board.rows == []
 

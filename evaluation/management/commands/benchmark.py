@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import services
+from evaluation import leaderboard, services
 from evaluation.management.commands._common import percent, user_from_name, version_from_ref
 from retrieval import selectors as retrieval_selectors
 
@@ -20,11 +20,11 @@ class Command(BaseCommand):
         names = options["models"] if options["models"] is not None else sorted(retrieval_selectors.catalogue_specs())
         versions = [version_from_ref(ref) for ref in (options["versions"] if options["versions"] is not None else ["champion"])]
         try:
-            board = services.leaderboard_run(
+            board = leaderboard.leaderboard_run(
                 model_names=names, versions=versions, modes=options["mode"] or list(services.DEFAULT_MODES),
                 user=user_from_name(options["user"]),
             )
-        except services.LeaderboardAlreadyRunning as error:
+        except leaderboard.LeaderboardAlreadyRunning as error:
             raise CommandError(f"A leaderboard is already queued or being computed (job {error.board.job_id}): wait for it to end.") from error
         except Exception as error:
             raise CommandError(f"Benchmark failed: {error}") from error
