@@ -120,7 +120,8 @@ def run_cycle() -> tuple[object, dict]:
     """``retrain --inline`` with the default config, then the evaluation and gate it triggers, in this process."""
     from django.core.management import call_command
 
-    from evaluation import gating, services as evaluation_services
+    from evaluation import gating
+    from evaluation import runs as evaluation_runs
     from evaluation.models import EvaluationRun
     from training.models import TrainingRun
 
@@ -129,7 +130,7 @@ def run_cycle() -> tuple[object, dict]:
     from jobs.models import Job
 
     for evaluation in EvaluationRun.objects.filter(training_run_id=run.pk, job__status=EvaluationRun.Status.QUEUED):
-        evaluation_services.evaluation_run_execute(run_id=evaluation.pk)
+        evaluation_runs.evaluation_run_execute(run_id=evaluation.pk)
     # The cycle's next step (training.pipeline): the gate, queued once the evaluation succeeded.
     for gate in Job.objects.filter(kind="gate", status=Job.Status.QUEUED, parent__evaluation_run__training_run_id=run.pk):
         gating.gate_execute(job_id=gate.pk)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from evaluation import services
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun, Leaderboard
 
 
@@ -26,7 +26,7 @@ class EvaluationRunAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Réévaluer ces versions"))
     def evaluate_again(self, request, queryset):
         for version in {run.version for run in queryset.select_related("version")}:
-            services.evaluation_run_request(version=version, user=request.user)
+            evaluation_runs.evaluation_run_request(version=version, user=request.user)
         self.message_user(request, _("Évaluations demandées."), messages.SUCCESS)
 
 

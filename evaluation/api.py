@@ -11,7 +11,8 @@ from rest_framework.response import Response
 
 from config.api import ErrorSerializer, error_response
 from config.roles import IsMaintainerOrReadOnly
-from evaluation import selectors, services
+from evaluation import selectors
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from evaluation.serializers import EvaluationRequestSerializer, EvaluationRunSerializer, ModelVersionSerializer, ReasonSerializer
 from retrieval import selectors as retrieval_selectors
@@ -47,7 +48,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            version = services.version_promote_request(version=self.get_object(), user=request.user, reason=body.validated_data["reason"])
+            version = evaluation_runs.version_promote_request(version=self.get_object(), user=request.user, reason=body.validated_data["reason"])
         except ValidationError as error:
             return error_response(" ".join(error.messages), status=status.HTTP_409_CONFLICT, code="not_promotable")
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
@@ -59,7 +60,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            version = services.version_rollback_request(user=request.user, reason=body.validated_data["reason"])
+            version = evaluation_runs.version_rollback_request(user=request.user, reason=body.validated_data["reason"])
         except ValidationError as error:
             return error_response(" ".join(error.messages), status=status.HTTP_409_CONFLICT, code="no_previous_champion")
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
@@ -93,5 +94,5 @@ class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
             version = retrieval_selectors.model_version_get(ref=data["version"])
         except ModelVersion.DoesNotExist:
             raise exceptions.ValidationError({"version": [f"Unknown model version: {data['version']!r}."]}) from None
-        run = services.evaluation_run_request(version=version, user=request.user, modes=data["modes"], protocols=data["protocols"])
+        run = evaluation_runs.evaluation_run_request(version=version, user=request.user, modes=data["modes"], protocols=data["protocols"])
         return Response(EvaluationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -11,13 +11,14 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from django.urls import reverse
 
-        from evaluation import gating, leaderboard, services, tasks
+        from evaluation import gating, leaderboard, tasks
+        from evaluation import runs as evaluation_runs
         from jobs.kinds import JobKind, register
 
         # Evaluations log each stage (encoding, each protocol); past the hard time limit nothing still runs them.
         stale = timedelta(seconds=tasks.EVALUATION_TIME_LIMIT_S + 600)
         register(JobKind(
-            name=services.EVALUATION_KIND, label=_("Évaluation"), stale_after=stale, send=services.evaluation_run_send,
+            name=evaluation_runs.EVALUATION_KIND, label=_("Évaluation"), stale_after=stale, send=evaluation_runs.evaluation_run_send,
             url=lambda job: reverse("evaluation:version-report", args=[job.evaluation_run.version_id]),
         ))
         register(JobKind(

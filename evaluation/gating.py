@@ -27,7 +27,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from evaluation import selectors
-from evaluation.gate import CANARY, REAL, QuestionTier, decide, decide_for_users, render_reason
+from evaluation import runs as evaluation_runs
+from evaluation.gate import CANARY, GATE_MODE, REAL, QuestionTier, decide, decide_for_users, render_reason
 from evaluation.models import EvaluationRun
 from evaluation.real_questions import RealQuestion, evaluate_real_questions, real_questions_from_labelled
 from jobs import runner
@@ -39,9 +40,7 @@ from retrieval.models import ModelVersion
 logger = logging.getLogger("lexique.evaluation")
 
 GATE_KIND = "gate"
-# The template tier compares versions in dense mode: the lexical half of hybrid search is the same for every
-# version, so it would only dilute the difference the fine-tuning made. The question tiers use what users get.
-GATE_MODE = "dense"
+# The question tiers use what users get (the template tier: evaluation.gate.GATE_MODE, dense).
 QUESTION_MODE = "hybrid"
 
 
@@ -113,19 +112,19 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
     existing = selectors.latest_evaluation(version=champion, test_set_hash=candidate_run.test_set_hash, mode=GATE_MODE)
     if existing is not None and set(candidate_run.protocols) <= set(existing.protocols):
         return existing
-    services.run_log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
-    champion_run = services.evaluation_run_create(
+    evaluation_runs.run_log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
+    champion_run = evaluation_runs.evaluation_run_create(
         version=champion, trigger=EvaluationRun.Trigger.AUTO, modes=[GATE_MODE], protocols=candidate_run.protocols,
         queries=[services.query_from_dict(item) for item in candidate_run.custom_queries] or None,
         query_source=candidate_run.query_source,
     )
     runner.job_claim(job=champion_run.job)
     try:
-        champion_run = services.evaluate_into(champion_run)
+        champion_run = evaluation_runs.evaluate_into(champion_run)
     except Exception as error:
         runner.job_fail(job=champion_run.job, error=f"{type(error).__name__}: {error}")
         raise
-    services.run_succeed(champion_run)
+    evaluation_runs.run_succeed(champion_run)
     if champion_run.test_set_hash != candidate_run.test_set_hash:
         raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
     return champion_run

@@ -16,10 +16,8 @@ from django.utils.translation import gettext as _
 from evaluation import selectors
 from evaluation.models import EvaluationRun, Leaderboard
 from evaluation.queries import EvalQuery
-from evaluation.services import (
-    DEFAULT_MODES, LEADERBOARD_KIND, evaluate_into, evaluate_version, evaluation_run_create, query_as_dict,
-    query_from_dict, run_succeed, test_set_build,
-)
+from evaluation.runs import evaluate_into, evaluation_run_create, run_succeed
+from evaluation.services import DEFAULT_MODES, evaluate_version, query_as_dict, query_from_dict, test_set_build
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
@@ -28,6 +26,8 @@ from retrieval.hybrid import MODES
 from retrieval.models import ModelVersion
 
 logger = logging.getLogger("lexique.evaluation")
+
+LEADERBOARD_KIND = "leaderboard"
 
 # One leaderboard at a time, whoever asks (the page's button or the ``benchmark`` command): each evaluates every
 # model on the whole test set, and two at once would only slow each other down.

@@ -15,7 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import MAINTAINER, has_role, role_required
-from evaluation import charts, selectors, services
+from evaluation import charts, selectors
+from evaluation import runs as evaluation_runs
 from evaluation import leaderboard as leaderboards
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
@@ -48,7 +49,7 @@ def version_list(request: HttpRequest) -> HttpResponse:
 def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     try:
-        services.version_promote_request(version=version, user=request.user, reason=request.POST.get("reason", ""))
+        evaluation_runs.version_promote_request(version=version, user=request.user, reason=request.POST.get("reason", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -62,7 +63,7 @@ def version_rollback(request: HttpRequest) -> HttpResponse:
     previous = retrieval_selectors.previous_champion_get()
     if request.method == "POST":
         try:
-            restored = services.version_rollback_request(user=request.user, reason=request.POST.get("reason", ""))
+            restored = evaluation_runs.version_rollback_request(user=request.user, reason=request.POST.get("reason", ""))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
             if previous is not None:
@@ -81,7 +82,7 @@ def version_evaluate(request: HttpRequest, version_id: int) -> HttpResponse:
     if selectors.active_evaluation(version=version):
         messages.info(request, _("Une évaluation de %(v)s est déjà en cours.") % {"v": version})
     else:
-        services.evaluation_run_request(version=version, user=request.user)
+        evaluation_runs.evaluation_run_request(version=version, user=request.user)
         messages.success(request, _("Évaluation de %(v)s demandée.") % {"v": version})
     return redirect("evaluation:version-list")
 

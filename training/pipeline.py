@@ -51,13 +51,13 @@ def step_succeeded(*, job: Job, message: str = "") -> Job | None:
 
 
 def _evaluate(training_job: Job) -> Job:
-    from evaluation import services as evaluation_services
+    from evaluation import runs as evaluation_runs
     from evaluation.models import EvaluationRun
 
     run = TrainingRun.objects.select_related("model_version").get(job=training_job)
     # The flags and labelled questions the run trained on now read "used by training run N".
     labelled.labelled_questions_mark_used(run_id=run.pk, ids=run.stats.get("labelled_question_ids") or [])
-    evaluation = evaluation_services.evaluation_run_request(
+    evaluation = evaluation_runs.evaluation_run_request(
         version=run.model_version, user=training_job.requested_by, trigger=EvaluationRun.Trigger.AUTO,
         training_run_id=run.pk, parent=training_job, lock=CYCLE_LOCK,
     )

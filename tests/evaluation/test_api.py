@@ -1,7 +1,7 @@
 """Model versions and evaluations API: metrics and gate, report, promote and roll back (maintainers), requests."""
 import pytest
 
-from evaluation import services
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
 from retrieval import services as retrieval_services
@@ -33,8 +33,8 @@ def test_report_endpoint(api_client, reader, candidate):
     missing = api_client.get(f"/api/model-versions/{candidate.pk}/report")
     assert missing.status_code == 404 and missing.json()["reason"]
     tiny_glossary()
-    run = services.evaluation_run_create(version=candidate, modes=["dense"])
-    services.evaluation_run_execute(run_id=run.pk)
+    run = evaluation_runs.evaluation_run_create(version=candidate, modes=["dense"])
+    evaluation_runs.evaluation_run_execute(run_id=run.pk)
     report = api_client.get(f"/api/model-versions/{candidate.pk}/report").json()
     assert report["evaluation_id"] == run.pk and "def_only" in report["report"]["dense"]["protocols"]
 

@@ -2,6 +2,7 @@
 import pytest
 
 from evaluation import services
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import labelled
 from retrieval import selectors as retrieval_selectors
@@ -116,8 +117,8 @@ def test_the_champion_report_is_reused_when_on_the_same_test_set(numbers, django
     tiny_glossary()
     numbers[1] = crafted(0.55, {"Fiscalité": 0.55, "Budget": 0.55})
     base = retrieval_selectors.model_version_get(ref="base")
-    earlier = services.evaluation_run_create(version=base)
-    services.evaluation_run_execute(run_id=earlier.pk)
+    earlier = evaluation_runs.evaluation_run_create(version=base)
+    evaluation_runs.evaluation_run_execute(run_id=earlier.pk)
     train_and_evaluate(django_capture_on_commit_callbacks)
     assert EvaluationRun.objects.filter(version=base).count() == 1
     assert EvaluationRun.objects.exclude(version=base).get().gate["champion_evaluation_id"] == earlier.pk
@@ -141,7 +142,7 @@ def test_search_keeps_the_old_champion_until_the_new_index_is_ready(django_captu
     assert retrieval_services.search(query="URSSAF").version == base
     candidate = retrieval_services.model_version_create(base_model=base.base_model, label="next", parent=base)
     # The promotion is requested; its task has not run yet (no index for the candidate).
-    services.version_promote_request(version=candidate, user=None, reason="essai")
+    evaluation_runs.version_promote_request(version=candidate, user=None, reason="essai")
     candidate.refresh_from_db()
     assert candidate.status == ModelVersion.Status.PROMOTING
     during = retrieval_services.search(query="URSSAF")

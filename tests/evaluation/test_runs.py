@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from evaluation import leaderboard, selectors, services
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun, Leaderboard
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
 from retrieval import selectors as retrieval_selectors
@@ -61,7 +62,7 @@ def test_base_version_evaluation_gives_metrics_breakdowns_and_a_test_set_hash(dj
     tiny_glossary()
     base = retrieval_selectors.model_version_get(ref="base")
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.evaluation_run_request(version=base)
+        run = evaluation_runs.evaluation_run_request(version=base)
     run.refresh_from_db()
     assert run.status == EvaluationRun.Status.SUCCEEDED, run.error
     assert run.query_count == 12 and run.passage_count == 8 and len(run.test_set_hash) == 64
@@ -118,16 +119,16 @@ def test_query_file_reports_unknown_terms_and_bad_lines():
     queries, errors = services.queries_from_file(data=data)
     assert [query.text for query in queries] == ["organisme de recouvrement"]
     assert [(error.line, "CAF" in error.message) for error in errors] == [(2, True), (3, False)]
-    run = services.evaluation_run_create(version=retrieval_selectors.model_version_get(ref="base"), queries=queries, query_errors=errors, modes=["dense"])
-    run = services.evaluation_run_execute(run_id=run.pk)
+    run = evaluation_runs.evaluation_run_create(version=retrieval_selectors.model_version_get(ref="base"), queries=queries, query_errors=errors, modes=["dense"])
+    run = evaluation_runs.evaluation_run_execute(run_id=run.pk)
     assert run.status == EvaluationRun.Status.SUCCEEDED and run.query_count == 1
     assert [error["line"] for error in run.query_errors] == [2, 3]
 
 
 def test_evaluation_without_test_side_fails_on_the_run():
     EntryFactory(split="train", split_pinned=True)
-    run = services.evaluation_run_create(version=retrieval_selectors.model_version_get(ref="base"))
-    run = services.evaluation_run_execute(run_id=run.pk)
+    run = evaluation_runs.evaluation_run_create(version=retrieval_selectors.model_version_get(ref="base"))
+    run = evaluation_runs.evaluation_run_execute(run_id=run.pk)
     assert run.status == EvaluationRun.Status.FAILED and "Aucune entrée" in run.error
 
 

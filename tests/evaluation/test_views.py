@@ -4,7 +4,8 @@ import io
 
 import pytest
 
-from evaluation import leaderboard, services
+from evaluation import leaderboard
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
 from retrieval import services as retrieval_services
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 def evaluated(version):
-    run = services.evaluation_run_create(version=version)
-    return services.evaluation_run_execute(run_id=run.pk)
+    run = evaluation_runs.evaluation_run_create(version=version)
+    return evaluation_runs.evaluation_run_execute(run_id=run.pk)
 
 
 @pytest.fixture

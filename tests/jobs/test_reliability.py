@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from evaluation import services as evaluation_services
+from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from glossary.models import Entry
 from jobs import runner
@@ -77,14 +77,14 @@ def test_an_index_lacking_a_validated_entry_is_never_published(monkeypatch):
 def test_identical_evaluation_requests_are_queued_once(django_capture_on_commit_callbacks):
     version = retrieval_selectors.champion_version_get()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = evaluation_services.evaluation_run_request(version=version)
-        second = evaluation_services.evaluation_run_request(version=version)
-        third = evaluation_services.evaluation_run_request(version=version)
-        other = evaluation_services.evaluation_run_request(version=version, modes=["dense"])
+        first = evaluation_runs.evaluation_run_request(version=version)
+        second = evaluation_runs.evaluation_run_request(version=version)
+        third = evaluation_runs.evaluation_run_request(version=version)
+        other = evaluation_runs.evaluation_run_request(version=version, modes=["dense"])
     assert first.pk == second.pk == third.pk != other.pk
     assert EvaluationRun.objects.count() == 2 and len(callbacks) == 2
     runner.job_fail(job=first.job, error="fini")
-    assert evaluation_services.evaluation_run_request(version=version).pk != first.pk  # once finished, a new one
+    assert evaluation_runs.evaluation_run_request(version=version).pk != first.pk  # once finished, a new one
 
 
 def test_a_crashed_run_removes_its_work_folder_and_orphans_are_swept(maintainer, monkeypatch):

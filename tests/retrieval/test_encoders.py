@@ -179,10 +179,10 @@ def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db,
     assert serving.query_encoder_variant(base) == "torch"  # forcing a refused variant does not serve it
     build_on_index.QUERY_ENCODER = "auto"
 
-    from evaluation import services as evaluation_services
+    from evaluation import runs as evaluation_runs
 
-    run = evaluation_services.evaluation_run_create(version=base)
-    evaluation_services.evaluation_run_execute(run_id=run.pk)
+    run = evaluation_runs.evaluation_run_create(version=base)
+    evaluation_runs.evaluation_run_execute(run_id=run.pk)
     page = maintainer_client.get(f"/versions/{base.pk}/report/").content.decode()
     assert 'id="encoders"' in page and "<strong>onnx</strong>" in page
     assert broken["reason"].split(" ")[0] in page and "cosinus moyen" in page

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation import real_questions, services
+from evaluation import runs as evaluation_runs
 from evaluation.management.commands._common import percent, version_from_ref
 from evaluation.models import EvaluationRun
 
@@ -60,13 +61,13 @@ class Command(BaseCommand):
             if not queries:
                 raise CommandError("The query file holds no usable query.")
         try:
-            run = services.evaluation_run_create(
+            run = evaluation_runs.evaluation_run_create(
                 version=version, modes=options["mode"] or list(services.DEFAULT_MODES), protocols=PROTOCOL_CHOICES[options["protocol"]],
                 queries=queries, query_errors=errors, query_source=source,
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
-        run = services.evaluation_run_execute(run_id=run.pk)
+        run = evaluation_runs.evaluation_run_execute(run_id=run.pk)
         if run.status != EvaluationRun.Status.SUCCEEDED:
             raise CommandError(f"Evaluation {run.pk} of {version} failed: {run.error}")
         if options["json"]:
