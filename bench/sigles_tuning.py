@@ -4,7 +4,7 @@
 
 One process: the sigles glossary is imported once into the bench's scratch database (the product's import
 command) and indexed with the base model (``index_rebuild``). The training pairs are built as a cycle builds
-them (``training.services._execute``: frozen split, train-side concepts, ``build_pairs``,
+them (``training.runs._execute``: frozen split, train-side concepts, ``build_pairs``,
 ``select_training_pairs`` with the config's seed and ``max_pairs``, hard negatives mined with the base model,
 ``to_dataset``), each variant is fine-tuned with the product's ``finetune()``, and each candidate model (each
 adapter weight, WiSE-FT ``interpolate_adapter``) encodes the whole glossary's passages and ranks the questions

@@ -1,36 +1,20 @@
-"""Writes of the training capability: the frozen split, runs (request, lock, cancel, execute), screening."""
+"""Writes of the training capability: the frozen split, runs (request, lock, cancel; executed in training.runs), screening."""
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
-import socket
-import tempfile
-import time
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
-from retrieval import serving
-from retrieval import services as retrieval_services
-from retrieval.models import ModelVersion
-from retrieval.passages import Passage, entry_passages
 from training import selectors
-from training.builder import attach_negatives, build_pairs, select_training_pairs, to_dataset
-from training.mining import MiningQuery, mine_hard_negatives
 from jobs import runner
 from training.models import Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
-from training.snapshot import pairs_from_jsonl, snapshot_of
-from training.split import SplitConcept, assert_no_leak, assign_splits
+from training.split import SplitConcept, assign_splits
 
 logger = logging.getLogger("lexique.training")
 
