@@ -264,7 +264,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [IsExpertOrReadOnly]
     parser_classes = [MultiPartParser, FormParser]
     filter_backends: list = []
-    queryset = ImportBatch.objects.select_related("created_by")
+    queryset = ImportBatch.objects.select_related("created_by", "job")
 
     @extend_schema(
         summary="Import a file of entries (expert)",

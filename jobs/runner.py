@@ -18,6 +18,10 @@ from jobs.models import Job
 logger = logging.getLogger("lexique.jobs")
 
 
+class JobSuperseded(Exception):
+    """This attempt no longer holds its job: it was taken for dead (swept, restarted) or ended meanwhile."""
+
+
 class JobLocked(Exception):
     """Another active job holds this job's single-flight key."""
 
@@ -88,6 +92,15 @@ def job_claim(*, job: Job, worker: str = "") -> bool:
     job_log(job=job, message=_("Message reçu de nouveau alors que la tâche est %(status)s : ignoré.") % {"status": job.get_status_display()})
     logger.info("%s job %s is %s: duplicate message ignored", job.kind, job.pk, job.status)
     return False
+
+
+def job_hold(*, job: Job) -> None:
+    """Inside the transaction that writes a job's results: lock the job's row and raise ``JobSuperseded`` unless
+    this attempt (the one ``job_claim`` gave ``job``) still runs it. A worker taken for dead that comes back then
+    rolls back instead of writing over the attempt that replaced it."""
+    current = Job.objects.select_for_update().only("status", "attempts").get(pk=job.pk)
+    if current.status != Job.Status.RUNNING or current.attempts != job.attempts:
+        raise JobSuperseded(f"{job.kind} {job.pk}: attempt {job.attempts} superseded ({current.status}, attempt {current.attempts})")
 
 
 def _is_stale(job: Job, now: datetime) -> bool:
