@@ -22,12 +22,13 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from glossary import services
 from glossary.exports import COLUMNS, EXPORT_FORMATS, LIST_SEPARATOR, export_glossary, export_record  # noqa: F401 (public here too)
 from glossary.models import Domain, Entry, ImportBatch
 from glossary.parsers import REQUIRED_COLUMNS, Row, parse  # noqa: F401
 from glossary.planning import Plan, plan_import
-from glossary.readers import ImportRefused, RowError  # noqa: F401 (public here too)
+from glossary.readers import ImportRefused, ImportTooLarge, RowError  # noqa: F401 (public here too)
 from glossary.text import collapse_spaces, forbidden_character_message
 from jobs import runner
 
@@ -68,7 +69,7 @@ class ImportReport:
         return asdict(self)
 
 
-class ImportConflict(ImportRefused):
+class ImportConflict(Conflict, ImportRefused):
     """The import kept meeting concurrent writes to the same entries; nothing was written."""
 
 
@@ -215,14 +216,19 @@ def guess_kind(term: str) -> str:
 # Import steps -----------------------------------------------------------------------------------
 
 
+def check_size(*, size: int) -> None:
+    """Refuse a file over the limit (before reading it, when its size is known)."""
+    if size > settings.IMPORT_MAX_BYTES:
+        raise ImportTooLarge(
+            _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
+            % {"size": filesizeformat(size), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
+        )
+
+
 def check_file(*, content: bytes, file_format: str) -> None:
     if file_format not in FORMATS:
         raise ImportRefused(_("Format inconnu : %(format)s (formats possibles : %(formats)s).") % {"format": file_format, "formats": ", ".join(FORMATS)})
-    if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ImportRefused(
-            _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
-            % {"size": filesizeformat(len(content)), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
-        )
+    check_size(size=len(content))
     if not content.strip():
         raise ImportRefused(_("Le fichier est vide."))
 

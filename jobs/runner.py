@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from jobs import kinds
 from jobs.models import Job
 
@@ -164,11 +165,9 @@ def job_cancelled(*, job: Job, message: str) -> bool:
 
 def job_cancel(*, job: Job, user=None) -> Job:
     """A queued job is cancelled now; a running one is asked to stop (its code checks ``cancel_requested``)."""
-    from django.core.exceptions import ValidationError
-
     job.refresh_from_db()
     if not job.is_active:
-        raise ValidationError(_("Cette tâche est déjà terminée."), code="finished")
+        raise Conflict(_("Cette tâche est déjà terminée."), code="finished")
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(cancel_requested=True):
         job_cancelled(job=job, message=_("Annulé par %(user)s avant son démarrage.") % {"user": user})
         return job
