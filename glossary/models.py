@@ -32,9 +32,11 @@ class ImportBatchQuerySet(models.QuerySet):
         """Batches in any of these statuses (``ImportBatch.status``, read from the job and the options)."""
         condition = models.Q(pk__in=[])
         for status in statuses:
-            if status in (ImportBatch.Status.PREVIEWED, ImportBatch.Status.IMPORTED):
-                preview = models.Q(options__dry_run=True)
-                condition |= models.Q(job__status=Job.Status.SUCCEEDED) & (preview if status == ImportBatch.Status.PREVIEWED else ~preview)
+            if status == ImportBatch.Status.PREVIEWED:
+                condition |= models.Q(job__status=Job.Status.SUCCEEDED, options__dry_run=True)
+            elif status == ImportBatch.Status.IMPORTED:
+                not_preview = models.Q(options__dry_run=False) | models.Q(options__dry_run__isnull=True)
+                condition |= models.Q(job__status=Job.Status.SUCCEEDED) & not_preview
             elif status == ImportBatch.Status.FAILED:
                 condition |= models.Q(job__status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
             else:

@@ -389,6 +389,21 @@ def test_an_attempt_taken_over_by_a_later_one_writes_nothing(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_batches_are_found_by_the_status_they_show():
+    from tests.factories import import_batch
+
+    batches = {status: import_batch(status=status) for status in ImportBatch.Status.values}
+    batches["cancelled"] = import_batch(status=Job.Status.CANCELLED)
+    without_options = import_batch(status=ImportBatch.Status.IMPORTED)
+    ImportBatch.objects.filter(pk=without_options.pk).update(options={})
+    for status in ImportBatch.Status.values:
+        expected = {batch.pk for batch in ImportBatch.objects.select_related("job") if batch.status == status}
+        assert {batch.pk for batch in ImportBatch.objects.with_status(status)} == expected and expected
+    assert without_options.pk in {batch.pk for batch in ImportBatch.objects.with_status(ImportBatch.Status.IMPORTED)}
+    assert set(ImportBatch.objects.with_status("queued", "running").values_list("pk", flat=True)) == {batches["queued"].pk, batches["running"].pk}
+
+
+@pytest.mark.django_db
 def test_forgotten_previews_are_deleted_on_a_schedule():
     from django_celery_beat.models import PeriodicTask
 
