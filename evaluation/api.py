@@ -1,7 +1,6 @@
 """Evaluation API: model versions (metrics, gate, report, promote, roll back) and evaluation runs."""
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 import django_filters
@@ -9,7 +8,8 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, error_response
+from config import errors
+from config.api import ErrorSerializer
 from config.roles import IsMaintainerOrReadOnly
 from evaluation import selectors
 from evaluation import runs as evaluation_runs
@@ -38,7 +38,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         """The version's latest evaluation report (benchmark, similarity, RAGAS, gate)."""
         run = selectors.latest_evaluation(version=self.get_object())
         if run is None:
-            return error_response("This version has no successful evaluation yet.", status=status.HTTP_404_NOT_FOUND, code="not_found")
+            raise errors.NotFound("This version has no successful evaluation yet.")
         return Response(selectors.report_payload(run))
 
     @extend_schema(request=ReasonSerializer, responses={202: ModelVersionSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer})
@@ -47,10 +47,9 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         """Promote this version: its index is built first, then it serves (202: the promotion is under way)."""
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
+        # evaluation.runs refuses with plain ValidationErrors: any refusal here is a conflict with the versions' state.
+        with errors.refusals_as(errors.Conflict, code="not_promotable"):
             version = evaluation_runs.version_promote_request(version=self.get_object(), user=request.user, reason=body.validated_data["reason"])
-        except ValidationError as error:
-            return error_response(" ".join(error.messages), status=status.HTTP_409_CONFLICT, code="not_promotable")
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ReasonSerializer, responses={202: ModelVersionSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer})
@@ -59,10 +58,8 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         """Serve the previous champion again (its index is rebuilt first)."""
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
+        with errors.refusals_as(errors.Conflict, code="no_previous_champion"):
             version = evaluation_runs.version_rollback_request(user=request.user, reason=body.validated_data["reason"])
-        except ValidationError as error:
-            return error_response(" ".join(error.messages), status=status.HTTP_409_CONFLICT, code="no_previous_champion")
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
 

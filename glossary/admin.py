@@ -139,10 +139,11 @@ class EntryAdmin(SimpleHistoryAdmin):
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
     list_display = ("file_name", "file_format", "status", "created_count", "unchanged_count", "invalid_count", "created_by", "created_at")
-    list_filter = ("status", "file_format")
-    search_fields = ("file_name", "file_sha256", "error")
+    list_filter = ("job__status", "file_format")
+    list_select_related = ("job", "created_by")
+    search_fields = ("file_name", "file_sha256", "job__error")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in ImportBatch._meta.fields]
+    readonly_fields = [field.name for field in ImportBatch._meta.fields] + ["status", "error"]
 
     def has_add_permission(self, request) -> bool:
         # Imports are started from the import page or the import_glossary command, which validate the file.

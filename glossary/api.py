@@ -1,18 +1,15 @@
 """The glossary REST API: thin views over glossary.services, glossary.selectors and glossary.imports.
 
-Errors are JSON with a ``reason`` (config.api). Conflicts answer 409: a duplicate entry (code
-``duplicate``), an edit that started from an old revision (``stale``), a domain that still has entries
-(``not_empty``).
+Errors are JSON with a ``reason`` and a ``code``, mapped from the services' refusals in one place (config.api):
+409 for a duplicate entry (code ``duplicate``), an edit that started from an old revision (``stale``), a
+domain that still has entries (``not_empty``); 400 for a file that cannot be imported (``refused``), 413 for
+one over the size limit (``too_large``).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -75,35 +72,6 @@ class EntryOrdering(OrderingFilter):
         return ("-" if field.startswith("-") else "") + self.SORT_KEYS.get(name, name)
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the glossary."
-    default_code = "conflict"
-
-
-class FileRefused(exceptions.APIException):
-    """The whole file cannot be imported (format, encoding, columns...); the message says why."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "The file cannot be imported."
-    default_code = "refused"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The file is too large."
-    default_code = "too_large"
-
-
-@contextmanager
-def conflicts_as_409():
-    """Duplicate and stale-edit refusals of the services become 409 with their message."""
-    try:
-        yield
-    except (services.DuplicateEntryError, services.StaleEntryError) as error:
-        raise Conflict(detail=error.messages[0], code=error.code) from error
-
-
 def validated(serializer_class: type[serializers.Serializer], data, **kwargs) -> dict:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -143,11 +111,7 @@ class DomainViewSet(viewsets.ModelViewSet):
         return Response(DomainSerializer(self.get_queryset().get(pk=domain.pk)).data)
 
     def destroy(self, request, *args, **kwargs):
-        domain = self.get_object()
-        try:
-            services.domain_delete(domain=domain)
-        except DjangoValidationError as error:
-            raise Conflict(detail=error.messages[0], code="not_empty") from error
+        services.domain_delete(domain=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @staticmethod
@@ -199,8 +163,7 @@ class EntryViewSet(viewsets.ModelViewSet):
 
     def create(self, request, *args, **kwargs):
         data = validated(EntryCreateSerializer, request.data)
-        with conflicts_as_409():
-            entry = services.entry_create(**data, created_by=request.user)
+        entry = services.entry_create(**data, created_by=request.user)
         body = EntrySerializer(entry).data
         # Not a refusal (acronyms have several senses): the other entries of the same term, so that a client can
         # warn as the web form does. An extra key, which existing clients ignore.
@@ -214,8 +177,7 @@ class EntryViewSet(viewsets.ModelViewSet):
         entry = self.get_object()
         data = validated(EntryUpdateSerializer, request.data, partial=partial)
         revision = data.pop("revision", None)
-        with conflicts_as_409():
-            entry = services.entry_update(entry=entry, data=data, user=request.user, expected_revision=revision)
+        entry = services.entry_update(entry=entry, data=data, user=request.user, expected_revision=revision)
         return Response(EntrySerializer(entry).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -233,8 +195,7 @@ class EntryViewSet(viewsets.ModelViewSet):
         return self._set_status(Entry.Status.REJECTED)
 
     def _set_status(self, new_status: str) -> Response:
-        with conflicts_as_409():
-            entry = services.entry_set_status(entry=self.get_object(), status=new_status, user=self.request.user)
+        entry = services.entry_set_status(entry=self.get_object(), status=new_status, user=self.request.user)
         return Response(EntrySerializer(entry).data)
 
     @extend_schema(
@@ -244,8 +205,7 @@ class EntryViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], url_path="bulk-status")
     def bulk_status(self, request):
         data = validated(BulkStatusSerializer, request.data)
-        with conflicts_as_409():
-            changed = services.entries_bulk_set_status(entry_ids=data["ids"], status=data["status"], user=request.user)
+        changed = services.entries_bulk_set_status(entry_ids=data["ids"], status=data["status"], user=request.user)
         return Response({"changed": changed})
 
     @extend_schema(summary="Changes of an entry, newest first", responses={200: EntryHistorySerializer(many=True), **ERRORS_READ})
@@ -264,7 +224,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [IsExpertOrReadOnly]
     parser_classes = [MultiPartParser, FormParser]
     filter_backends: list = []
-    queryset = ImportBatch.objects.select_related("created_by")
+    queryset = ImportBatch.objects.select_related("created_by", "job")
 
     @extend_schema(
         summary="Import a file of entries (expert)",
@@ -292,24 +252,14 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def create(self, request, *args, **kwargs):
         options = validated(ImportRequestSerializer, request.data)
         upload = options.pop("file")
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            raise PayloadTooLarge(
-                _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
-                % {"size": filesizeformat(upload.size), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
-            )
+        imports.check_size(size=upload.size)
         content = upload.read()
         options["domain"] = options["domain"] or None
         wants_async = options.pop("async")
         needs_worker = imports.preview_in_worker(size=len(content), file_format=options["format"])
-        run_async = needs_worker or (wants_async and not options["dry_run"])
-        try:
-            if run_async:
-                return self._enqueue(content=content, file_name=upload.name, options=options)
-            return self._import_now(content=content, file_name=upload.name, options=options)
-        except imports.ImportConflict as conflict:
-            raise Conflict(detail=str(conflict), code="conflict") from conflict
-        except imports.ImportRefused as refusal:
-            raise FileRefused(str(refusal)) from refusal
+        if needs_worker or (wants_async and not options["dry_run"]):
+            return self._enqueue(content=content, file_name=upload.name, options=options)
+        return self._import_now(content=content, file_name=upload.name, options=options)
 
     def _import_now(self, *, content: bytes, file_name: str, options: dict) -> Response:
         report = imports.import_file(

@@ -3,7 +3,8 @@
 An import reads a file into rows (glossary.parsers, over the bounded readers of glossary.readers), validates
 every row with the same rules as ``glossary.services.entry_build``, plans what to create and what already
 exists, and then writes it all in one transaction through ``glossary.services``. Every import is recorded as
-an ImportBatch; queued imports and previews run in a worker (glossary.import_jobs). Export: glossary.exports.
+an ImportBatch whose run is a job (kind ``import``, jobs.runner); queued imports and previews run in a worker
+(glossary.import_jobs). Export: glossary.exports.
 """
 from __future__ import annotations
 
@@ -18,20 +19,22 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from glossary import services
 from glossary.exports import COLUMNS, EXPORT_FORMATS, LIST_SEPARATOR, export_glossary, export_record  # noqa: F401 (public here too)
 from glossary.models import Domain, Entry, ImportBatch
 from glossary.parsers import REQUIRED_COLUMNS, Row, parse  # noqa: F401
 from glossary.planning import Plan, plan_import
-from glossary.readers import ImportRefused, RowError  # noqa: F401 (public here too)
+from glossary.readers import ImportRefused, ImportTooLarge, RowError  # noqa: F401 (public here too)
 from glossary.text import collapse_spaces, forbidden_character_message
+from jobs import runner
 
 logger = logging.getLogger(__name__)
 
+IMPORT_KIND = "import"
 FORMATS = ("csv", "jsonl", "xlsx", "sigles", "bercy", "baconnier")
 IMPORT_STATUSES = (Entry.Status.DRAFT, Entry.Status.VALIDATED)
 PINNED_SPLITS = (Entry.Split.TRAIN, Entry.Split.TEST)
@@ -66,7 +69,7 @@ class ImportReport:
         return asdict(self)
 
 
-class ImportConflict(ImportRefused):
+class ImportConflict(Conflict, ImportRefused):
     """The import kept meeting concurrent writes to the same entries; nothing was written."""
 
 
@@ -162,37 +165,33 @@ def import_enqueue(*, content: bytes, file_name: str, file_format: str, options:
     check_file(content=content, file_format=file_format)
     import_options = ImportOptions.from_dict(options)
     with transaction.atomic():
-        batch = _new_batch(
-            content=content, file_name=file_name, file_format=file_format, options=import_options,
-            user=user, status=ImportBatch.Status.QUEUED,
-        )
+        batch = _new_batch(content=content, file_name=file_name, file_format=file_format, options=import_options, user=user)
         safe_name = get_valid_filename(PurePath(file_name).name) or "import"
         batch.stored_path = storages["artifacts"].save(f"imports/{batch.pk}/{safe_name}", ContentFile(content))
         batch.save(update_fields=["stored_path"])
-        transaction.on_commit(lambda: send_to_worker(batch.pk))
+        runner.enqueue_on_commit(batch.job)
     return batch
 
 
 def import_confirm_preview(*, batch_id: int, skip_invalid: bool) -> ImportBatch:
-    """Queue the import of a file a worker previewed (the same stored file, the same options)."""
+    """Queue the import of a file a worker previewed (the same stored file, the same options), as the batch's
+    next job (the preview's job stays in the jobs' history)."""
     with transaction.atomic():
-        batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
-        if batch.status != ImportBatch.Status.PREVIEWED or not batch.options.get("dry_run"):
+        batch = ImportBatch.objects.select_for_update().select_related("job", "created_by").get(pk=batch_id)
+        if batch.status != ImportBatch.Status.PREVIEWED:
             raise ImportRefused(_("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
         batch.options = {**batch.options, "dry_run": False, "skip_invalid": skip_invalid}
-        batch.status = ImportBatch.Status.QUEUED
-        batch.finished_at = None
-        batch.attempts = 0
-        batch.save(update_fields=["options", "status", "finished_at", "attempts"])
-        transaction.on_commit(lambda: send_to_worker(batch.pk))
+        batch.job = runner.job_create(kind=IMPORT_KIND, requested_by=batch.created_by)
+        batch.save(update_fields=["options", "job"])
+        runner.enqueue_on_commit(batch.job)
     return batch
 
 
 def import_retry_skipping_invalid(*, batch_id: int, user=None) -> ImportBatch:
     """Queue the stored file of a failed import again, this time skipping its invalid rows, as a new batch
     (the failed one stays in the history as it was)."""
-    batch = ImportBatch.objects.get(pk=batch_id)
-    if batch.status != ImportBatch.Status.FAILED or batch.options.get("dry_run") or not batch.stored_path:
+    batch = ImportBatch.objects.select_related("job").get(pk=batch_id)
+    if batch.status != ImportBatch.Status.FAILED or batch.is_preview or not batch.stored_path:
         raise ImportRefused(_("Seul un import échoué dont le fichier est conservé peut être relancé."))
     try:
         with storages["artifacts"].open(batch.stored_path, "rb") as stored:
@@ -203,19 +202,6 @@ def import_retry_skipping_invalid(*, batch_id: int, user=None) -> ImportBatch:
         content=content, file_name=batch.file_name, file_format=batch.file_format,
         options={**batch.options, "dry_run": False, "skip_invalid": True}, user=user,
     )
-
-
-def send_to_worker(batch_id: int) -> None:
-    from glossary.tasks import import_run
-
-    try:
-        import_run.delay(batch_id)
-    except Exception as error:  # the broker is down: say so on the batch rather than leave it queued forever
-        logger.exception("Could not enqueue import batch %s", batch_id)
-        ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(
-            status=ImportBatch.Status.FAILED, finished_at=timezone.now(),
-            error=_("File d'attente indisponible : %(error)s. Le fichier est conservé ; relancez l'import plus tard.") % {"error": error},
-        )
 
 
 def guess_kind(term: str) -> str:
@@ -230,44 +216,51 @@ def guess_kind(term: str) -> str:
 # Import steps -----------------------------------------------------------------------------------
 
 
+def check_size(*, size: int) -> None:
+    """Refuse a file over the limit (before reading it, when its size is known)."""
+    if size > settings.IMPORT_MAX_BYTES:
+        raise ImportTooLarge(
+            _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
+            % {"size": filesizeformat(size), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
+        )
+
+
 def check_file(*, content: bytes, file_format: str) -> None:
     if file_format not in FORMATS:
         raise ImportRefused(_("Format inconnu : %(format)s (formats possibles : %(formats)s).") % {"format": file_format, "formats": ", ".join(FORMATS)})
-    if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ImportRefused(
-            _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
-            % {"size": filesizeformat(len(content)), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
-        )
+    check_size(size=len(content))
     if not content.strip():
         raise ImportRefused(_("Le fichier est vide."))
 
 
 def run_import(
-    *, content: bytes, file_name: str, file_format: str, options: ImportOptions, user, batch: ImportBatch | None, still_mine=None,
+    *, content: bytes, file_name: str, file_format: str, options: ImportOptions, user, batch: ImportBatch | None,
 ) -> ImportReport:
-    """Plan and write an import. ``still_mine(batch)``, called inside the writing transaction, lets a worker
-    give up (and roll back) when another attempt took its batch over."""
+    """Plan and write an import: into ``batch`` when a worker claimed its job, else into a new batch whose job
+    runs here. Results are written only while this attempt holds the job (``runner.JobSuperseded`` otherwise)."""
     plan = _analyse(content=content, file_format=file_format, options=options)
     if options.dry_run:
         report = _report(plan, imported=False, dry_run=True, batch_id=batch.pk if batch else None)
         if batch:
-            _finish(batch, status=ImportBatch.Status.PREVIEWED, report=report)
+            _finish(batch, report=report)
         return report
     if plan.errors and not options.skip_invalid:
-        batch = batch or _new_batch(content=content, file_name=file_name, file_format=file_format, options=options, user=user)
-        report = _report(plan, imported=False, dry_run=False, batch_id=batch.pk)
-        error = _("%(count)s ligne(s) invalide(s) : rien n'a été importé.") % {"count": len({e.line for e in plan.errors})}
-        _finish(batch, status=ImportBatch.Status.FAILED, report=report, error=error)
+        with transaction.atomic():  # a batch run here is recorded with its outcome, never left running
+            batch = batch or _new_batch(content=content, file_name=file_name, file_format=file_format, options=options, user=user, run_here=True)
+            report = _report(plan, imported=False, dry_run=False, batch_id=batch.pk)
+            error = _("%(count)s ligne(s) invalide(s) : rien n'a été importé.") % {"count": len({e.line for e in plan.errors})}
+            _finish(batch, report=report, error=error)
         return report
     for attempt in range(RACE_RETRIES + 1):
         try:
             with transaction.atomic():
-                if still_mine is not None:
-                    still_mine(batch)
-                current = batch or _new_batch(content=content, file_name=file_name, file_format=file_format, options=options, user=user)
+                current = batch or _new_batch(
+                    content=content, file_name=file_name, file_format=file_format, options=options, user=user, run_here=True,
+                )
+                runner.job_hold(job=current.job)
                 _apply(plan, batch=current, user=user)
                 report = _report(plan, imported=True, dry_run=False, batch_id=current.pk)
-                _finish(current, status=ImportBatch.Status.IMPORTED, report=report)
+                _finish(current, report=report)
             return report
         except (services.DuplicateEntryError, IntegrityError) as error:
             # Another write created the same entry (or domain) between the plan and the import: plan again,
@@ -282,28 +275,37 @@ def run_import(
     ) from last_error
 
 
-def _new_batch(*, content: bytes, file_name: str, file_format: str, options: ImportOptions, user, status: str = ImportBatch.Status.RUNNING) -> ImportBatch:
+def _new_batch(*, content: bytes, file_name: str, file_format: str, options: ImportOptions, user, run_here: bool = False) -> ImportBatch:
+    """A batch and its queued job; ``run_here``: the job is claimed by this process (a command, a request)."""
+    job = runner.job_create(kind=IMPORT_KIND, requested_by=user)
+    if run_here:
+        runner.job_claim(job=job)
     return ImportBatch.objects.create(
+        job=job,
         file_name=PurePath(file_name).name[:255],
         file_format=file_format,
         file_sha256=hashlib.sha256(content).hexdigest(),
         options=asdict(options),
-        status=status,
         created_by=user,
     )
 
 
-def _finish(batch: ImportBatch, *, status: str, report: ImportReport | None, error: str = "") -> None:
-    batch.status = status
-    batch.error = error
-    batch.finished_at = timezone.now()
-    if report is not None:
-        batch.created_count = report.created
-        batch.unchanged_count = report.unchanged
-        batch.invalid_count = len({e.line for e in report.errors})
-        # A preview keeps its first rows: the page that waited for the worker shows them.
-        batch.report = {key: value for key, value in report.as_dict().items() if key != "preview" or report.dry_run}
-    batch.save()
+def _finish(batch: ImportBatch, *, report: ImportReport | None, error: str = "") -> None:
+    """Record the outcome, if this attempt still holds the batch's job: the report on the batch, and the job's
+    end (failed with ``error``, else succeeded: a preview or an import, as the options say)."""
+    with transaction.atomic():
+        runner.job_hold(job=batch.job)
+        if report is not None:
+            batch.created_count = report.created
+            batch.unchanged_count = report.unchanged
+            batch.invalid_count = len({e.line for e in report.errors})
+            # A preview keeps its first rows: the page that waited for the worker shows them.
+            batch.report = {key: value for key, value in report.as_dict().items() if key != "preview" or report.dry_run}
+            batch.save(update_fields=["created_count", "unchanged_count", "invalid_count", "report"])
+        if error:
+            runner.job_fail(job=batch.job, error=error)
+        else:
+            runner.job_succeed(job=batch.job)
 
 
 def _analyse(*, content: bytes, file_format: str, options: ImportOptions) -> Plan:

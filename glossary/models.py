@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from glossary.text import definition_key, term_key
+from jobs.models import Job, JobFields
 
 
 class Domain(models.Model):
@@ -26,8 +27,29 @@ class Domain(models.Model):
         return self.name
 
 
-class ImportBatch(models.Model):
-    """One import of a file: who, when, which file and options, and what it did."""
+class ImportBatchQuerySet(models.QuerySet):
+    def with_status(self, *statuses: str) -> ImportBatchQuerySet:
+        """Batches in any of these statuses (``ImportBatch.status``, read from the job and the options)."""
+        condition = models.Q(pk__in=[])
+        for status in statuses:
+            if status == ImportBatch.Status.PREVIEWED:
+                condition |= models.Q(job__status=Job.Status.SUCCEEDED, options__dry_run=True)
+            elif status == ImportBatch.Status.IMPORTED:
+                not_preview = models.Q(options__dry_run=False) | models.Q(options__dry_run__isnull=True)
+                condition |= models.Q(job__status=Job.Status.SUCCEEDED) & not_preview
+            elif status == ImportBatch.Status.FAILED:
+                condition |= models.Q(job__status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+            else:
+                condition |= models.Q(job__status=status)
+        return self.filter(condition)
+
+
+class ImportBatch(JobFields, models.Model):
+    """One import (or worker preview) of a file: who, which file and options, and what it did (counts, report).
+
+    Its run is a job (``jobs.Job`` of kind ``import``): queued, running, failed and why are the job's. A preview
+    a worker made and the import the user then confirmed are two jobs of the same batch; ``job`` is the latest.
+    """
 
     class Status(models.TextChoices):
         PREVIEWED = "previewed", _("prévisualisé")
@@ -36,26 +58,21 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", _("importé")
         FAILED = "failed", _("échoué")
 
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="import_batch")
     file_name = models.CharField(max_length=255)
     file_format = models.CharField(max_length=20)
     file_sha256 = models.CharField(max_length=64, blank=True)
     # The uploaded file, kept in the artifact store so a queued import can run in the worker.
     stored_path = models.CharField(max_length=500, blank=True)
     options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
     created_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     invalid_count = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # The worker attempt that runs the batch: a batch left running by a dead worker is swept to failed
-    # (glossary.import_jobs), and a redelivered message restarts it as a new attempt.
-    started_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ImportBatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -66,6 +83,23 @@ class ImportBatch(models.Model):
         # Local time, as on every page (a UTC time beside a local one reads as two different moments).
         created = timezone.localtime(self.created_at) if self.created_at else None
         return f"{self.file_name} ({self.file_format}, {created:%Y-%m-%d %H:%M})" if created else f"{self.file_name} ({self.file_format})"
+
+    @property
+    def is_preview(self) -> bool:
+        return bool(self.options.get("dry_run"))
+
+    @property
+    def status(self) -> str:
+        """The job's status, in the import's words: a job that succeeded made a preview or an import."""
+        job_status = self.job.status
+        if job_status == Job.Status.SUCCEEDED:
+            return self.Status.PREVIEWED if self.is_preview else self.Status.IMPORTED
+        if job_status in (Job.Status.FAILED, Job.Status.CANCELLED):
+            return self.Status.FAILED
+        return self.Status(job_status)
+
+    def get_status_display(self) -> str:
+        return str(self.Status(self.status).label)
 
 
 class Entry(models.Model):

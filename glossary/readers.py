@@ -20,6 +20,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from config.errors import Invalid, TooLarge
 from glossary.text import count_forbidden_characters, forbidden_character_message
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,18 @@ _BINARY_SAMPLE_CHARS = 65536
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-class ImportRefused(Exception):
+class ImportRefused(Invalid):
     """The whole file cannot be imported (too large, unknown format, unreadable, missing columns),
     or an export was asked in an unknown format.
 
     The message is meant for the user.
     """
+
+    default_code = "refused"
+
+
+class ImportTooLarge(TooLarge, ImportRefused):
+    """The file is over ``IMPORT_MAX_BYTES``."""
 
 
 class BadRow(Exception):

@@ -83,11 +83,11 @@ def domain_list() -> QuerySet[Domain]:
 
 
 def import_batch_list() -> QuerySet[ImportBatch]:
-    return ImportBatch.objects.select_related("created_by").order_by("-created_at", "-id")
+    return ImportBatch.objects.select_related("created_by", "job").order_by("-created_at", "-id")
 
 
 def import_batch_get(*, batch_id: int) -> ImportBatch:
-    return ImportBatch.objects.select_related("created_by").get(pk=batch_id)
+    return ImportBatch.objects.select_related("created_by", "job").get(pk=batch_id)
 
 
 def entries_for_export() -> QuerySet[Entry]:

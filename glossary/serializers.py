@@ -199,6 +199,10 @@ class ImportRejectedSerializer(ImportReportSerializer):
 
 class ImportBatchSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    # The lifecycle is the batch's job's (status in the import's words).
+    status = serializers.ChoiceField(choices=ImportBatch.Status.choices, read_only=True)
+    error = serializers.CharField(read_only=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = ImportBatch

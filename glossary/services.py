@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
+from config.errors import Conflict
 from glossary.models import Domain, Entry
 from glossary.text import collapse_spaces, definition_key, forbidden_character_message, term_key
 
@@ -29,16 +30,22 @@ CONTEXT_MAX_CHARS = 2000
 VARIANT_MAX_CHARS = 255
 
 
-class DuplicateEntryError(ValidationError):
+class DuplicateEntryError(Conflict):
     """The same term with the same normalised definition already exists."""
 
+    default_code = "duplicate"
 
-class StaleEntryError(ValidationError):
+
+class StaleEntryError(Conflict):
     """The entry changed since the editor loaded it."""
+
+    default_code = "stale"
 
 
 class EntryGoneError(StaleEntryError):
     """The entry was deleted while someone was editing it."""
+
+    default_code = "gone"
 
 
 def _clean_list(values: Iterable[str] | None) -> list[str]:
@@ -115,7 +122,7 @@ def domain_update(*, domain: Domain, name: str | None = None, description: str |
 
 def domain_delete(*, domain: Domain) -> None:
     if domain.entries.exists():
-        raise ValidationError(_("Ce domaine contient des entrées : déplacez-les ou supprimez-les d'abord."))
+        raise Conflict(_("Ce domaine contient des entrées : déplacez-les ou supprimez-les d'abord."), code="not_empty")
     domain.delete()
 
 

@@ -341,11 +341,11 @@ def _render_preview(request, *, report, rows: list[dict], file_name: str, token:
 def import_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The preview a worker is making of an uploaded file: polls until it is ready, then the same page as a
     preview made in the request (every bad row with its line, the confirmation)."""
-    batch = ImportBatch.objects.filter(pk=pk, created_by=request.user).first()
+    batch = ImportBatch.objects.select_related("job").filter(pk=pk, created_by=request.user).first()
     pending = request.session.get(PENDING_IMPORT_SESSION_KEY) or {}
-    if batch is None or not batch.options.get("dry_run") or pending.get("batch_id") != batch.pk:
+    if batch is None or not batch.is_preview or pending.get("batch_id") != batch.pk:
         raise Http404(_("Cet aperçu n'existe pas ou n'est plus en attente."))
-    if batch.status in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING):
+    if batch.is_active:
         return render(request, "glossary/import_preview_wait.html", {"batch": batch})
     if batch.status != ImportBatch.Status.PREVIEWED:
         return render(request, "glossary/import_preview_wait.html", {"batch": batch, "failed": True})
@@ -405,7 +405,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         batch = selectors.import_batch_get(batch_id=pk)
     except ImportBatch.DoesNotExist:
         raise Http404(_("Cet import n'existe pas.")) from None
-    context = {"batch": batch, "is_over": batch.status not in (ImportBatch.Status.QUEUED, ImportBatch.Status.RUNNING)}
+    context = {"batch": batch, "is_over": not batch.is_active}
     return _render_full_or_fragment(
         request, page="glossary/import_detail.html", fragment="glossary/_import_batch.html", context=context
     )

@@ -103,6 +103,14 @@ class JobFields:
         return self.job.log
 
     @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
+    def is_active(self) -> bool:
+        return self.job.is_active
+
+    @property
     def cancel_requested(self) -> bool:
         return self.job.cancel_requested
 

@@ -12,10 +12,15 @@ from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from jobs import kinds
 from jobs.models import Job
 
 logger = logging.getLogger("lexique.jobs")
+
+
+class JobSuperseded(Exception):
+    """This attempt no longer holds its job: it was taken for dead (swept, restarted) or ended meanwhile."""
 
 
 class JobLocked(Exception):
@@ -90,6 +95,15 @@ def job_claim(*, job: Job, worker: str = "") -> bool:
     return False
 
 
+def job_hold(*, job: Job) -> None:
+    """Inside the transaction that writes a job's results: lock the job's row and raise ``JobSuperseded`` unless
+    this attempt (the one ``job_claim`` gave ``job``) still runs it. A worker taken for dead that comes back then
+    rolls back instead of writing over the attempt that replaced it."""
+    current = Job.objects.select_for_update().only("status", "attempts").get(pk=job.pk)
+    if current.status != Job.Status.RUNNING or current.attempts != job.attempts:
+        raise JobSuperseded(f"{job.kind} {job.pk}: attempt {job.attempts} superseded ({current.status}, attempt {current.attempts})")
+
+
 def _is_stale(job: Job, now: datetime) -> bool:
     last = job.heartbeat_at or job.started_at or job.created_at
     return last < now - kinds.get(job.kind).stale_after
@@ -151,11 +165,9 @@ def job_cancelled(*, job: Job, message: str) -> bool:
 
 def job_cancel(*, job: Job, user=None) -> Job:
     """A queued job is cancelled now; a running one is asked to stop (its code checks ``cancel_requested``)."""
-    from django.core.exceptions import ValidationError
-
     job.refresh_from_db()
     if not job.is_active:
-        raise ValidationError(_("Cette tâche est déjà terminée."), code="finished")
+        raise Conflict(_("Cette tâche est déjà terminée."), code="finished")
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(cancel_requested=True):
         job_cancelled(job=job, message=_("Annulé par %(user)s avant son démarrage.") % {"user": user})
         return job

@@ -1,17 +1,18 @@
 """The search, answer and flag API: thin views over retrieval.services and retrieval.selectors.
 
-Errors are JSON with a ``reason`` (config.api): 400 for an empty or too long query, an unknown version
-or an invalid flag; 403 when a user without the expert role flags.
+Errors are JSON with a ``reason`` (config.api, which maps the services' refusals): 400 for an empty or too long
+query, an unknown version or an invalid flag; 403 when a user without the expert role flags; 503 when search is
+unavailable.
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from config import errors
 from config.api import ErrorSerializer
 from config.roles import IsExpertOrReadOnly
 from retrieval import labelled, selectors, services
@@ -40,14 +41,9 @@ def _version(ref: str) -> ModelVersion:
         raise exceptions.ValidationError({"version": [f"Unknown model version: {ref!r}."]}) from None
 
 
-def _service_error(error: DjangoValidationError) -> exceptions.ValidationError:
-    return exceptions.ValidationError(getattr(error, "message_dict", None) or {"non_field_errors": error.messages})
-
-
-class SearchUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Search is unavailable."
-    default_code = "search_unavailable"
+def _search_unavailable_as_refusal():
+    # retrieval.services raises its own SearchUnavailableError (not yet a config.errors kind): Unavailable.
+    return errors.refusals_as(errors.Unavailable, code="search_unavailable", of=(services.SearchUnavailableError,))
 
 
 class SearchView(APIView):
@@ -65,14 +61,10 @@ class SearchView(APIView):
         params = SearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        try:
+        with _search_unavailable_as_refusal():
             result = services.search(
                 query=data["q"], top_k=data["top_k"], version=_version(data["version"]), mode=data["mode"], preprocess=data["preprocess"]
             )
-        except DjangoValidationError as error:
-            raise _service_error(error) from None
-        except services.SearchUnavailableError as error:
-            raise SearchUnavailable(str(error)) from None
         body = {
             "query": result.query,
             "processed": services.processed_query_as_dict(result.processed) or None,
@@ -100,14 +92,10 @@ class AnswerView(APIView):
     def post(self, request):
         params = AnswerRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        try:
+        with _search_unavailable_as_refusal():
             _answer, log = services.answer_question(
                 question=params.validated_data["question"], user=request.user, version=_version(params.validated_data["version"])
             )
-        except DjangoValidationError as error:
-            raise _service_error(error) from None
-        except services.SearchUnavailableError as error:
-            raise SearchUnavailable(str(error)) from None
         return Response(AnswerSerializer(log).data, status=status.HTTP_201_CREATED)
 
 
@@ -140,17 +128,14 @@ class FlagListCreateView(generics.ListCreateAPIView):
         params = FlagCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        try:
-            flag = services.flag_create(
-                question_log=data["question_id"],
-                user=request.user,
-                reason=data["reason"],
-                correct_entry=data.get("correct_entry"),
-                new_entry=data.get("new_entry"),
-                comment=data.get("comment", ""),
-            )
-        except DjangoValidationError as error:
-            raise _service_error(error) from None
+        flag = services.flag_create(
+            question_log=data["question_id"],
+            user=request.user,
+            reason=data["reason"],
+            correct_entry=data.get("correct_entry"),
+            new_entry=data.get("new_entry"),
+            comment=data.get("comment", ""),
+        )
         return Response(FlagSerializer(selectors.flag_get(flag_id=flag.pk)).data, status=status.HTTP_201_CREATED)
 
 
@@ -200,10 +185,7 @@ class LabelledQuestionListCreateView(generics.ListCreateAPIView):
         params = LabelledQuestionCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        try:
-            question = labelled.labelled_question_record(
-                text=data["text"], entry=data["entry"], source=LabelledQuestion.Source.EXAM, user=request.user, kind=data.get("kind"),
-            )
-        except DjangoValidationError as error:
-            raise _service_error(error) from None
+        question = labelled.labelled_question_record(
+            text=data["text"], entry=data["entry"], source=LabelledQuestion.Source.EXAM, user=request.user, kind=data.get("kind"),
+        )
         return Response(LabelledQuestionSerializer(labelled.labelled_question_get(question_id=question.pk)).data, status=status.HTTP_201_CREATED)

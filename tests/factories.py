@@ -1,7 +1,8 @@
 import factory
 from django.utils.text import slugify
 
-from glossary.models import Domain, Entry
+from glossary.models import Domain, Entry, ImportBatch
+from jobs.models import Job
 
 
 class DomainFactory(factory.django.DjangoModelFactory):
@@ -24,3 +25,13 @@ class EntryFactory(factory.django.DjangoModelFactory):
     status = Entry.Status.VALIDATED
     contexts = factory.LazyAttribute(lambda o: [f"Le {o.term} est utilisé dans un dossier."])
     variants = factory.LazyFunction(list)
+
+
+def import_batch(*, status: str = ImportBatch.Status.IMPORTED, options: dict | None = None, **fields) -> ImportBatch:
+    """A batch shown in ``status``: its job holds the lifecycle (a preview or an import that succeeded, as its
+    options say)."""
+    job_status = {ImportBatch.Status.PREVIEWED: Job.Status.SUCCEEDED, ImportBatch.Status.IMPORTED: Job.Status.SUCCEEDED}.get(status, status)
+    job = Job.objects.create(kind="import", status=job_status)
+    fields.setdefault("file_name", "g.csv")
+    fields.setdefault("file_format", "csv")
+    return ImportBatch.objects.create(job=job, options={"dry_run": status == ImportBatch.Status.PREVIEWED, **(options or {})}, **fields)

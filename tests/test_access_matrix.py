@@ -33,7 +33,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from retrieval.models import Flag, QuestionLog
-from tests.factories import DomainFactory, EntryFactory
+from tests.factories import DomainFactory, EntryFactory, import_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -228,7 +228,7 @@ def objects(expert, maintainer):
     return {
         "domain": domain,
         "entry": entries[2],
-        "import_batch": ImportBatch.objects.create(file_name="g.csv", file_format="csv", status=ImportBatch.Status.IMPORTED),
+        "import_batch": import_batch(file_name="g.csv", file_format="csv", status=ImportBatch.Status.IMPORTED),
         "version": version,
         "question": question,
         "flag": flag,

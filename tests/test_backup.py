@@ -22,7 +22,7 @@ from glossary.models import ImportBatch
 from retrieval import services as retrieval_services
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.selectors import champion_version_get
-from tests.factories import DomainFactory, EntryFactory
+from tests.factories import DomainFactory, EntryFactory, import_batch
 from jobs.models import Job
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
 
@@ -48,7 +48,7 @@ def installation(expert, maintainer):
     tva = EntryFactory(term="TVA", definition="Taxe sur la valeur ajoutée", domain=domain)
     caf = EntryFactory(term="CAF", definition="Caisse d'allocations familiales", domain=domain)
     glossary_services.entry_update(entry=tva, data={"definition": "Impôt indirect sur la consommation"}, user=expert)
-    ImportBatch.objects.create(file_name="g.csv", file_format="csv", status=ImportBatch.Status.IMPORTED, created_by=expert, report={"created": 2})
+    import_batch(file_name="g.csv", file_format="csv", status=ImportBatch.Status.IMPORTED, created_by=expert, report={"created": 2})
     base = champion_version_get()
     version = retrieval_services.model_version_create(
         base_model=base.base_model, label="run 1", parent=base, adapter_path="versions/run-1/adapter", merged_path="versions/run-1/merged",

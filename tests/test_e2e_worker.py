@@ -27,7 +27,7 @@ def test_queued_import_is_run_by_the_worker(live_worker, expert, api_client):
     assert response.status_code == 202, response.json()
     batch_id = response.json()["batch_id"]
     finished = wait_for(
-        lambda: ImportBatch.objects.filter(pk=batch_id, status__in=["imported", "failed"]).first(),
+        lambda: ImportBatch.objects.with_status("imported", "failed").filter(pk=batch_id).first(),
         timeout=120, message=f"the worker to finish import batch {batch_id}",
     )
     assert finished.status == "imported", f"{finished.error}\n{live_worker.log()}"

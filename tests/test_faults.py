@@ -155,7 +155,7 @@ def test_database_error_mid_import_rolls_everything_back(monkeypatch, expert):
     content = "term,definition\n" + "".join(f"T{i},Définition {i}\n" for i in range(30))
 
     def broken_finish(batch, **kwargs):
-        if kwargs.get("status") == ImportBatch.Status.IMPORTED:
+        if kwargs.get("report") is not None and kwargs["report"].imported:
             raise DatabaseError("disk I/O error")
         return real_finish(batch, **kwargs)
 
@@ -164,7 +164,7 @@ def test_database_error_mid_import_rolls_everything_back(monkeypatch, expert):
     with pytest.raises(DatabaseError):
         imports.import_file(content=content.encode(), file_name="g.csv", file_format="csv", user=expert)
     assert list(Entry.objects.values_list("term", flat=True)) == ["EXISTANT"]
-    assert not ImportBatch.objects.filter(status=ImportBatch.Status.IMPORTED).exists()
+    assert not ImportBatch.objects.with_status(ImportBatch.Status.IMPORTED).exists()
 
     # The same failure in a worker: the batch says it failed, and still nothing was written.
     batch = imports.import_enqueue(content=content.encode(), file_name="g.csv", file_format="csv", options={}, user=expert)

@@ -1,7 +1,7 @@
-"""Training API: request, follow and cancel runs; screen mined negatives."""
+"""Training API: request, follow and cancel runs; screen mined negatives. Refusals (409 for a run already going,
+one already finished, a candidate already screened) are mapped from the services' errors by config.api."""
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from config.api import ErrorSerializer, error_response
+from config.api import ErrorSerializer
 from config.roles import IsExpertOrReadOnly, IsMaintainerOrReadOnly
 from training import selectors, services
 from training.models import NegativeCandidate, TrainingConfig, TrainingRun
@@ -40,20 +40,13 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         config = None
         if "config" in data:
             config = get_object_or_404(TrainingConfig, name=data.pop("config"))
-        try:
-            run = services.training_run_request(user=request.user, trigger=TrainingRun.Trigger.API, config=config, overrides=data)
-        except services.TrainingAlreadyRunning as error:
-            return error_response(error.messages[0], status=status.HTTP_409_CONFLICT, code="already_running", run_id=error.run.pk)
+        run = services.training_run_request(user=request.user, trigger=TrainingRun.Trigger.API, config=config, overrides=data)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: TrainingRunSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        run = self.get_object()
-        try:
-            run = services.training_run_cancel(run=run, user=request.user)
-        except ValidationError as error:
-            return error_response(error.messages[0], status=status.HTTP_409_CONFLICT, code="finished")
+        run = services.training_run_cancel(run=self.get_object(), user=request.user)
         return Response(TrainingRunSerializer(run).data)
 
 
@@ -73,8 +66,5 @@ class NegativeCandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         candidate = get_object_or_404(NegativeCandidate, pk=pk)
         body = ScreeningDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            candidate = services.screening_decide(candidate=candidate, decision=body.validated_data["decision"], user=request.user)
-        except ValidationError as error:
-            return error_response(error.messages[0], status=status.HTTP_409_CONFLICT, code="already_decided")
+        candidate = services.screening_decide(candidate=candidate, decision=body.validated_data["decision"], user=request.user)
         return Response(NegativeCandidateSerializer(candidate).data)

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
 from training import selectors
@@ -21,10 +22,10 @@ logger = logging.getLogger("lexique.training")
 DEFAULT_CONFIG_NAME = "défaut"
 
 
-class TrainingAlreadyRunning(ValidationError):
+class TrainingAlreadyRunning(Conflict):
     def __init__(self, run: TrainingRun):
         self.run = run
-        super().__init__(_("Un entraînement est déjà en cours (n° %(id)s).") % {"id": run.pk}, code="already_running")
+        super().__init__(_("Un entraînement est déjà en cours (n° %(id)s).") % {"id": run.pk}, code="already_running", run_id=run.pk)
 
 
 # ---- frozen split --------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def training_run_cancel(*, run: TrainingRun, user=None) -> TrainingRun:
 
     step = pipeline.active_step(run)
     if step is None:
-        raise ValidationError(_("Cet entraînement est déjà terminé."))
+        raise Conflict(_("Cet entraînement est déjà terminé."), code="finished")
     runner.job_cancel(job=step, user=user)
     run.refresh_from_db()
     return run
@@ -121,7 +122,7 @@ def screening_decide(*, candidate: NegativeCandidate, decision: str, user) -> Ne
     with transaction.atomic():
         current = NegativeCandidate.objects.select_for_update().get(pk=candidate.pk)
         if current.decision != NegativeCandidate.Decision.PENDING:
-            raise ValidationError(_("Ce candidat a déjà été examiné (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
+            raise Conflict(_("Ce candidat a déjà été examiné (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
         current.decision = decision
         current.decided_by = user
         current.decided_at = timezone.now()

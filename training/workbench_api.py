@@ -1,7 +1,7 @@
-"""Review queue API: list items, lease the next one, decide (first decision wins: 409 for the second), undo."""
+"""Review queue API: list items, lease the next one, decide (first decision wins: 409 for the second), undo (403
+for someone else's decision). The services' refusals are mapped to statuses by config.api."""
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, error_response
+from config.api import ErrorSerializer
 from config.roles import EXPERT, MAINTAINER, IsExpertOrReadOnly, has_role
 from training import workbench
 from training.models import ReviewDecision, ReviewItem
@@ -106,12 +106,7 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         item = get_object_or_404(ReviewItem, pk=pk)
         body = DecideSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            record = workbench.review_item_decide(item=item, user=request.user, decision=body.validated_data["decision"], candidate=body.validated_data.get("candidate"))
-        except workbench.ReviewConflict as error:
-            return error_response(error.messages[0], status=status.HTTP_409_CONFLICT, code=error.code or "conflict")
-        except ValidationError as error:
-            return error_response(error.messages[0], status=status.HTTP_400_BAD_REQUEST, code=error.code or "invalid")
+        record = workbench.review_item_decide(item=item, user=request.user, decision=body.validated_data["decision"], candidate=body.validated_data.get("candidate"))
         return Response(ReviewDecisionSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
@@ -134,11 +129,5 @@ class ReviewDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     def undo(self, request, pk=None):
         """Undo a decision (its author or a maintainer), reverting its effect; its item is open again."""
         decision = get_object_or_404(ReviewDecision, pk=pk)
-        try:
-            decision = workbench.review_decision_undo(decision=decision, user=request.user)
-        except workbench.ReviewConflict as error:
-            return error_response(error.messages[0], status=status.HTTP_409_CONFLICT, code=error.code or "conflict")
-        except ValidationError as error:
-            code = error.code or "invalid"
-            return error_response(error.messages[0], status=status.HTTP_403_FORBIDDEN if code == "not_yours" else status.HTTP_409_CONFLICT, code=code)
+        decision = workbench.review_decision_undo(decision=decision, user=request.user)
         return Response(ReviewDecisionSerializer(decision).data)

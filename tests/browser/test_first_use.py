@@ -41,4 +41,4 @@ def test_same_term_warning_and_import_retried_skipping_bad_rows(page: Page, expe
     expect(page.locator(".messages .success")).to_have_count(0)
     page.get_by_role("button", name="Relancer en ignorant les lignes invalides").click()
     expect(page.locator("#import-batch-status")).to_contain_text("Import terminé : 1 entrée créée.")
-    assert ImportBatch.objects.filter(status=ImportBatch.Status.IMPORTED).count() == 1
+    assert ImportBatch.objects.with_status(ImportBatch.Status.IMPORTED).count() == 1

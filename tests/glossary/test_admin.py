@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from glossary import services
 from glossary.models import Domain, Entry, ImportBatch
-from tests.factories import DomainFactory, EntryFactory
+from tests.factories import DomainFactory, EntryFactory, import_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def entry_admin_data(**overrides) -> dict:
 @pytest.mark.parametrize("model", [Domain, Entry, ImportBatch])
 def test_changelist_and_search_pages_load(superuser_client, model):
     EntryFactory(term="URSSAF")
-    ImportBatch.objects.create(file_name="sigles.csv", file_format="sigles")
+    import_batch(file_name="sigles.csv", file_format="sigles")
     url = reverse(f"admin:glossary_{model._meta.model_name}_changelist")
     assert superuser_client.get(url).status_code == 200
     assert superuser_client.get(url, {"q": "urssaf"}).status_code == 200

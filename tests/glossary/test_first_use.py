@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from glossary.models import Entry, ImportBatch
 from glossary.text import definition_similarity, same_sense
-from tests.factories import EntryFactory
+from tests.factories import EntryFactory, import_batch
 from tests.glossary.test_views import CSV_WITH_BAD_ROW, confirm, entry_form_data, upload
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +107,7 @@ def test_a_refused_import_counts_nothing_created_and_flashes_no_success(expert_c
 
 
 def test_a_queued_import_reads_as_running_not_as_success(expert_client):
-    batch = ImportBatch.objects.create(file_name="a.csv", file_format="csv", status=ImportBatch.Status.QUEUED)
+    batch = import_batch(file_name="a.csv", file_format="csv", status=ImportBatch.Status.QUEUED)
     page = expert_client.get(reverse("glossary:import-detail", args=[batch.pk])).content.decode()
     assert "Import en cours" in page and "Import terminé" not in page
 
@@ -131,7 +131,7 @@ def test_failed_import_is_retried_skipping_bad_rows(expert_client, django_captur
 
 
 def test_only_a_failed_import_can_be_retried(expert_client, client, reader):
-    batch = ImportBatch.objects.create(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED, stored_path="imports/x/a.csv")
+    batch = import_batch(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED, stored_path="imports/x/a.csv")
     response = expert_client.post(reverse("glossary:import-retry", args=[batch.pk]), follow=True)
     assert "Seul un import échoué" in response.content.decode()
     assert ImportBatch.objects.count() == 1

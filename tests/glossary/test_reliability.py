@@ -1,5 +1,5 @@
 """Issue 16, glossary side: formula injection in exports, control characters, list caps, races answered 409,
-import batches left running by a dead worker."""
+imports as jobs (broker down, a worker killed, a message delivered twice)."""
 from __future__ import annotations
 
 import csv
@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from glossary import import_jobs, imports, services
 from glossary.exports import neutralise_formula, restore_formula
 from glossary.models import Domain, Entry, ImportBatch
+from jobs import kinds, runner
+from jobs.models import Job
 from tests.factories import EntryFactory
 
 PAYLOADS = [
@@ -279,36 +281,94 @@ def test_an_import_that_keeps_meeting_conflicts_fails_cleanly(monkeypatch, api_c
     assert not Entry.objects.exists()
 
 
-# ---- batches left running by a dead worker -------------------------------------------------------------
+# ---- an import is a job (kind "import"): broker down, worker killed, message delivered twice ---------------
 
 
 def _queued_batch(content: bytes = b"term,definition\nCAF,Caisse\n") -> ImportBatch:
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import storages
-
-    batch = ImportBatch.objects.create(file_name="g.csv", file_format="csv", status=ImportBatch.Status.QUEUED, options={})
-    batch.stored_path = storages["artifacts"].save(f"imports/{batch.pk}/g.csv", ContentFile(content))
-    batch.save()
-    return batch
+    """A batch queued as the import page queues it, its message not sent (no on-commit callback runs here)."""
+    return imports.import_enqueue(content=content, file_name="g.csv", file_format="csv", options={})
 
 
 @pytest.mark.django_db
-def test_a_redelivered_message_of_a_batch_whose_worker_died_restarts_it():
+def test_broker_down_at_enqueue_fails_the_job_and_the_batch_shows_it(monkeypatch, client, expert, django_capture_on_commit_callbacks):
+    from glossary import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.import_run, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = imports.import_enqueue(content=b"term,definition\nCAF,Caisse\n", file_name="g.csv", file_format="csv", options={}, user=expert)
+    batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
+    assert batch.job.kind == "import" and batch.job.status == Job.Status.FAILED and batch.job.lock is None
+    assert batch.status == ImportBatch.Status.FAILED and "File d'attente indisponible" in batch.error and "broker down" in batch.error
+    client.force_login(expert)
+    page = client.get(reverse("glossary:import-detail", args=[batch.pk]))
+    assert "broker down" in page.content.decode() and page.context["is_over"]
+    assert not Entry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_worker_killed_mid_import_is_restarted_by_the_sweep_and_imports_once(django_capture_on_commit_callbacks):
     batch = _queued_batch()
-    # The first attempt claimed the batch, then its worker was killed: its transaction wrote nothing.
-    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportBatch.Status.RUNNING, attempts=1, started_at=timezone.now(), worker="w1")
-    batch = imports.import_batch_run(batch_id=batch.pk, worker="w2")
-    assert (batch.status, batch.attempts, batch.worker) == (ImportBatch.Status.IMPORTED, 2, "w2")
+    assert runner.job_claim(job=batch.job, worker="celery@killed")  # then the worker died: its transaction wrote nothing
+    Job.objects.filter(pk=batch.job.pk).update(heartbeat_at=timezone.now() - import_jobs.stale_after() + timedelta(minutes=1))
+    assert runner.jobs_sweep_stale() == 0  # still within the import's time limit
+    Job.objects.filter(pk=batch.job.pk).update(heartbeat_at=timezone.now() - import_jobs.stale_after() - timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):  # sent again, run by the eager worker
+        assert runner.jobs_sweep_stale() == 1
+    batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
+    assert batch.status == ImportBatch.Status.IMPORTED and batch.job.attempts == 2 and "celery@killed" in batch.job.log
+    assert Entry.objects.count() == 1 and Entry.objects.get().import_batch == batch
+
+
+@pytest.mark.django_db
+def test_an_import_killed_too_often_is_failed_with_the_reason_not_skipped():
+    batch = _queued_batch()
+    Job.objects.filter(pk=batch.job.pk).update(
+        status=Job.Status.RUNNING, attempts=kinds.get("import").max_attempts, worker="celery@killed",
+        heartbeat_at=timezone.now() - import_jobs.stale_after() - timedelta(minutes=1),
+    )
+    assert runner.jobs_sweep_stale() == 1
+    batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
+    assert batch.status == ImportBatch.Status.FAILED and "celery@killed" in batch.error
+    assert not Entry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_restarted_worker_restarts_the_import_it_held():
+    from jobs.tasks import _sweep_jobs_of_restarted_worker
+
+    batch = _queued_batch()
+    assert runner.job_claim(job=batch.job, worker="celery@box")
+    _sweep_jobs_of_restarted_worker(sender=type("Worker", (), {"hostname": "celery@box"})())
+    batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
+    assert batch.status == ImportBatch.Status.QUEUED and "celery@box" in batch.job.log
+
+
+@pytest.mark.django_db
+def test_a_message_delivered_twice_imports_once():
+    batch = _queued_batch()
+    first = imports.import_batch_run(batch_id=batch.pk, worker="celery@a")
+    late = imports.import_batch_run(batch_id=batch.pk, worker="celery@b")  # the same message, delivered again
+    assert first.status == late.status == ImportBatch.Status.IMPORTED and late.job.attempts == 1 and late.job.worker == "celery@a"
+    assert Entry.objects.count() == 1
+    # Delivered again to another worker while the first one runs it: ignored, and said in the job's log.
+    running = _queued_batch(b"term,definition\nARS,Agence\n")
+    assert runner.job_claim(job=running.job, worker="celery@a")
+    again = imports.import_batch_run(batch_id=running.pk, worker="celery@b")
+    assert again.status == ImportBatch.Status.RUNNING and again.job.worker == "celery@a" and "ignoré" in again.job.log
     assert Entry.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_a_batch_killed_too_often_is_failed_not_skipped():
+def test_a_redelivered_message_of_an_import_whose_worker_died_restarts_it():
     batch = _queued_batch()
-    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportBatch.Status.RUNNING, attempts=import_jobs.MAX_ATTEMPTS)
-    batch = imports.import_batch_run(batch_id=batch.pk)
-    assert batch.status == ImportBatch.Status.FAILED and "interrompu" in batch.error
-    assert not Entry.objects.exists()
+    assert runner.job_claim(job=batch.job, worker="celery@w1")
+    Job.objects.filter(pk=batch.job.pk).update(heartbeat_at=timezone.now() - import_jobs.stale_after() - timedelta(minutes=1))
+    batch = imports.import_batch_run(batch_id=batch.pk, worker="celery@w2")
+    assert (batch.status, batch.job.attempts, batch.job.worker) == (ImportBatch.Status.IMPORTED, 2, "celery@w2")
+    assert Entry.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -316,45 +376,39 @@ def test_an_attempt_taken_over_by_a_later_one_writes_nothing(monkeypatch):
     batch = _queued_batch()
     real_analyse = imports._analyse
 
-    def redelivered_meanwhile(**kwargs):
+    def taken_over_meanwhile(**kwargs):
         plan = real_analyse(**kwargs)
-        ImportBatch.objects.filter(pk=batch.pk).update(attempts=2)  # a second attempt claimed the batch
+        Job.objects.filter(pk=batch.job.pk).update(attempts=2, worker="celery@later")  # swept, then claimed again
         return plan
 
-    monkeypatch.setattr(imports, "_analyse", redelivered_meanwhile)
-    imports.import_batch_run(batch_id=batch.pk)
-    batch.refresh_from_db()
-    assert (batch.status, batch.attempts) == (ImportBatch.Status.RUNNING, 2)
-    assert not Entry.objects.exists()
+    monkeypatch.setattr(imports, "_analyse", taken_over_meanwhile)
+    imports.import_batch_run(batch_id=batch.pk, worker="celery@first")
+    batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
+    assert (batch.status, batch.job.attempts, batch.job.worker) == (ImportBatch.Status.RUNNING, 2, "celery@later")
+    assert not Entry.objects.exists() and batch.created_count == 0
 
 
 @pytest.mark.django_db
-def test_stale_running_batches_are_swept_to_failed_by_age_and_by_restarted_worker():
-    from glossary.tasks import _fail_imports_of_restarted_worker, fail_stale_imports
+def test_batches_are_found_by_the_status_they_show():
+    from tests.factories import import_batch
 
-    old = _queued_batch()
-    ImportBatch.objects.filter(pk=old.pk).update(
-        status=ImportBatch.Status.RUNNING, started_at=timezone.now() - import_jobs.stale_after() - timedelta(minutes=1), worker="w1",
-    )
-    recent = _queued_batch()
-    ImportBatch.objects.filter(pk=recent.pk).update(status=ImportBatch.Status.RUNNING, started_at=timezone.now(), worker="w2")
-
-    assert fail_stale_imports() == 1
-    old.refresh_from_db()
-    recent.refresh_from_db()
-    assert old.status == ImportBatch.Status.FAILED and "signe de vie" in old.error and old.finished_at
-    assert recent.status == ImportBatch.Status.RUNNING
-
-    _fail_imports_of_restarted_worker(sender=type("Consumer", (), {"hostname": "w2"})())
-    recent.refresh_from_db()
-    assert recent.status == ImportBatch.Status.FAILED and "w2" in recent.error
+    batches = {status: import_batch(status=status) for status in ImportBatch.Status.values}
+    batches["cancelled"] = import_batch(status=Job.Status.CANCELLED)
+    without_options = import_batch(status=ImportBatch.Status.IMPORTED)
+    ImportBatch.objects.filter(pk=without_options.pk).update(options={})
+    for status in ImportBatch.Status.values:
+        expected = {batch.pk for batch in ImportBatch.objects.select_related("job") if batch.status == status}
+        assert {batch.pk for batch in ImportBatch.objects.with_status(status)} == expected and expected
+    assert without_options.pk in {batch.pk for batch in ImportBatch.objects.with_status(ImportBatch.Status.IMPORTED)}
+    assert set(ImportBatch.objects.with_status("queued", "running").values_list("pk", flat=True)) == {batches["queued"].pk, batches["running"].pk}
 
 
 @pytest.mark.django_db
-def test_the_stale_import_sweep_is_scheduled():
+def test_forgotten_previews_are_deleted_on_a_schedule():
     from django_celery_beat.models import PeriodicTask
 
-    assert PeriodicTask.objects.filter(task="glossary.tasks.fail_stale_imports", enabled=True).exists()
+    assert PeriodicTask.objects.filter(task="glossary.tasks.delete_forgotten_uploads", enabled=True).exists()
+    assert not PeriodicTask.objects.filter(task="glossary.tasks.fail_stale_imports").exists()  # the jobs' sweep does it
 
 
 def test_memory_cap_turns_a_runaway_allocation_into_memory_error():

@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from glossary import services
 from glossary.models import Domain, Entry, ImportBatch
-from tests.factories import DomainFactory, EntryFactory
+from tests.factories import DomainFactory, EntryFactory, import_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -373,7 +373,7 @@ def test_import_preview_lists_bad_rows_with_line_numbers(expert_client, django_c
     preview = upload(expert_client, CSV_WITH_BAD_ROW)
     with django_capture_on_commit_callbacks(execute=True):
         confirm(expert_client, preview, skip_invalid="on")
-    assert ImportBatch.objects.filter(status=ImportBatch.Status.IMPORTED).count() == 1
+    assert ImportBatch.objects.with_status(ImportBatch.Status.IMPORTED).count() == 1
     assert list(Entry.objects.values_list("term", flat=True)) == ["CAF"]
 
 
@@ -392,7 +392,7 @@ def test_import_confirm_needs_the_pending_upload(expert_client):
 
 
 def test_import_batch_page_polls_while_queued(expert_client):
-    batch = ImportBatch.objects.create(file_name="sigles.csv", file_format="sigles", status=ImportBatch.Status.QUEUED)
+    batch = import_batch(file_name="sigles.csv", file_format="sigles", status=ImportBatch.Status.QUEUED)
     url = reverse("glossary:import-detail", args=[batch.pk])
     fragment = expert_client.get(url, headers={"HX-Request": "true"})
     body = fragment.content.decode()
@@ -403,7 +403,7 @@ def test_import_batch_page_polls_while_queued(expert_client):
 
 def test_reader_can_see_imports_but_not_upload(client, reader):
     client.force_login(reader)
-    batch = ImportBatch.objects.create(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED)
+    batch = import_batch(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED)
     assert client.get(reverse("glossary:import-list")).status_code == 200
     assert client.get(reverse("glossary:import-detail", args=[batch.pk])).status_code == 200
     assert client.get(reverse("glossary:import-upload")).status_code == 403

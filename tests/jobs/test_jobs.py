@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from evaluation.models import EvaluationRun, Leaderboard
+from glossary.models import ImportBatch
 from jobs import kinds, runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
@@ -49,6 +50,11 @@ def _index_build():
     return job
 
 
+def _import():
+    job = runner.job_create(kind="import")
+    return ImportBatch.objects.create(job=job, file_name="g.csv", file_format="csv", options={}).job
+
+
 def _leaderboard():
     job = runner.job_create(kind="leaderboard")
     return Leaderboard.objects.create(job=job).job
@@ -56,7 +62,7 @@ def _leaderboard():
 
 MAKERS = {
     "training": _training, "evaluation": _evaluation, "gate": _gate, "promotion": _promotion,
-    "queue_refresh": _queue_refresh, "index_build": _index_build, "leaderboard": _leaderboard,
+    "queue_refresh": _queue_refresh, "index_build": _index_build, "leaderboard": _leaderboard, "import": _import,
 }
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from glossary.models import ImportBatch
-from tests.factories import EntryFactory
+from tests.factories import EntryFactory, import_batch
 from training import services
 from training.forms import RetrainForm
 from training.models import TrainingConfig
@@ -43,7 +43,7 @@ def test_training_config_labels_are_french_with_an_english_translation():
 def test_an_entry_shows_its_creation_and_its_import_on_one_clock(expert_client, settings):
     settings.TIME_ZONE = "Europe/Paris"
     at = datetime.datetime(2025, 1, 15, 21, 43, tzinfo=datetime.timezone.utc)
-    batch = ImportBatch.objects.create(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED)
+    batch = import_batch(file_name="a.csv", file_format="csv", status=ImportBatch.Status.IMPORTED)
     ImportBatch.objects.filter(pk=batch.pk).update(created_at=at)
     entry = EntryFactory(import_batch=batch)
     type(entry).objects.filter(pk=entry.pk).update(created_at=at)

@@ -5,9 +5,9 @@ they stay as they are ("entries", "label_id", "equivalence_id").
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from config.errors import Conflict
 from glossary import services as glossary_services
 from glossary.models import Entry
 from glossary.text import term_key
@@ -16,7 +16,7 @@ from retrieval.models import LabelledQuestion
 from training.models import Equivalence, QuestionLabel, ReviewDecision, ReviewItem
 
 
-class ReviewConflict(ValidationError):
+class ReviewConflict(Conflict):
     """The item was decided (or is held) by someone else, or a decision cannot be undone any more."""
 
 

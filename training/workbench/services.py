@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.errors import Forbidden
 from config.roles import MAINTAINER, has_role
 from glossary.models import Entry
 from retrieval.models import Flag
@@ -95,7 +96,7 @@ def review_decision_undo(*, decision: ReviewDecision, user) -> ReviewDecision:
     """Undo a decision, reverting its effect (validation back to draft, screening back to pending, label
     removed...); the item comes back to ``user``, leased, to decide again. Only its author or a maintainer."""
     if decision.user_id != user.pk and not has_role(user, MAINTAINER):
-        raise ValidationError(_("Seul l'auteur d'une décision (ou un mainteneur) peut l'annuler."), code="not_yours")
+        raise Forbidden(_("Seul l'auteur d'une décision (ou un mainteneur) peut l'annuler."), code="not_yours")
     now = timezone.now()
     with transaction.atomic():
         current = ReviewDecision.objects.select_for_update().select_related("item").get(pk=decision.pk)
