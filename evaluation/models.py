@@ -58,14 +58,6 @@ class EvaluationRun(JobFields, models.Model):
     def get_status_display(self) -> str:
         return self.job.get_status_display()
 
-    @property
-    def error(self) -> str:
-        return self.job.error
-
-    @property
-    def is_active(self) -> bool:
-        return self.job.is_active
-
 
 class Leaderboard(JobFields, models.Model):
     """A benchmark of several base models and versions on one query set, in one run (a job, kind ``leaderboard``)."""
@@ -95,7 +87,3 @@ class Leaderboard(JobFields, models.Model):
 
     def get_status_display(self) -> str:
         return self.job.get_status_display()
-
-    @property
-    def error(self) -> str:
-        return self.job.error
