@@ -2,8 +2,8 @@
 
 The sigles glossary is imported with the product's command and indexed with the serving code (as in the sigles
 part). Then ONE cycle runs exactly as ``manage.py retrain --inline`` runs it, with the default training config:
-the training service (split, pairs, mining, LoRA, merge, model version), the evaluation it triggers and the
-promotion gate. Base and new version are then searched with the product's search (hybrid + exact match +
+the training service (split, pairs, mining, LoRA, merge, model version), the evaluation it triggers, the
+promotion gate and the promotion when the gate asks for it. Base and new version are then searched with the product's search (hybrid + exact match +
 pre-processing) over the whole glossary for every question of ``bench/data/sigles_questions.jsonl``, reported per
 kind on the TEST half (the reported numbers) and on the DEV half (the half the defaults were tuned on), with the
 gate's decision. Def-only relevance: the entry with the question's definition.
@@ -117,29 +117,15 @@ def r1(version, targets: list[Target]) -> float:
 
 
 def run_cycle() -> tuple[object, dict]:
-    """``retrain --inline`` with the default config, then the evaluation and gate it triggers, in this process."""
+    """``retrain --inline`` with the default config: training, then the evaluation, gate and promotion it
+    triggers, in this process."""
     from django.core.management import call_command
 
-    from evaluation import gating
-    from evaluation import runs as evaluation_runs
     from evaluation.models import EvaluationRun
     from training.models import TrainingRun
 
     call_command("retrain", inline=True)
     run = TrainingRun.objects.order_by("-pk").first()
-    from jobs.models import Job
-
-    for evaluation in EvaluationRun.objects.filter(training_run_id=run.pk, job__status=EvaluationRun.Status.QUEUED):
-        evaluation_runs.evaluation_run_execute(run_id=evaluation.pk)
-    # The cycle's next step (training.pipeline): the gate, queued once the evaluation succeeded.
-    for gate in Job.objects.filter(kind="gate", status=Job.Status.QUEUED, parent__evaluation_run__training_run_id=run.pk):
-        gating.gate_execute(job_id=gate.pk)
-        # The promotion the gate asked for (index build, switch, flags asked again), as the worker runs it.
-        from training import pipeline
-
-        for promotion in Job.objects.filter(kind="promotion", status=Job.Status.QUEUED, parent=gate):
-            pipeline.promotion_execute(job_id=promotion.pk)
-    run.refresh_from_db()
     evaluation = EvaluationRun.objects.filter(training_run_id=run.pk).order_by("-pk").first()
     return run, (evaluation.gate if evaluation else {}) or {}
 

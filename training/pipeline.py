@@ -189,3 +189,25 @@ def no_worker_warning(run: TrainingRun, *, after_s: float = 60.0) -> str:
     }
 
 
+
+
+# ---- the whole cycle in one process (``retrain --inline``, benchmarks) ---------------------------------------
+
+def cycle_execute_inline(run: TrainingRun) -> None:
+    """Run the cycle's queued steps after training (evaluation, gate, promotion) in this process, one after the
+    other, each claimed as a worker claims it: a worker that also received a step's message finds it taken."""
+    from evaluation import gating
+    from evaluation import runs as evaluation_runs
+
+    while True:
+        step = next((job for job in cycle_steps(run) if job.status == Job.Status.QUEUED), None)
+        if step is None:
+            return
+        if step.kind == EVALUATE:
+            evaluation_runs.evaluation_run_execute(run_id=step.evaluation_run.pk)
+        elif step.kind == GATE:
+            gating.gate_execute(job_id=step.pk)
+        elif step.kind == PROMOTE:
+            promotion_execute(job_id=step.pk)
+        else:
+            raise RuntimeError(f"unknown cycle step {step.kind}")

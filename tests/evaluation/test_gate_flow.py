@@ -197,3 +197,22 @@ def test_the_cycle_marks_the_flags_it_trained_on_and_asks_them_again_after_the_p
     steps = [step["step"] for step in labelled.flag_life(flag)]
     assert steps[:3] == ["open", "corrected", "used"] and steps[-1] in ("answered", "still_wrong")
     assert "Poids de l'adaptateur" in run.log
+
+
+@pytest.mark.slow
+def test_retrain_inline_runs_the_whole_cycle_in_the_command_without_a_worker(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.GATE_MARGIN, settings.GATE_KIND_TOLERANCE, settings.GATE_DOMAIN_TOLERANCE = -1.0, 1.0, 1.0  # always promote
+    tiny_glossary()
+    out = StringIO()
+    call_command("retrain", inline=True, max_steps=2, stdout=out, stderr=out)
+    run = TrainingRun.objects.get()
+    assert run.status == TrainingRun.Status.SUCCEEDED, out.getvalue() + run.log + run.error
+    assert "Aucun worker" not in out.getvalue() and "succeeded" in out.getvalue()
+    evaluation = EvaluationRun.objects.get(version=run.model_version, trigger="auto")
+    assert evaluation.status == "succeeded" and evaluation.gate["decision"] == "promote"
+    run.model_version.refresh_from_db()
+    assert run.model_version.status == ModelVersion.Status.CHAMPION

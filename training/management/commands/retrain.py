@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=float)
         parser.add_argument("--max-pairs", type=int)
         parser.add_argument("--max-steps", type=int)
-        parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        parser.add_argument("--inline", action="store_true", help="run the whole cycle (training, evaluation, gate, promotion) in this process instead of a worker")
         parser.add_argument("--timeout", type=float, help="with --wait: give up (exit non-zero) after this many seconds")
         parser.add_argument("--no-worker-after", type=float, default=60.0, help="say that no worker took the job after this many seconds")
 
@@ -32,7 +32,9 @@ class Command(BaseCommand):
             raise CommandError(f"{error.messages[0]} ({error.run.status})") from None
         self.stdout.write(f"Training run {run.pk} queued.")
         if options["inline"]:
+            # The whole cycle in this process: training, then its evaluation, gate and promotion (no worker needed).
             runs.training_run_execute(run_id=run.pk)
+            pipeline.cycle_execute_inline(run)
         if not (options["wait"] or options["inline"]):
             return
         last, warned, started = None, "", time.monotonic()
