@@ -200,8 +200,9 @@ def cycle_execute_inline(run: TrainingRun) -> None:
     from evaluation import runs as evaluation_runs
 
     while True:
+        run = TrainingRun.objects.select_related("job").get(pk=run.pk)  # fresh: each step moved the cycle on
         step = next((job for job in cycle_steps(run) if job.status == Job.Status.QUEUED), None)
-        if step is None:
+        if step is None or step.kind == TRAIN:  # a training that never ran (it failed to start) has no cycle
             return
         if step.kind == EVALUATE:
             evaluation_runs.evaluation_run_execute(run_id=step.evaluation_run.pk)
