@@ -79,6 +79,26 @@ def test_a_part_without_stored_results_keeps_what_the_report_file_had(tmp_path):
     assert "146 ms" not in second
 
 
+def test_report_only_run_without_stored_results_keeps_the_report_files_parts(tmp_path):
+    """What a fresh worktree does (var/ is not versioned): the report is rewritten, every part that was there stays."""
+    from bench.runner import BENCHMARKS
+
+    serving = Section(name="serving", title=BENCHMARKS["serving"], ran_at="2026-11-27 03:56 UTC")
+    serving.table("API search", ["Clients", "p50"], [[10, 146.0]])
+    serving.target("API p50 at 10 clients", value="146 ms", limit="<= 50 ms", met=False)
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(report.document([serving], machine={}, versions={}, commands=[], generated_at="before", preamble="Why."), encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--report-only", "--output", str(output), "--results-dir", str(tmp_path / "none")],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=300,
+    )
+    text = output.read_text(encoding="utf-8")
+    assert "generated_at" not in text and "on before." not in text  # rewritten
+    assert f"## {BENCHMARKS['serving']}\n\n_Run 2026-11-27 03:56 UTC" in text and "| 10 | 146.0 |" in text
+    assert f"| {BENCHMARKS['serving']} | API p50 at 10 clients | 146 ms | <= 50 ms | **not met** |" in text
+    assert f"## {BENCHMARKS['gpu']}" in text  # the others are listed as not run
+
+
 def test_bench_data_folder_is_found_from_a_git_worktree(tmp_path, monkeypatch):
     from bench import environment
 

@@ -28,10 +28,14 @@ def test_replay_is_a_few_hundred_questions_with_a_skewed_repeat_distribution():
     assert sum(count for _text, count in counts.most_common(30)) > len(traffic) / 2
 
 
-def test_best_setup_prefers_fewer_workers_within_the_noise():
-    assert best_setup({Setup(2, 1): 1.0, Setup(3, 1): 1.03, Setup(4, 1): 1.04}) == Setup(2, 1)
-    assert best_setup({Setup(2, 1): 1.0, Setup(3, 1): 1.2, Setup(4, 1): 1.22}) == Setup(3, 1)
-    assert best_setup({Setup(1, 1): 0.6, Setup(1, 2): 1.0, Setup(2, 1): 1.0}) == Setup(1, 2)
+def test_best_setup_keeps_one_worker_per_core_within_the_noise_then_prefers_fewer_workers():
+    one_per_core = Setup(2, 1)
+    measured = {Setup(1, 1): 0.97, Setup(2, 1): 1.0, Setup(3, 1): 0.97, Setup(4, 1): 0.78, Setup(1, 2): 0.53}
+    assert best_setup(measured, preferred=one_per_core) == one_per_core
+    assert best_setup(measured) == Setup(1, 1)
+    assert best_setup({Setup(1, 1): 1.03, Setup(2, 1): 1.0, Setup(3, 1): 1.04}, preferred=one_per_core) == one_per_core
+    assert best_setup({Setup(2, 1): 1.0, Setup(3, 1): 1.2, Setup(4, 1): 1.22}, preferred=one_per_core) == Setup(3, 1)
+    assert best_setup({Setup(1, 1): 0.6, Setup(1, 2): 1.0, Setup(2, 1): 0.8}, preferred=one_per_core) == Setup(1, 2)
 
 
 def _row(phase, kind, workers, threads, ratio, cache=0):
