@@ -1,13 +1,17 @@
 """The HTTP API under load: gunicorn on loopback against the bench database, and a bounded load generator."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -34,10 +38,12 @@ def _free_port() -> int:
 class GunicornServer:
     """``gunicorn config.wsgi`` with ``workers`` sync workers on 127.0.0.1, stopped on exit."""
 
-    def __init__(self, *, workers: int):
+    def __init__(self, *, workers: int, env: dict[str, str] | None = None):
         self.workers = workers
+        self.env = dict(env or {})  # on top of the bench's (e.g. QUERY_ENCODER, OMP_NUM_THREADS, ONNX_INTRA_OP_THREADS)
         self.port = _free_port()
-        self.log_path = BENCH_DIR / "gunicorn.log"
+        self.log_path = BENCH_DIR / f"gunicorn-{self.port}.log"  # one per server: several may run at once
+        self.cache_stats_dir = BENCH_DIR / f"cache-stats-{self.port}"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -45,10 +51,12 @@ class GunicornServer:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "GunicornServer":
-        env = {**os.environ, **bench_env(), "PYTHONUNBUFFERED": "1"}
+        shutil.rmtree(self.cache_stats_dir, ignore_errors=True)
+        env = {**os.environ, **bench_env(), "PYTHONUNBUFFERED": "1", "BENCH_CACHE_STATS_DIR": str(self.cache_stats_dir), **self.env}
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", str(self.workers),
+             "--config", str(Path(__file__).with_name("gunicorn_cache_stats.py")),
              "--bind", f"127.0.0.1:{self.port}", "--timeout", "300", "--graceful-timeout", "10", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -82,6 +90,10 @@ class GunicornServer:
                 self.process.wait(timeout=10)
         self.log_file.close()
 
+    def cache_stats(self) -> list[dict]:
+        """Each worker's query-cache counters, written as it exited (after ``__exit__``)."""
+        return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(self.cache_stats_dir.glob("*.json"))]
+
     def worker_rss_mb(self) -> list[float]:
         """Resident memory of each worker process (the master only forks them)."""
         return [child.memory_info().rss / 2**20 for child in psutil.Process(self.process.pid).children()]
@@ -94,15 +106,34 @@ class LoadResult:
     errors: int
     seconds: float
     latency_ms: dict[str, float]
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # of the answered requests
+    # The server's own timings of each answered search (the API's ``timings_ms``: index, preprocess, dense, lexical,
+    # total), to tell the search from what surrounds it (HTTP, auth, serialisation, queueing).
+    server_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    def server_median_ms(self, stage: str) -> float:
+        return stats.median(self.server_ms.get(stage, []))
 
     @property
     def throughput(self) -> float:
         return (self.requests - self.errors) / self.seconds if self.seconds else float("nan")
 
+    @classmethod
+    def combined(cls, parts: list["LoadResult"]) -> "LoadResult":
+        """Several bursts against one server as one measurement: answered requests over the bursts' total time."""
+        latencies = [value for part in parts for value in part.latencies_s]
+        server_ms: dict[str, list[float]] = {}
+        for part in parts:
+            for stage, values in part.server_ms.items():
+                server_ms.setdefault(stage, []).extend(values)
+        return cls(parts[0].clients, sum(part.requests for part in parts), sum(part.errors for part in parts),
+                   sum(part.seconds for part in parts), stats.percentiles_ms(latencies), latencies, server_ms)
+
 
 def search_load(base_url: str, token: str, queries: list[str], *, clients: int, total: int, params: dict | None = None) -> LoadResult:
     """``total`` GET /api/search requests spread over ``clients`` threads, each with its own connection."""
     latencies: list[float] = []
+    server_ms: dict[str, list[float]] = {}
     errors = 0
     lock = threading.Lock()
     counter = iter(range(total))
@@ -124,9 +155,19 @@ def search_load(base_url: str, token: str, queries: list[str], *, clients: int, 
             except requests.RequestException:
                 ok = False
             elapsed = time.perf_counter() - started
+            timings = {}
+            if ok:
+                try:
+                    timings = dict(response.json().get("timings_ms") or {})
+                except ValueError:
+                    timings = {}
+                if "total" in timings:  # what the named stages leave out of the search's total
+                    timings["rest"] = timings["total"] - sum(value for stage, value in timings.items() if stage != "total")
             with lock:
                 if ok:
                     latencies.append(elapsed)
+                    for stage, value in timings.items():
+                        server_ms.setdefault(stage, []).append(float(value))
                 else:
                     errors += 1
 
@@ -136,7 +177,21 @@ def search_load(base_url: str, token: str, queries: list[str], *, clients: int, 
         thread.start()
     for thread in threads:
         thread.join()
-    return LoadResult(clients, total, errors, time.perf_counter() - started, stats.percentiles_ms(latencies))
+    return LoadResult(clients, total, errors, time.perf_counter() - started, stats.percentiles_ms(latencies), latencies, server_ms)
+
+
+def interleaved_load(base_urls: dict[Any, str], token: str, queries: list[str], *, clients: int, per_round: int, rounds: int) -> dict[str, LoadResult]:
+    """The same requests against several running servers, one burst of ``per_round`` each in turn, for ``rounds``
+    rounds (the order rotating): on a machine shared with other work the load drifts alike for every server, so
+    their ratios hold even when the absolute times do not. Round r sends ``queries[r * per_round:]`` (cycled)."""
+    labels = list(base_urls)
+    parts: dict[Any, list[LoadResult]] = {label: [] for label in labels}
+    for number in range(rounds):
+        offset = (number * per_round) % len(queries)
+        burst = (queries[offset:] + queries[:offset])[:per_round] if len(queries) >= per_round else queries
+        for label in labels[number % len(labels):] + labels[:number % len(labels)]:
+            parts[label].append(search_load(base_urls[label], token, burst, clients=clients, total=per_round))
+    return {label: LoadResult.combined(parts[label]) for label in labels}
 
 
 def warm_up(base_url: str, token: str, queries: list[str], *, workers: int) -> None:

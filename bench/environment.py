@@ -19,9 +19,31 @@ PACKAGES = (
 )
 
 
+def _main_checkout() -> Path | None:
+    """The main checkout when this one is a ``git worktree`` (its ``.git`` is a file naming the shared git folder)."""
+    marker = ROOT / ".git"
+    if not marker.is_file():
+        return None
+    text = marker.read_text(encoding="utf-8", errors="replace")
+    if "gitdir:" not in text:
+        return None
+    gitdir = Path(text.split("gitdir:", 1)[1].strip())
+    common = gitdir / "commondir"
+    shared_git = (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir.parent.parent
+    return shared_git.parent
+
+
 def data_dir() -> Path:
-    """The shared benchmark data (``LEXIQUE_DATA_DIR`` overrides ``../shared/data``)."""
-    return Path(os.environ.get("LEXIQUE_DATA_DIR") or ROOT.parent / "shared" / "data")
+    """The shared benchmark data: ``LEXIQUE_DATA_DIR``, else ``../shared/data`` beside this checkout, else beside the
+    main checkout when this one is a git worktree (a worktree elsewhere would otherwise run without the data and
+    find none of the sigles questions in its glossary)."""
+    if os.environ.get("LEXIQUE_DATA_DIR"):
+        return Path(os.environ["LEXIQUE_DATA_DIR"])
+    beside = ROOT.parent / "shared" / "data"
+    main = _main_checkout()
+    if not beside.is_dir() and main is not None and (main.parent / "shared" / "data").is_dir():
+        return main.parent / "shared" / "data"
+    return beside
 
 
 def bench_env(*, queue_prefix: str = "bench-") -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bench.results import FAILED, SKIPPED, Section, Target
+from bench.results import FAILED, KEPT, SKIPPED, Section, Target
 
 MET = {True: "met", False: "**not met**", None: "not measured"}
 
@@ -25,14 +25,54 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+TARGET_COLUMNS = ["Benchmark", "Target", "Measured", "Limit", "Status", "Why / note"]
+
+
 def targets_table(targets: Sequence[tuple[str, Target]]) -> str:
     return markdown_table(
-        ["Benchmark", "Target", "Measured", "Limit", "Status", "Why / note"],
+        TARGET_COLUMNS,
         [[section, target.name, target.value, target.limit, MET[target.met], target.note] for section, target in targets],
     )
 
 
+def targets_lines(sections: Sequence[Section]) -> list[str]:
+    """The rows of the Targets table in part order: measured targets, and the kept parts' rows as they were."""
+    lines = []
+    for section in sections:
+        if section.status == KEPT:
+            lines += section.data.get("target_rows", [])
+        elif section.targets:
+            lines += targets_table([(section.title, target) for target in section.targets]).splitlines()[2:]
+    return lines
+
+
+def previous_parts(text: str, titles: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Parts of a report written earlier, by title: ``markdown`` (from its ``## `` heading to the next) and
+    ``target_rows`` (its rows of the Targets table). Parts that only said they had not run are left out."""
+    wanted = set(titles)
+    blocks: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            blocks.setdefault(current, [])
+        if current is not None:
+            blocks[current].append(line)
+    for line in blocks.get("Targets", []):
+        if line.startswith("| ") and not line.startswith("| Benchmark |"):
+            title = line[2:].split(" | ", 1)[0]
+            rows.setdefault(title, []).append(line)
+    return {
+        title: {"markdown": "\n".join(lines).rstrip() + "\n", "target_rows": rows.get(title, [])}
+        for title, lines in blocks.items()
+        if title in wanted and "Not run yet" not in "\n".join(lines[:6])
+    }
+
+
 def section_markdown(section: Section) -> str:
+    if section.status == KEPT:
+        return section.data["markdown"]
     parts = [f"## {section.title}", ""]
     meta = f"_Run {section.ran_at or 'never'} ({section.mode} mode, {section.seconds:.0f} s)._"
     if section.status == SKIPPED:
@@ -61,7 +101,7 @@ def document(
     preamble: str,
 ) -> str:
     """The whole BENCHMARKS.md: how it was produced, every target, then one part per benchmark."""
-    all_targets = [(section.title, target) for section in sections for target in section.targets]
+    target_lines = targets_lines(sections)
     parts = [
         "# Benchmarks",
         "",
@@ -81,7 +121,7 @@ def document(
         "",
         "## Targets",
         "",
-        targets_table(all_targets) if all_targets else "_No target measured yet._",
+        "\n".join(markdown_table(TARGET_COLUMNS, []).splitlines() + target_lines) if target_lines else "_No target measured yet._",
         "",
     ]
     parts += [section_markdown(section) for section in sections]

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+# A part taken over from the report file as it was (no stored results for it here): its markdown is kept verbatim.
+KEPT = "kept"
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Section:
 
 def skipped(name: str, title: str, reason: str) -> Section:
     return Section(name=name, title=title, status=SKIPPED, notes=[reason])
+
+
+def kept(name: str, title: str, *, markdown: str, target_rows: list[str]) -> Section:
+    """A part of an earlier report (``markdown``, its own rows of the Targets table) shown again unchanged."""
+    return Section(name=name, title=title, status=KEPT, data={"markdown": markdown, "target_rows": target_rows})
 
 
 def save(section: Section, folder: Path) -> Path:

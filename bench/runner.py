@@ -2,7 +2,8 @@
 
 Each benchmark is a module of this package with ``run(ctx) -> Section``. Results are stored per benchmark
 (``var/bench/results/<mode>/<name>.json``), so ``--only`` re-runs one benchmark and the report still shows the
-others from their last run (each part says when it ran). A full run rewrites ``docs/BENCHMARKS.md``; a quick run
+others from their last run (each part says when it ran); a part with no stored results here is kept as the report
+file already had it. A full run rewrites ``docs/BENCHMARKS.md``; a quick run
 writes ``var/bench/BENCHMARKS-quick.md`` so that its smaller samples never replace the real numbers.
 """
 from __future__ import annotations
@@ -118,8 +119,12 @@ def commands(quick: bool) -> list[str]:
 
 def write_report(ctx: Context, output: Path) -> Path:
     stored = results.load_all(ctx.results_dir)
+    # Parts without stored results here (a fresh checkout or worktree: var/ is not versioned) stay as the report
+    # file had them, so that ``--only NAME`` never wipes the other parts' numbers.
+    previous = report.previous_parts(output.read_text(encoding="utf-8"), BENCHMARKS.values()) if output.exists() else {}
     sections = [
-        stored.get(name) or results.skipped(name, title, "Not run yet in this mode.")
+        stored.get(name)
+        or (results.kept(name, title, **previous[title]) if title in previous else results.skipped(name, title, "Not run yet in this mode."))
         for name, title in BENCHMARKS.items()
     ]
     text = report.document(

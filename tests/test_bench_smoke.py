@@ -53,6 +53,70 @@ def test_markdown_writer_renders_tables_targets_and_skipped_parts(tmp_path):
     assert "## GPU" in text and "No CUDA GPU." in text
 
 
+def test_a_part_without_stored_results_keeps_what_the_report_file_had(tmp_path):
+    """``--only`` in a fresh checkout (no stored results) must not wipe the other parts of docs/BENCHMARKS.md."""
+    scale = Section(name="scale", title="Speed and scale", ran_at="yesterday")
+    scale.table("Search latency (ms)", ["Passages", "p50"], [["1,000", 12.5]])
+    scale.target("p50 at 10k", value="14.0 ms", limit="<= 20 ms", met=True, note="old run")
+    serving = Section(name="serving", title="Serving")
+    serving.target("API p50", value="146 ms", limit="<= 50 ms", met=False)
+    common = {"machine": {"CPU": "test"}, "versions": {"numpy": "2"}, "commands": ["make bench"], "preamble": "Why."}
+    first = report.document([scale, serving, results.skipped("gpu", "GPU", "Not run yet in this mode.")], generated_at="yesterday", **common)
+
+    previous = report.previous_parts(first, ["Speed and scale", "Serving", "GPU"])
+    assert set(previous) == {"Speed and scale", "Serving"}  # a part that never ran is not worth keeping
+    assert previous["Speed and scale"]["target_rows"] == ["| Speed and scale | p50 at 10k | 14.0 ms | <= 20 ms | met | old run |"]
+
+    rerun = Section(name="serving", title="Serving")
+    rerun.target("API p50", value="40 ms", limit="<= 50 ms", met=True)
+    second = report.document(
+        [results.kept("scale", "Speed and scale", **previous["Speed and scale"]), rerun, results.skipped("gpu", "GPU", "Not run yet in this mode.")],
+        generated_at="today", **common,
+    )
+    assert first.split("## Speed and scale")[1].split("## Serving")[0] == second.split("## Speed and scale")[1].split("## Serving")[0]
+    targets = second.split("## Targets")[1].split("## Speed and scale")[0]
+    assert targets.index("| Speed and scale | p50 at 10k | 14.0 ms") < targets.index("| Serving | API p50 | 40 ms | <= 50 ms | met |")
+    assert "146 ms" not in second
+
+
+def test_report_only_run_without_stored_results_keeps_the_report_files_parts(tmp_path):
+    """What a fresh worktree does (var/ is not versioned): the report is rewritten, every part that was there stays."""
+    from bench.runner import BENCHMARKS
+
+    serving = Section(name="serving", title=BENCHMARKS["serving"], ran_at="2026-11-27 03:56 UTC")
+    serving.table("API search", ["Clients", "p50"], [[10, 146.0]])
+    serving.target("API p50 at 10 clients", value="146 ms", limit="<= 50 ms", met=False)
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(report.document([serving], machine={}, versions={}, commands=[], generated_at="before", preamble="Why."), encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--report-only", "--output", str(output), "--results-dir", str(tmp_path / "none")],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=300,
+    )
+    text = output.read_text(encoding="utf-8")
+    assert "generated_at" not in text and "on before." not in text  # rewritten
+    assert f"## {BENCHMARKS['serving']}\n\n_Run 2026-11-27 03:56 UTC" in text and "| 10 | 146.0 |" in text
+    assert f"| {BENCHMARKS['serving']} | API p50 at 10 clients | 146 ms | <= 50 ms | **not met** |" in text
+    assert f"## {BENCHMARKS['gpu']}" in text  # the others are listed as not run
+
+
+def test_bench_data_folder_is_found_from_a_git_worktree(tmp_path, monkeypatch):
+    from bench import environment
+
+    main, worktree = tmp_path / "main", tmp_path / "wt" / "branch"
+    (main / ".git" / "worktrees" / "branch").mkdir(parents=True)
+    (main / ".git" / "worktrees" / "branch" / "commondir").write_text("../..\n")
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    worktree.mkdir(parents=True)
+    (worktree / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'branch'}\n")
+    monkeypatch.delenv("LEXIQUE_DATA_DIR", raising=False)
+    monkeypatch.setattr(environment, "ROOT", worktree)
+    assert environment.data_dir() == tmp_path / "shared" / "data"
+    monkeypatch.setattr(environment, "ROOT", main)
+    assert environment.data_dir() == tmp_path / "shared" / "data"
+    monkeypatch.setenv("LEXIQUE_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert environment.data_dir() == tmp_path / "elsewhere"
+
+
 @pytest.mark.slow
 def test_in_process_latency_on_a_small_synthetic_index():
     from bench.models import default_model

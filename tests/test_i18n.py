@@ -84,3 +84,29 @@ def test_main_pages_of_each_app_are_translated(maintainer_client, url_name, engl
     assert french not in unescape(body)
     untranslated = [text for text in _headings(body) if _french_source(text)]
     assert untranslated == []
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_query_encoder_part_of_the_version_report_is_in_english(recorded):
+    from django.template.loader import render_to_string
+
+    from retrieval import selectors as retrieval_selectors
+
+    version = retrieval_selectors.model_version_get(ref="base")
+    variant = {"passed": True, "queries": 40, "cosine_min": 0.98, "cosine_mean": 0.99, "recall_at_1_torch": 80.0,
+               "recall_at_1_variant": 80.0, "ms_per_query": 2.1, "reason": ""}
+    version.encoder_check = {"served": "onnx-int8", "variants": {"onnx": variant, "onnx-int8": variant}} if recorded else {}
+    context = {"version": version, "served_encoder": "onnx-int8" if recorded else "torch", "query_encoder_setting": "auto", "is_maintainer": True}
+    with translation.override("en"):
+        html = render_to_string("evaluation/_encoders.html", context)
+    english = ["Query encoder", "Download the model (sentence-transformers, zip)"]
+    english += (
+        ["This version's queries are encoded by <strong>onnx-int8</strong>.", "(the check's choice: onnx-int8; setting QUERY_ENCODER=auto)",
+         "Variant", "May serve", "Cosine min / mean", "R@1 torch / variant", "ms per query", "Reason for refusal",
+         "Compared with torch on 40 queries of the frozen test set"]
+        if recorded else ["No ONNX variant yet: queries are encoded by torch"]
+    )
+    for text in english:
+        assert text in html
+    for french in ("Encodeur", "requête", "Variante", "Télécharger", "Pas encore", "Raison"):
+        assert french not in html
