@@ -59,7 +59,7 @@ def run(ctx) -> Section:
     fresh_django()
     import torch
 
-    from retrieval import encoder_check, encoders, selectors, serving, services
+    from retrieval import encoder_check, encoders, indexing, selectors, serving
     from retrieval.embedding import encode_documents, encode_queries
 
     section = Section(name="query_encoders", title="query_encoders")
@@ -75,7 +75,7 @@ def run(ctx) -> Section:
     from django.conf import settings
 
     settings.ENCODER_BUILD_ON_INDEX = False
-    build = stats.timed(lambda: services.index_rebuild(version=version))
+    build = stats.timed(lambda: indexing.index_rebuild(version=version))
     check_s = stats.timed(lambda: encoder_check.encoders_build(version=version))
     version.refresh_from_db()
     check = version.encoder_check
@@ -110,7 +110,7 @@ def run(ctx) -> Section:
     )
 
     # ---- quality per variant: sigles (over the served index) and Bercy test split ---------------------------
-    served = services.served_index_get(version=version)
+    served = indexing.served_index_get(version=version)
     targets, _missing = question_targets(asked)
     if not targets:
         raise RuntimeError(f"none of the {len(asked)} sigles questions matches an entry of the bench glossary: import sigles.csv first")

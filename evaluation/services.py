@@ -24,7 +24,7 @@ from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
 from evaluation.similarity import pair_retrieval_accuracy, triplet_separation
 from retrieval import serving
-from retrieval import services as retrieval_services
+from retrieval import search as retrieval_search
 from retrieval.hybrid import MODES
 from retrieval.lexical import LexicalIndex, lexical_document
 from retrieval.models import ModelVersion
@@ -297,7 +297,7 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
     by_entry = test_set.passages_by_entry
     entries = {entry.id: entry for entry in test_set.entries}
     judge = _judge()
-    llm = retrieval_services.llm_client() if judge else None
+    llm = retrieval_search.llm_client() if judge else None
     top_k = settings.ANSWER_TOP_K
     samples = []
     for query in test_set.queries:

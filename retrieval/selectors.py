@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from glossary.models import Entry
 from retrieval.catalogue import BUILTIN_MODELS, ModelSpec, get_spec
 from retrieval.models import EmbeddingModel, Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
+from retrieval.passages import EntryData
 
 
 def _spec_from_row(row: EmbeddingModel) -> ModelSpec:
@@ -116,8 +117,18 @@ def validated_entries() -> QuerySet[Entry]:
     return Entry.objects.filter(status=Entry.Status.VALIDATED).select_related("domain").order_by("id")
 
 
-def entries_by_id(*, entry_ids: Iterable[int]) -> dict[int, Entry]:
-    return {entry.pk: entry for entry in Entry.objects.filter(pk__in=list(entry_ids)).select_related("domain")}
+def validated_entry_data(*, entry_ids: Iterable[int], detail: bool = True) -> dict[int, EntryData]:
+    """Those of ``entry_ids`` that are validated, as plain data by id: what search hits show (``detail``: with
+    contexts and domain) and what a served index keeps of each entry (without: its lexical side needs no more)."""
+    fields = ["id", "term", "definition", "kind", "variants"] + (["contexts", "domain__name"] if detail else [])
+    rows = Entry.objects.filter(pk__in=list(entry_ids), status=Entry.Status.VALIDATED).order_by("id").values_list(*fields)
+    return {row[0]: _entry_data(*row) for row in rows}
+
+
+def _entry_data(entry_id, term, definition, kind, variants, contexts=(), domain="") -> EntryData:
+    return EntryData(
+        id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants or ()), contexts=tuple(contexts or ()), domain=domain or ""
+    )
 
 
 def question_log_get(*, question_id: int) -> QuestionLog:

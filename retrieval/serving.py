@@ -27,7 +27,6 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import storages
 
-from glossary.models import Entry
 from glossary.text import fold
 from retrieval import selectors
 from retrieval.catalogue import ModelSpec
@@ -468,7 +467,7 @@ def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
         delta.apply_to(vectors)
     changed = {delta.entry_id for delta in deltas}
     indexed_now = {delta.entry_id for delta in deltas if delta.passages}
-    fresh = _entry_data(Entry.objects.filter(pk__in=indexed_now, status=Entry.Status.VALIDATED))
+    fresh = selectors.validated_entry_data(entry_ids=indexed_now, detail=False)
     overlay = {**cached.overlay, **{entry_id: fresh.get(entry_id) for entry_id in changed}}
     if cached.base_terms is None or cached.base_vocabulary is None or len(overlay) > OVERLAY_MAX_ENTRIES:
         entries = {entry_id: entry for entry_id, entry in cached.base_entries.items() if entry_id not in overlay}
@@ -491,17 +490,10 @@ def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
     )
 
 
-def _entry_data(queryset) -> dict[int, EntryData]:
-    return {
-        entry_id: EntryData(id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants))
-        for entry_id, term, kind, variants, definition in queryset.values_list("id", "term", "kind", "variants", "definition").order_by("id")
-    }
-
-
 def _glossary_side(*, version_id: int, revision: int, artifact_path: str, vectors: VectorIndex) -> ServedIndex:
     """Lexical index, exact-term lookup and vocabulary of the entries the vector index holds."""
     indexed_ids = {passage.entry_id for passage in vectors.passages}
-    entries = _entry_data(Entry.objects.filter(pk__in=indexed_ids, status=Entry.Status.VALIDATED))
+    entries = selectors.validated_entry_data(entry_ids=indexed_ids, detail=False)
     return _served(version_id=version_id, revision=revision, artifact_path=artifact_path, vectors=vectors, entries=entries)
 
 

@@ -20,7 +20,7 @@ from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion
 from retrieval.passages import Passage, entry_passages
 from training import selectors
@@ -254,7 +254,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         "peak_rss_mb": result.peak_rss_mb,
     }
     serving.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
-    version = retrieval_services.model_version_create(
+    version = retrieval_versions.model_version_create(
         base_model=base_model,
         label=f"run {run.pk}",
         parent=parent,

@@ -182,7 +182,7 @@ def test_refresh_updates_open_items_keeps_decided_ones_and_retires_stale_ones(ex
 
 def test_refresh_request_is_queued_once_and_on_each_new_champion(django_capture_on_commit_callbacks, version, monkeypatch):
     # The promotion step asks for the refresh explicitly once the switch is done (training.pipeline).
-    monkeypatch.setattr("retrieval.services.model_version_promote", lambda **kwargs: PromotionEvent.objects.create(
+    monkeypatch.setattr("retrieval.versions.model_version_promote", lambda **kwargs: PromotionEvent.objects.create(
         version=version, action=PromotionEvent.Action.PROMOTE, reason="test"))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = runner.job_create(kind=pipeline.PROMOTE, params={"version_id": version.pk, "reason": "test", "action": "promote"})
