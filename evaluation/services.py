@@ -65,28 +65,9 @@ class TestSet:
 
 
 def _test_side() -> tuple[list[EntryData], list[EvalConcept], dict[str, str]]:
-    """The validated test-side entries (the frozen split is assigned first, so that it exists)."""
+    """The test side of the glossary, every entry given its side of the frozen split first (by training, which owns it)."""
     training_services.split_assign_all()
-    entries, concepts, answers = [], [], {}
-    for entry in selectors.test_entries():
-        domain = entry.domain.name if entry.domain_id else None
-        examples = [item for item in entry.examples or () if (item.get("question") or "").strip()]
-        entries.append(
-            EntryData(
-                id=entry.pk, term=entry.term, definition=entry.definition, kind=entry.kind,
-                variants=tuple(entry.variants or ()), contexts=tuple(entry.contexts or ()), domain=domain or "",
-            )
-        )
-        concepts.append(
-            EvalConcept(
-                entry_id=entry.pk, term=entry.term, kind=entry.kind, domain=domain, definition=entry.definition,
-                contexts=tuple(entry.contexts or ()), examples=tuple(item["question"] for item in examples),
-            )
-        )
-        for item in examples:
-            if item.get("answer"):
-                answers[normalise_query(item["question"])] = item["answer"]
-    return entries, concepts, answers
+    return selectors.test_side()
 
 
 def test_set_build(*, queries: Sequence[EvalQuery] | None = None) -> TestSet:

@@ -1,7 +1,25 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+
+def champion_after_migrate(sender, *, apps=None, **kwargs) -> None:
+    """``migrate`` leaves every installation with a champion to read: "base" (number 0) until something is promoted.
+
+    ``flush`` sends post_migrate too (as if the database were migrated from scratch), so an emptied database has its
+    champion again. Skipped while retrieval's tables do not exist (a migration backwards).
+    """
+    from django.apps import apps as global_apps
+
+    try:
+        (apps or global_apps).get_model("retrieval", "ModelVersion")
+    except LookupError:
+        return
+    from retrieval.versions import champion_ensure
+
+    champion_ensure()
 
 
 class RetrievalConfig(AppConfig):
@@ -14,6 +32,7 @@ class RetrievalConfig(AppConfig):
         from jobs.kinds import JobKind, register
         from retrieval import indexing, signals, tasks  # noqa: F401  (signals connects the glossary receivers)
 
+        post_migrate.connect(champion_after_migrate, sender=self, dispatch_uid="retrieval-champion-after-migrate")
         # One encode call with no progress in between: past the hard time limit nothing still runs it. Restarted,
         # not failed, when its worker died: a build is idempotent and must not leave entries out of search.
         register(JobKind(

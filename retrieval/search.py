@@ -84,7 +84,7 @@ def search(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     requested = version
-    version = versions.servable_version(version=version or selectors.champion_version_get())
+    version = versions.servable_version(version=version or versions.champion_ensure())
     if requested is not None and requested.pk != version.pk and requested.status != ModelVersion.Status.CHAMPION:
         raise ValidationError(_("La version %(version)s est inutilisable : ses fichiers sont endommagés.") % {"version": requested}, code="broken")
     served = indexing.served_index_get(version=version)

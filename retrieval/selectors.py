@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from glossary.models import Entry
@@ -47,25 +47,17 @@ def model_spec_get(*, name: str) -> ModelSpec:
     return get_spec(name, extra=catalogue_specs())
 
 
+class NoChampionError(ModelVersion.DoesNotExist):
+    """No version serves: the database was not migrated (``migrate`` records the base model as version 0)."""
+
+
 def champion_version_get() -> ModelVersion:
-    """The version that serves. Until anything is promoted, the default catalogue model as version "base" (0)."""
+    """The version that serves. Until anything is promoted, the default catalogue model as version "base" (0),
+    which ``migrate`` records (retrieval.versions.champion_ensure)."""
     champion = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
-    if champion is not None:
-        return champion
-    try:
-        with transaction.atomic():
-            base, _ = ModelVersion.objects.get_or_create(
-                number=0,
-                defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL, "label": "", "status": ModelVersion.Status.CHAMPION},
-            )
-    except IntegrityError:
-        # Another process created it (or promoted something) at the same moment.
-        return ModelVersion.objects.get(status=ModelVersion.Status.CHAMPION)
-    if base.status != ModelVersion.Status.CHAMPION:
-        # "base" exists but nothing is champion (e.g. the champion was deleted in the admin): base serves again.
-        base.status = ModelVersion.Status.CHAMPION
-        base.save(update_fields=["status"])
-    return base
+    if champion is None:
+        raise NoChampionError("No model version serves: run `manage.py migrate`, which records the base model as version 0.")
+    return champion
 
 
 def model_version_get(*, ref: str | int) -> ModelVersion:
@@ -76,8 +68,6 @@ def model_version_get(*, ref: str | int) -> ModelVersion:
     if text == "champion":
         return champion_version_get()
     if text == "base":
-        if not ModelVersion.objects.filter(number=0).exists():
-            champion_version_get()
         return ModelVersion.objects.get(number=0)
     if text.startswith("id:") and text[3:].isdigit():
         return ModelVersion.objects.get(pk=int(text[3:]))

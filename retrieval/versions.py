@@ -1,4 +1,5 @@
-"""Model versions: creation, metrics, promotion, rollback, broken versions."""
+"""Model versions: creation, metrics, promotion, rollback, broken versions, and the champion every installation has
+("base", number 0, until something is promoted)."""
 from __future__ import annotations
 
 import logging
@@ -62,6 +63,36 @@ def model_version_create(
         except IntegrityError:
             continue  # another process took this number
     raise ValidationError(_("Impossible d'attribuer un numéro de version : réessayez."))
+
+
+def _base_version_get_or_create(**defaults: Any) -> ModelVersion:
+    """Version "base" (number 0): the default catalogue model."""
+    base, _created = ModelVersion.objects.get_or_create(
+        number=0, defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL, "label": "", **defaults}
+    )
+    return base
+
+
+def champion_ensure() -> ModelVersion:
+    """The version that serves; until anything is promoted, the default catalogue model as version "base" (0).
+
+    Run by ``migrate`` (retrieval.apps) so that every installation has a champion to read, and by the services that
+    need one (search), so that a champion lost in between is replaced by "base" rather than failing.
+    """
+    champion = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
+    if champion is not None:
+        return champion
+    try:
+        with transaction.atomic():
+            base = _base_version_get_or_create(status=ModelVersion.Status.CHAMPION)
+    except IntegrityError:
+        # Another process created it (or promoted something) at the same moment.
+        return ModelVersion.objects.get(status=ModelVersion.Status.CHAMPION)
+    if base.status != ModelVersion.Status.CHAMPION:
+        # "base" exists but nothing is champion (e.g. the champion was deleted by hand): base serves again.
+        base.status = ModelVersion.Status.CHAMPION
+        base.save(update_fields=["status"])
+    return base
 
 
 def model_version_set_metrics(*, version: ModelVersion, metrics: dict[str, Any]) -> ModelVersion:
@@ -176,7 +207,7 @@ def model_version_mark_broken(*, version: ModelVersion, reason: str) -> ModelVer
         event = PromotionEvent.objects.filter(version=version, previous_champion__isnull=False).select_related("previous_champion").first()
         fallback = event.previous_champion if event else None
         if fallback is None or fallback.status not in (ModelVersion.Status.ARCHIVED, ModelVersion.Status.READY):
-            fallback, _created = ModelVersion.objects.get_or_create(number=0, defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL})
+            fallback = _base_version_get_or_create()
         fallback.status = ModelVersion.Status.CHAMPION
         fallback.promoted_at = timezone.now()
         fallback.save(update_fields=["status", "promoted_at"])

@@ -458,9 +458,12 @@ def test_only_the_author_or_a_maintainer_undoes(expert, other_expert, maintainer
 
 
 def test_counters_follow_decisions_and_the_threshold(expert, version):
+    from training.models import TrainingConfig
+
     _flag_items(expert, version, n=2)
     before = workbench.workbench_counters()
     assert (before["open"], before["decisions"], before["threshold"]) == (2, 0, 20)
+    assert not TrainingConfig.objects.exists()  # a read: the default config is recorded by the services that need it
     record = _decide_and_undo(workbench.review_item_next(user=expert), expert, "choose", Flag.objects.first().retrieved[0]["entry_id"])
     after = workbench.workbench_counters()
     assert (after["open"], after["decisions"]) == (1, 1)
