@@ -9,13 +9,15 @@ def champion_after_migrate(sender, *, apps=None, **kwargs) -> None:
     """``migrate`` leaves every installation with a champion to read: "base" (number 0) until something is promoted.
 
     ``flush`` sends post_migrate too (as if the database were migrated from scratch), so an emptied database has its
-    champion again. Skipped while retrieval's tables do not exist (a migration backwards).
+    champion again. Skipped while retrieval's tables are not at the current state (a migration backwards).
     """
     from django.apps import apps as global_apps
 
     try:
-        (apps or global_apps).get_model("retrieval", "ModelVersion")
+        historical = (apps or global_apps).get_model("retrieval", "ModelVersion")
     except LookupError:
+        return
+    if "model_spec" not in {field.name for field in historical._meta.get_fields()}:
         return
     from retrieval.versions import champion_ensure
 

@@ -1,5 +1,5 @@
-"""Model versions: creation, metrics, promotion, rollback, broken versions, and the champion every installation has
-("base", number 0, until something is promoted)."""
+"""Model versions: creation (with the base model's spec pinned), metrics, promotion, rollback, broken versions,
+and the champion every installation has ("base", number 0, until something is promoted)."""
 from __future__ import annotations
 
 import logging
@@ -13,10 +13,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from retrieval import indexing, selectors, serving
-from retrieval.catalogue import UnknownModelError
+from retrieval.catalogue import ModelSpec, UnknownModelError, pinned_spec
 from retrieval.models import ModelVersion, PromotionEvent
 
 logger = logging.getLogger(__name__)
+
+
+def _pinned_spec_of(base_model: str, model_spec: ModelSpec | None) -> dict[str, Any]:
+    """What a new version pins: ``model_spec`` (what it was trained with) or the catalogue's spec of ``base_model`` now."""
+    if model_spec is not None:
+        if model_spec.name != base_model:
+            raise ValidationError({"base_model": f"model_spec is the spec of {model_spec.name!r}, not of {base_model!r}"})
+        return pinned_spec(model_spec)
+    try:
+        return pinned_spec(selectors.model_spec_get(name=base_model))
+    except UnknownModelError as error:
+        raise ValidationError({"base_model": str(error)}) from None
 
 
 def model_version_create(
@@ -33,12 +45,14 @@ def model_version_create(
     model_card: dict[str, Any] | None = None,
     created_by=None,
     status: str = ModelVersion.Status.READY,
+    model_spec: ModelSpec | None = None,
 ) -> ModelVersion:
-    """Record a new version (the training capability calls this once its artifacts are stored)."""
-    try:
-        selectors.model_spec_get(name=base_model)
-    except UnknownModelError as error:
-        raise ValidationError({"base_model": str(error)}) from None
+    """Record a new version (the training capability calls this once its artifacts are stored).
+
+    The version pins its base model's prompts and encoding settings: those of ``model_spec`` (the spec it was
+    trained with) when given, else the catalogue's as they are now.
+    """
+    pinned = _pinned_spec_of(base_model, model_spec)
     if status not in (ModelVersion.Status.READY, ModelVersion.Status.FAILED, ModelVersion.Status.BROKEN):
         raise ValidationError(_("Une nouvelle version ne peut être que prête, échouée ou inutilisable."))
     for _attempt in range(5):
@@ -57,6 +71,7 @@ def model_version_create(
                     data_snapshot_hash=data_snapshot_hash,
                     metrics=metrics or {},
                     model_card=model_card or {},
+                    model_spec=pinned,
                     created_by=created_by,
                     status=status,
                 )
@@ -66,9 +81,13 @@ def model_version_create(
 
 
 def _base_version_get_or_create(**defaults: Any) -> ModelVersion:
-    """Version "base" (number 0): the default catalogue model."""
+    """Version "base" (number 0): the default catalogue model, its spec pinned when it is first recorded."""
+    name = settings.DEFAULT_EMBEDDING_MODEL
+    base = ModelVersion.objects.filter(number=0).first()
+    if base is not None:
+        return base
     base, _created = ModelVersion.objects.get_or_create(
-        number=0, defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL, "label": "", **defaults}
+        number=0, defaults={"base_model": name, "label": "", "model_spec": _pinned_spec_of(name, None), **defaults}
     )
     return base
 
