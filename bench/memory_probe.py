@@ -20,16 +20,16 @@ def main() -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as config/wsgi.py
     django.setup()
-    from retrieval import selectors, serving, services
+    from retrieval import indexing, search, selectors, serving
 
     steps = {"django": rss_mb()}
     version = selectors.champion_version_get()
     serving.model_for_version(version)
     steps["model"] = rss_mb()
-    served = services.served_index_get(version=version)
+    served = indexing.served_index_get(version=version)
     steps["index"] = rss_mb()
     for number in range(50):
-        services.search(query=f"allocation logement {number}", version=version)
+        search.search(query=f"allocation logement {number}", version=version)
     steps["after_50_searches"] = rss_mb()
     steps["passages"] = len(served.vectors)
     steps["matrix_mb"] = served.vectors.matrix.nbytes / 2**20

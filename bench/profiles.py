@@ -45,7 +45,7 @@ def summarise(profile: cProfile.Profile, *, per: int, unit: str) -> tuple[list[l
 
 
 def profile_search(ctx) -> tuple[list[list], float, float, int]:
-    from retrieval import selectors, services
+    from retrieval import search, selectors
 
     if not ctx.shared.get("sigles_imported"):
         import_sigles(ctx.data_dir / "sigles.csv", quick=ctx.quick, keep_terms={question.term for question in questions()})
@@ -53,11 +53,11 @@ def profile_search(ctx) -> tuple[list[list], float, float, int]:
     version = selectors.champion_version_get()
     queries = [question.query for question in questions()][:: 4 if ctx.quick else 2]
     for query in queries[:5]:
-        services.search(query=query, version=version)  # warm: model, index, dictionaries loaded
+        search.search(query=query, version=version)  # warm: model, index, dictionaries loaded
     profile = cProfile.Profile()
     profile.enable()
     for query in queries:
-        services.search(query=query, version=version)
+        search.search(query=query, version=version)
     profile.disable()
     profile.dump_stats(BENCH_DIR / "profile-search.prof")
     rows, total, ours = summarise(profile, per=len(queries), unit="search")

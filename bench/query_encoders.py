@@ -159,7 +159,7 @@ def run(ctx) -> Section:
     import torch
     from django.conf import settings
 
-    from retrieval import encoder_check, selectors, serving, services
+    from retrieval import encoder_check, indexing, selectors, serving
     from retrieval.embedding import encode_documents, encode_queries
 
     section = Section(name="query_encoders", title="query_encoders")
@@ -175,7 +175,7 @@ def run(ctx) -> Section:
         raise RuntimeError(f"none of the {len(asked)} sigles questions matches an entry of the bench glossary ({sigles_path})")
     version = selectors.champion_version_get()
     settings.ENCODER_BUILD_ON_INDEX = False  # built below, timed on its own
-    build = stats.timed(lambda: services.index_rebuild(version=version))
+    build = stats.timed(lambda: indexing.index_rebuild(version=version))
     check_s = stats.timed(lambda: encoder_check.encoders_build(version=version))
     version.refresh_from_db()
     check = version.encoder_check
@@ -213,7 +213,7 @@ def run(ctx) -> Section:
     )
 
     # ---- quality per variant: sigles (over the served index) and Bercy ---------------------------------------
-    served = services.served_index_get(version=version)
+    served = indexing.served_index_get(version=version)
     target_queries = [target.question.query for target in targets]
     entry_of = [passage.entry_id for passage in served.vectors.passages]
     bercy_path = ctx.data_dir / "bercy" / ("bercy_test_10.jsonl" if ctx.quick else "Dataset_Bercy_4k_lines.jsonl")

@@ -1,6 +1,6 @@
 """Search latency and index updates at 1k, 10k and 100k passages, in process, on the pure retrieval core.
 
-The pipeline timed per query is the one ``retrieval.services.search`` runs, without the database: pre-processing
+The pipeline timed per query is the one ``retrieval.search.search`` runs, without the database: pre-processing
 (language, spelling, acronym expansion against the glossary's vocabulary), query encoding, exact dense scan,
 BM25, reciprocal rank fusion. Passages beyond the first ``encoded`` ones get random unit vectors: the scan costs
 the same and encoding 100k passages would take most of the run.

@@ -34,7 +34,7 @@ class CeleryWorker:
     def __enter__(self) -> "CeleryWorker":
         from config.celery import app
 
-        # The set-up's bulk insert queued a full rebuild (retrieval.services.index_rebuild_after_bulk) that the
+        # The set-up's bulk insert queued a full rebuild (retrieval.indexing.index_rebuild_after_bulk) that the
         # benchmark already ran synchronously: a solo worker would spend minutes on it before the measured edits.
         app.control.purge()
         self.log_path = BENCH_DIR / "worker.log"
@@ -110,7 +110,7 @@ def memory_steps() -> dict:
 
 def run(ctx) -> Section:
     fresh_django()
-    from retrieval import selectors, services
+    from retrieval import indexing, selectors
 
     section = Section(name="serving", title="serving")
     asked = questions()
@@ -123,7 +123,7 @@ def run(ctx) -> Section:
     add_synthetic_entries(wanted)
     passages = validated_passage_count()
     version = selectors.champion_version_get()
-    build = stats.timed(lambda: services.index_rebuild(version=version))
+    build = stats.timed(lambda: indexing.index_rebuild(version=version))
     section.notes.append(
         f"Glossary: {passages:,} passages (the sigles glossary{' subset' if ctx.quick else ''} plus synthetic entries); "
         f"full index build {build:.0f} s ({passages / build:.0f} passages/s)."

@@ -6,7 +6,7 @@ of entries, cut at 10. Concept = the right term (any entry of that acronym count
 (the entry with the question's definition). "R@k" is hit@k, as the earlier prototype reported it.
 
 Variants: the model alone (dense), BM25 alone (lexical), their reciprocal rank fusion (hybrid), then the product's
-``services.search``: hybrid with exact term/acronym matches first, without and with query pre-processing.
+``retrieval.search.search``: hybrid with exact term/acronym matches first, without and with query pre-processing.
 """
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ REPORTED = (("hit@1", "R@1"), ("hit@10", "R@10"), ("mrr@10", "MRR@10"))
 
 def rank_entries(query: str, *, version, variant: str, query_vector=None) -> list[int]:
     """Entry ids, best first (10 at most), as the variant ranks them (``query_vector``: the query, already encoded)."""
-    from retrieval import services
+    from retrieval import indexing, search
     from retrieval.hybrid import fuse
 
     if variant.startswith("hybrid + exact"):
-        result = services.search(query=query, top_k=10, version=version, preprocess=variant == PRODUCT)
+        result = search.search(query=query, top_k=10, version=version, preprocess=variant == PRODUCT)
         return [item.hit.entry_id for item in result.hits]
-    served = services.served_index_get(version=version)
+    served = indexing.served_index_get(version=version)
     dense = served.vectors.search(query_vector, top_k=CANDIDATES) if variant != "lexical" else []
     lexical = served.lexical.search(query, top_k=CANDIDATES) if variant != "dense" else []
     return [hit.entry_id for hit in fuse(dense=dense, lexical=lexical, exact_entry_ids=(), top_k=10, mode=variant)]
@@ -52,15 +52,15 @@ class PreparedQuery:
 
 
 def prepare_queries(queries: list[str], *, served) -> list[PreparedQuery]:
-    """What ``services.search`` (hybrid, pre-processing, no LLM) computes before the model is asked, per query."""
-    from retrieval import services
+    """What ``retrieval.search.search`` (hybrid, pre-processing, no LLM) computes before the model is asked, per query."""
+    from retrieval import search
     from retrieval.preprocess import preprocess_query
 
-    if services.llm_client() is not None:
+    if search.llm_client() is not None:
         raise RuntimeError("encoder-swapping rankings reproduce the search without an LLM; unset LLM_BASE_URL")
     prepared = []
     for query in queries:
-        text = services.check_query(query)
+        text = search.check_query(query)
         processed = preprocess_query(text, vocabulary=served.vocabulary, translate=None)
         exact = served.terms.match(text, processed.corrected, language=processed.language)
         lexical = served.lexical.search(processed.final, top_k=CANDIDATES)
@@ -71,15 +71,15 @@ def prepare_queries(queries: list[str], *, served) -> list[PreparedQuery]:
 def product_rankings_with(prepared: list[PreparedQuery], *, vectors, query_vectors) -> dict[str, list[int]]:
     """The product search's entry ranking (hybrid + exact match + pre-processing, top 10) with another model:
     ``vectors`` is a ``VectorIndex`` of the whole glossary's passages and ``query_vectors`` the queries' final
-    texts, both encoded by that model. Same steps as ``services.search``; checked against it on the base model
+    texts, both encoded by that model. Same steps as ``retrieval.search.search``; checked against it on the base model
     by ``bench.sigles_tuning``."""
-    from retrieval import services
+    from retrieval import search
     from retrieval.hybrid import fuse
 
     rankings = {}
     for item, query_vector in zip(prepared, query_vectors):
         dense = vectors.search(query_vector, top_k=CANDIDATES)
-        dense += services._exact_passages_missing(vectors, query_vector, set(item.exact), dense)
+        dense += search._exact_passages_missing(vectors, query_vector, set(item.exact), dense)
         hits = fuse(dense=dense, lexical=list(item.lexical), exact_entry_ids=set(item.exact), top_k=10, mode="hybrid")
         rankings[item.query] = [hit.entry_id for hit in hits]
     return rankings
@@ -123,7 +123,7 @@ def index_build_ratio(version, *, pairs: int) -> tuple[list[list], float, int]:
     """Full index build (``index_rebuild``) vs raw ``model.encode`` of the same passage texts, alternated."""
     import torch
 
-    from retrieval import selectors, serving, services
+    from retrieval import indexing, selectors, serving
     from retrieval.passages import entry_passages
 
     texts = [
@@ -134,7 +134,7 @@ def index_build_ratio(version, *, pairs: int) -> tuple[list[list], float, int]:
     model, _spec = serving.model_for_version(version)
     rows, ratios = [], []
     for number in range(1, pairs + 1):
-        build = stats.timed(lambda: services.index_rebuild(version=version))
+        build = stats.timed(lambda: indexing.index_rebuild(version=version))
         raw = stats.timed(lambda: model.encode(texts))
         ratios.append(raw / build)
         rows.append([number, f"{build:.1f}", f"{raw:.1f}", f"{len(texts) / build:.0f}", f"{len(texts) / raw:.0f}", f"{raw / build:.2f}"])
@@ -146,22 +146,22 @@ def tuned_version(adapter: str):
     """A model version of the default model with the Bercy adapter, stored like a trained version."""
     from django.conf import settings
 
-    from retrieval import services
+    from retrieval import versions
     from retrieval.catalogue import DEFAULT_MODEL_NAME
 
     storage_path = "adapters/bench-bercy"
     target = f"{settings.STORAGES['artifacts']['OPTIONS']['location']}/{storage_path}"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(adapter, target)
-    return services.model_version_create(base_model=DEFAULT_MODEL_NAME, label="Bercy LoRA (bench)", adapter_path=storage_path)
+    return versions.model_version_create(base_model=DEFAULT_MODEL_NAME, label="Bercy LoRA (bench)", adapter_path=storage_path)
 
 
 def latency_in_process(queries: list[str], *, version, repeat: int) -> dict[str, float]:
-    from retrieval import services
+    from retrieval import search
 
     for query in queries[:5]:
-        services.search(query=query, version=version)
-    return stats.percentiles_ms([stats.timed(lambda: services.search(query=query, version=version)) for _ in range(repeat) for query in queries])
+        search.search(query=query, version=version)
+    return stats.percentiles_ms([stats.timed(lambda: search.search(query=query, version=version)) for _ in range(repeat) for query in queries])
 
 
 QUALITY_COLUMNS = ["Model", "Variant", *(f"{protocol} {label}" for protocol in ("Concept", "Def-only") for _, label in REPORTED)]
@@ -209,7 +209,7 @@ def run(ctx) -> Section:
 
     queries = [target.question.query for target in targets]
     latency = latency_in_process(queries, version=version, repeat=1 if ctx.quick else 2)
-    load_rows = [["in process (services.search)", 1, latency["n"], 0, stats.ms(latency["p50"]), stats.ms(latency["p95"]), f"{1000 / latency['mean']:.1f}"]]
+    load_rows = [["in process (search.search)", 1, latency["n"], 0, stats.ms(latency["p50"]), stats.ms(latency["p95"]), f"{1000 / latency['mean']:.1f}"]]
     token = api.api_token()
     workers = 3
     with api.GunicornServer(workers=workers) as server:

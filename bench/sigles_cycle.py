@@ -93,7 +93,7 @@ def correct_flags(flagged: list[Target], base_rankings: dict[str, list[int]]) ->
     from django.contrib.auth import get_user_model
 
     from glossary.models import Entry
-    from retrieval import selectors, services
+    from retrieval import flags, indexing, selectors
     from retrieval.models import QuestionLog
 
     expert, _created = get_user_model().objects.get_or_create(username="bench-expert")
@@ -106,8 +106,8 @@ def correct_flags(flagged: list[Target], base_rankings: dict[str, list[int]]) ->
             hits=[{"entry_id": entry_id, "term": "", "rank": rank} for rank, entry_id in enumerate(ranked, start=1)],
         )
         entry = Entry.objects.get(pk=next(iter(target.meaning_entry_ids)))
-        services.flag_create(question_log=log, user=expert, reason="wrong_entry", correct_entry=entry)
-        services.index_update_entry(entry_id=entry.pk)  # what the worker's task does, on commit
+        flags.flag_create(question_log=log, user=expert, reason="wrong_entry", correct_entry=entry)
+        indexing.index_update_entry(entry_id=entry.pk)  # what the worker's task does, on commit
     return time.perf_counter() - started
 
 
@@ -136,14 +136,14 @@ def run(ctx) -> Section:
         return skipped(name, name, f"No {ctx.data_dir / 'sigles.csv'}.")
     asked = questions()
     summary = prepare(ctx, asked)
-    from retrieval import selectors, services
+    from retrieval import indexing, selectors
     from training.builder import DEFAULT_QUESTIONS_PER_KIND
     from training.finetune import FinetuneConfig
 
     targets, missing = question_targets(asked)
     halves = split_targets(targets)
     base = selectors.champion_version_get()
-    services.index_rebuild(version=base)
+    indexing.index_rebuild(version=base)
     base_rankings = {half: product_rankings(base, chosen) for half, chosen in halves.items()}
     base_scores = {half: scores_by_kind(base_rankings[half], chosen) for half, chosen in halves.items()}
 
@@ -158,7 +158,7 @@ def run(ctx) -> Section:
         section.notes.append(f"The cycle made no version: {training_run.status} {training_run.error}")
         return section
     new = training_run.model_version
-    services.index_rebuild(version=new)
+    indexing.index_rebuild(version=new)
     new_scores = {half: scores_by_kind(product_rankings(new, chosen), chosen) for half, chosen in halves.items()}
 
     from retrieval.models import Flag

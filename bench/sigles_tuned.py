@@ -20,11 +20,11 @@ def run(ctx) -> Section:
         return skipped("sigles_tuned", "sigles_tuned", "No fine-tuned adapter yet: the bercy benchmark (full mode) trains it.")
     asked = questions()
     prepare(ctx, asked)
-    from retrieval import selectors, services
+    from retrieval import indexing, selectors
 
     targets, _missing = question_targets(asked)
     tuned = tuned_version(adapter)
-    services.index_rebuild(version=tuned)
+    indexing.index_rebuild(version=tuned)
     variants = ("dense", "hybrid", PRODUCT)
     rows, _ = quality_rows("base", version=selectors.champion_version_get(), targets=targets, variants=variants)
     tuned_rows, scores = quality_rows("fine-tuned (Bercy LoRA)", version=tuned, targets=targets, variants=variants)

@@ -9,7 +9,7 @@ them (``training.runs._execute``: frozen split, train-side concepts, ``build_pai
 ``to_dataset``), each variant is fine-tuned with the product's ``finetune()``, and each candidate model (each
 adapter weight, WiSE-FT ``interpolate_adapter``) encodes the whole glossary's passages and ranks the questions
 with the product's search steps (hybrid fusion + exact match + pre-processing, ``bench.sigles.product_rankings_with``;
-checked identical to ``services.search`` on the base model). Per kind, Def-only.
+checked identical to ``retrieval.search.search`` on the base model). Per kind, Def-only.
 
 Only the DEV half is scored while tuning; ``--test NAME:WEIGHT`` scores the test half of one chosen setting, once.
 Each result is appended to ``var/bench/sigles_tuning.jsonl`` as it comes (an interrupted run keeps its numbers).
@@ -77,14 +77,14 @@ class Bench:
         import torch
 
         fresh_django()
-        from retrieval import selectors, serving, services
+        from retrieval import indexing, selectors, serving
 
         asked = questions()
         started = time.perf_counter()
         self.summary = import_sigles(data_dir() / "sigles.csv", quick=False, keep_terms=set())
         self.base_version = selectors.champion_version_get()
-        services.index_rebuild(version=self.base_version)
-        self.served = services.served_index_get(version=self.base_version)
+        indexing.index_rebuild(version=self.base_version)
+        self.served = indexing.served_index_get(version=self.base_version)
         self.model, self.spec = serving.model_for_version(self.base_version)
         targets, self.missing = question_targets(asked)
         self.halves = split_targets(targets)
@@ -117,7 +117,7 @@ class Bench:
         return self._vector_cache
 
     def check_against_search(self, half: str, limit: int = 80) -> int:
-        """Disagreements between ``product_rankings_with`` (base model) and ``services.search`` itself."""
+        """Disagreements between ``product_rankings_with`` (base model) and ``retrieval.search.search`` itself."""
         from retrieval.embedding import encode_queries
 
         prepared = self.prepared[half][:limit]
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
 
     bench = Bench()
     disagreements = bench.check_against_search(DEV)
-    print(f"-- rankings vs services.search on 80 dev questions (base model): {disagreements} differ", flush=True)
+    print(f"-- rankings vs search.search on 80 dev questions (base model): {disagreements} differ", flush=True)
     base = bench.scores(DEV, None)
     log({"variant": "base", "half": DEV, "scores": base, "check_disagreements": disagreements, "glossary": bench.summary})
     print(line("base (dev)", base), flush=True)

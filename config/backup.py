@@ -159,8 +159,16 @@ def backup_write(*, path: str | Path) -> BackupSummary:
     return summary
 
 
-def database_is_empty() -> bool:
-    return not any(apps.get_model(label)._default_manager.exists() for label in OCCUPIED_WHEN_ANY)
+def database_is_empty(*, counting_base_version: bool = True) -> bool:
+    """No row in OCCUPIED_WHEN_ANY. Without ``counting_base_version``, version "base" (number 0) does not count:
+    ``migrate`` records it in every new database (retrieval.apps), so a migrated database is still new with it."""
+    for label in OCCUPIED_WHEN_ANY:
+        rows = apps.get_model(label)._default_manager.all()
+        if label == "retrieval.modelversion" and not counting_base_version:
+            rows = rows.exclude(number=0)
+        if rows.exists():
+            return False
+    return True
 
 
 def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
@@ -169,6 +177,8 @@ def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
     Nothing is written before the whole archive has been checked; the database content is then replaced in one
     transaction, so that a failure while loading leaves the old content in place.
     """
+    from retrieval.versions import champion_ensure
+
     try:
         archive = tarfile.open(path, "r:gz")
     except (OSError, tarfile.TarError) as error:
@@ -176,7 +186,7 @@ def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
     try:
         with archive, tempfile.TemporaryDirectory() as workdir:
             manifest = _manifest(archive)
-            if not database_is_empty() and not force:
+            if not database_is_empty(counting_base_version=False) and not force:
                 raise BackupRefused("La base de données n'est pas vide : restaurez dans une base neuve, ou forcez (son contenu sera remplacé).")
             _check_artifacts(archive, manifest["artifacts"])
             data_path = Path(workdir) / DATA_NAME
@@ -185,7 +195,10 @@ def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
                 with transaction.atomic():
                     if not database_is_empty():
                         call_command("flush", interactive=False, verbosity=0)
+                    # `migrate` and `flush` record version "base" (retrieval.apps): the archive brings its own versions.
+                    apps.get_model("retrieval.modelversion")._default_manager.all().delete()
                     call_command("loaddata", str(data_path), verbosity=0)
+                    champion_ensure()  # an archive of an installation that never searched has no champion yet
                     # Inside the transaction: an artifact store that refuses a file also undoes the database part.
                     _restore_artifacts(archive, manifest["artifacts"])
             except BackupRefused:

@@ -23,9 +23,9 @@ def _warm_up() -> None:
 
     logger = logging.getLogger("lexique.warm_up")
     try:
-        from retrieval import services
+        from retrieval.search import search
 
-        services.search(query="warm-up", top_k=1)
+        search(query="warm-up", top_k=1)
         logger.info("Search is warm")
     except Exception:  # a missing index or model is reported by the first real search, with its reason
         logger.exception("Warm-up failed")

@@ -29,7 +29,6 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["status", "base_model"]
 
     def get_queryset(self):
-        retrieval_selectors.champion_version_get()  # a fresh install has its "base" version
         return retrieval_selectors.model_version_list()
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer})

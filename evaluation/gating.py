@@ -34,7 +34,7 @@ from evaluation.real_questions import RealQuestion, evaluate_real_questions, rea
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion
 
 logger = logging.getLogger("lexique.evaluation")
@@ -223,6 +223,6 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
     }
     run.gate = gate
     run.save(update_fields=["gate"])
-    retrieval_services.model_version_set_metrics(version=version, metrics={"gate": gate})
+    retrieval_versions.model_version_set_metrics(version=version, metrics={"gate": gate})
     runner.job_log(job=job, message=" ".join(sentences))
     return gate

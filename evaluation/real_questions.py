@@ -1,7 +1,7 @@
 """What users see: real questions asked to a version over the whole validated glossary, per kind of question.
 
 Unlike the frozen-split protocols (evaluation.protocols: test-side passages only, templated queries), each question
-goes through the product's own search (retrieval.services.search: pre-processing, exact matches, hybrid fusion)
+goes through the product's own search (retrieval.search.search: pre-processing, exact matches, hybrid fusion)
 over the version's serving index, with every validated entry a candidate. A question is answered right at rank r
 when one of its entries is the r-th result. Reported per kind (retrieval.question_kinds): R@1 (= hit@1), R@10,
 MRR@10. When a MODEL is judged, known-question passages are left out of the ranking: a held-out question would
@@ -153,11 +153,11 @@ def evaluate_real_questions(
 ) -> RealQuestionsResult:
     """Ask each question to ``version`` through the product's search over its serving index (the whole validated
     glossary) and score the rankings per kind."""
-    from retrieval import services
+    from retrieval.search import search
 
     outcomes = []
     for question in questions:
-        result = services.search(query=question.text, top_k=CUTOFF, version=version, mode=mode, exclude_known_questions=exclude_known_questions)
+        result = search(query=question.text, top_k=CUTOFF, version=version, mode=mode, exclude_known_questions=exclude_known_questions)
         outcomes.append(outcome_of(question, [item.entry.id for item in result.hits]))
     overall, by_kind = score_outcomes(outcomes)
     return RealQuestionsResult(

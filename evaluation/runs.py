@@ -23,7 +23,7 @@ from evaluation.services import DEFAULT_MODES, query_as_dict, query_from_dict
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.hybrid import MODES
 from retrieval.models import ModelVersion, PromotionEvent
 
@@ -142,7 +142,7 @@ def run_succeed(run: EvaluationRun) -> None:
     else:
         runner.job_succeed(job=run.job)
     run.refresh_from_db()
-    retrieval_services.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
+    retrieval_versions.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
 
 
 def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:

@@ -8,10 +8,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from evaluation.queries import EvalConcept, normalise_query
 from glossary.models import Entry
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
 from retrieval.catalogue import ModelSpec, looks_like_model_location, resolve_path
+from retrieval.passages import EntryData
 from retrieval.models import Flag, ModelVersion, PromotionEvent
 from training import selectors as training_selectors
 from training.models import DataSnapshot, NegativeCandidate
@@ -28,6 +30,32 @@ KEY_MODE = "dense"
 def test_entries() -> QuerySet[Entry]:
     """Validated test-side entries: the evaluation corpus."""
     return training_selectors.test_side_entries()
+
+
+def test_side() -> tuple[list[EntryData], list[EvalConcept], dict[str, str]]:
+    """The validated test-side entries, as plain data and as evaluation concepts, and the reference answers of their
+    example questions (normalised question -> answer). Entries not yet given a side are not in it: the services that
+    build a test set assign the frozen split first (training.services.split_assign_all)."""
+    entries, concepts, answers = [], [], {}
+    for entry in test_entries():
+        domain = entry.domain.name if entry.domain_id else None
+        examples = [item for item in entry.examples or () if (item.get("question") or "").strip()]
+        entries.append(
+            EntryData(
+                id=entry.pk, term=entry.term, definition=entry.definition, kind=entry.kind,
+                variants=tuple(entry.variants or ()), contexts=tuple(entry.contexts or ()), domain=domain or "",
+            )
+        )
+        concepts.append(
+            EvalConcept(
+                entry_id=entry.pk, term=entry.term, kind=entry.kind, domain=domain, definition=entry.definition,
+                contexts=tuple(entry.contexts or ()), examples=tuple(item["question"] for item in examples),
+            )
+        )
+        for item in examples:
+            if item.get("answer"):
+                answers[normalise_query(item["question"])] = item["answer"]
+    return entries, concepts, answers
 
 
 def flagged_test_questions(*, entry_ids: set[int]) -> list[tuple[str, int]]:
@@ -189,7 +217,7 @@ class VersionRow:
 
 def version_rows() -> list[VersionRow]:
     """Every version with its key metrics, its deltas vs its parent (or base) and vs the champion, and its gate."""
-    champion = retrieval_selectors.champion_version_get()  # first: it creates "base" on a fresh install
+    champion = retrieval_selectors.champion_version_get()
     versions = list(retrieval_selectors.model_version_list())
     base = next((version for version in versions if version.number == 0), None)
     latest = latest_evaluations(versions=versions)

@@ -24,7 +24,7 @@ from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
 from evaluation.similarity import pair_retrieval_accuracy, triplet_separation
 from retrieval import serving
-from retrieval import services as retrieval_services
+from retrieval import search as retrieval_search
 from retrieval.hybrid import MODES
 from retrieval.lexical import LexicalIndex, lexical_document
 from retrieval.models import ModelVersion
@@ -65,28 +65,9 @@ class TestSet:
 
 
 def _test_side() -> tuple[list[EntryData], list[EvalConcept], dict[str, str]]:
-    """The validated test-side entries (the frozen split is assigned first, so that it exists)."""
+    """The test side of the glossary, every entry given its side of the frozen split first (by training, which owns it)."""
     training_services.split_assign_all()
-    entries, concepts, answers = [], [], {}
-    for entry in selectors.test_entries():
-        domain = entry.domain.name if entry.domain_id else None
-        examples = [item for item in entry.examples or () if (item.get("question") or "").strip()]
-        entries.append(
-            EntryData(
-                id=entry.pk, term=entry.term, definition=entry.definition, kind=entry.kind,
-                variants=tuple(entry.variants or ()), contexts=tuple(entry.contexts or ()), domain=domain or "",
-            )
-        )
-        concepts.append(
-            EvalConcept(
-                entry_id=entry.pk, term=entry.term, kind=entry.kind, domain=domain, definition=entry.definition,
-                contexts=tuple(entry.contexts or ()), examples=tuple(item["question"] for item in examples),
-            )
-        )
-        for item in examples:
-            if item.get("answer"):
-                answers[normalise_query(item["question"])] = item["answer"]
-    return entries, concepts, answers
+    return selectors.test_side()
 
 
 def test_set_build(*, queries: Sequence[EvalQuery] | None = None) -> TestSet:
@@ -297,7 +278,7 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
     by_entry = test_set.passages_by_entry
     entries = {entry.id: entry for entry in test_set.entries}
     judge = _judge()
-    llm = retrieval_services.llm_client() if judge else None
+    llm = retrieval_search.llm_client() if judge else None
     top_k = settings.ANSWER_TOP_K
     samples = []
     for query in test_set.queries:

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from retrieval import services
+from retrieval import flags, indexing, versions
 from retrieval.models import EmbeddingModel, Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 
 
@@ -41,7 +41,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             self.message_user(request, _("Choisissez une seule version."), messages.ERROR)
             return
         try:
-            version = services.model_version_request_promotion(version=queryset.get(), user=request.user, reason=str(_("Promotion depuis l'administration")))
+            version = versions.model_version_request_promotion(version=queryset.get(), user=request.user, reason=str(_("Promotion depuis l'administration")))
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
         else:
@@ -50,7 +50,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Reconstruire l'index"))
     def rebuild_index(self, request, queryset):
         for version in queryset:
-            services.index_rebuild_enqueue(version=version)
+            indexing.index_rebuild_enqueue(version=version)
         self.message_user(request, _("Reconstruction demandée."), messages.SUCCESS)
 
 
@@ -85,4 +85,4 @@ class FlagAdmin(admin.ModelAdmin):
         return False  # flags come from the assistant page and the API
 
     def save_model(self, request, obj, form, change):
-        services.flag_set_status(flag=obj, status=form.cleaned_data["status"], user=request.user)
+        flags.flag_set_status(flag=obj, status=form.cleaned_data["status"], user=request.user)

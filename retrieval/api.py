@@ -1,4 +1,4 @@
-"""The search, answer and flag API: thin views over retrieval.services and retrieval.selectors.
+"""The search, answer and flag API: thin views over retrieval.search, answering, flags and selectors.
 
 Errors are JSON with a ``reason`` (config.api, which maps the services' refusals): 400 for an empty or too long
 query, an unknown version or an invalid flag; 403 when a user without the expert role flags; 503 when search is
@@ -15,7 +15,11 @@ from rest_framework.views import APIView
 from config import errors
 from config.api import ErrorSerializer
 from config.roles import IsExpertOrReadOnly
-from retrieval import labelled, selectors, services
+from retrieval import labelled, selectors
+from retrieval.answering import answer_question
+from retrieval.flags import flag_create
+from retrieval.indexing import SearchUnavailableError
+from retrieval.search import search, search_payload
 from retrieval.models import LabelledQuestion, ModelVersion
 from retrieval.serializers import (
     AnswerRequestSerializer,
@@ -42,8 +46,8 @@ def _version(ref: str) -> ModelVersion:
 
 
 def _search_unavailable_as_refusal():
-    # retrieval.services raises its own SearchUnavailableError (not yet a config.errors kind): Unavailable.
-    return errors.refusals_as(errors.Unavailable, code="search_unavailable", of=(services.SearchUnavailableError,))
+    # retrieval.indexing raises its own SearchUnavailableError (not yet a config.errors kind): Unavailable.
+    return errors.refusals_as(errors.Unavailable, code="search_unavailable", of=(SearchUnavailableError,))
 
 
 class SearchView(APIView):
@@ -62,20 +66,10 @@ class SearchView(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         with _search_unavailable_as_refusal():
-            result = services.search(
+            result = search(
                 query=data["q"], top_k=data["top_k"], version=_version(data["version"]), mode=data["mode"], preprocess=data["preprocess"]
             )
-        body = {
-            "query": result.query,
-            "processed": services.processed_query_as_dict(result.processed) or None,
-            "version": result.version.display_name,
-            "version_number": result.version.number,
-            "mode": result.mode,
-            "index_revision": result.index_revision,
-            "hits": [services.hit_as_dict(item) for item in result.hits],
-            "timings_ms": result.timings_ms,
-        }
-        return Response(SearchResultSerializer(body).data)
+        return Response(SearchResultSerializer(search_payload(result)).data)
 
 
 class AnswerView(APIView):
@@ -93,7 +87,7 @@ class AnswerView(APIView):
         params = AnswerRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         with _search_unavailable_as_refusal():
-            _answer, log = services.answer_question(
+            _answer, log = answer_question(
                 question=params.validated_data["question"], user=request.user, version=_version(params.validated_data["version"])
             )
         return Response(AnswerSerializer(log).data, status=status.HTTP_201_CREATED)
@@ -128,7 +122,7 @@ class FlagListCreateView(generics.ListCreateAPIView):
         params = FlagCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        flag = services.flag_create(
+        flag = flag_create(
             question_log=data["question_id"],
             user=request.user,
             reason=data["reason"],

@@ -1,7 +1,9 @@
 """The one catalogue of base embedding models, with the prompts pinned for each.
 
-Training, evaluation and serving all read their query/document prefixes from here, so a model is never
-trained with one prefix and served with another (a cause of the earlier prototype's regressions).
+A model version pins its base model's prompts and encoding settings when it is created (``pinned_spec``,
+stored in ``ModelVersion.model_spec``); serving, evaluation and further training encode with the version's
+pinned spec, so a model is never trained with one prefix and served with another (a cause of the earlier
+prototype's regressions), and editing a prompt here affects only the versions created afterwards.
 Pure module: no Django import.
 """
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Paths of this form name a Python package that ships a model and exposes ``get_model_path()``.
 PACKAGE_PREFIX = "package:"
@@ -35,6 +37,8 @@ class ModelSpec:
     lora_target_modules: tuple[str, ...] = ("query", "key", "value")
     max_seq_length: int | None = None
     description: str = ""
+    # Vectors are L2-normalised (cosine = dot product in the index); pinned with each version like the prompts.
+    normalize_embeddings: bool = True
 
 
 class UnknownModelError(KeyError):
@@ -142,6 +146,22 @@ def get_spec(name: str, *, extra: Mapping[str, ModelSpec] | None = None) -> Mode
         f"Modèle inconnu : « {name} ». Ajoutez-le au catalogue ou indiquez un identifiant du hub "
         "(propriétaire/nom) ou le chemin d'un dossier local."
     )
+
+
+# What a model version pins of its base model's spec when it is created (ModelVersion.model_spec): everything that
+# changes the vectors. Where the weights are found (path) and whether their code may run stay in the catalogue, so
+# that a model moved to a local folder for an offline server keeps serving its versions.
+PINNED_FIELDS = ("query_prompt", "document_prompt", "max_seq_length", "normalize_embeddings")
+
+
+def pinned_spec(spec: ModelSpec) -> dict:
+    """The part of ``spec`` a version keeps for life, as JSON."""
+    return {name: getattr(spec, name) for name in PINNED_FIELDS}
+
+
+def with_pinned(spec: ModelSpec, pinned: Mapping) -> ModelSpec:
+    """``spec`` (where the catalogue finds the weights) with the prompts and settings a version pinned."""
+    return replace(spec, **{name: pinned[name] for name in PINNED_FIELDS if name in pinned})
 
 
 def resolve_path(spec: ModelSpec) -> str:

@@ -1,7 +1,8 @@
-"""Loading embedding models (optionally with a LoRA adapter) and encoding with the catalogue's prompts.
+"""Loading embedding models (optionally with a LoRA adapter) and encoding with a spec's prompts.
 
 Pure module: no Django import. Every caller (training, evaluation, serving) encodes through
-``encode_queries`` / ``encode_documents`` so the pinned prompts are applied the same way everywhere.
+``encode_queries`` / ``encode_documents`` with the spec a model version pinned (``retrieval.catalogue``), so
+the pinned prompts and normalisation are applied the same way everywhere.
 """
 from __future__ import annotations
 
@@ -65,15 +66,15 @@ def load_model(spec: ModelSpec, *, adapter_path: str | None = None, device: str 
     return model
 
 
-def _encode(model: SentenceTransformer, texts: Sequence[str], *, prompt: str, batch_size: int) -> np.ndarray:
+def _encode(model: SentenceTransformer, texts: Sequence[str], *, prompt: str, normalize: bool, batch_size: int) -> np.ndarray:
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    # An explicit prompt (even "") overrides any default prompt stored with the model: the catalogue decides.
+    # An explicit prompt (even "") overrides any default prompt stored with the model: the pinned spec decides.
     vectors = model.encode(
         list(texts),
         prompt=prompt,
         batch_size=batch_size,
-        normalize_embeddings=True,
+        normalize_embeddings=normalize,
         convert_to_numpy=True,
         show_progress_bar=False,
     )
@@ -81,13 +82,13 @@ def _encode(model: SentenceTransformer, texts: Sequence[str], *, prompt: str, ba
 
 
 def encode_queries(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised float32 vectors of queries, prefixed with the spec's query prompt."""
-    return _encode(model, texts, prompt=spec.query_prompt, batch_size=batch_size)
+    """Float32 vectors of queries (L2-normalised unless the spec says otherwise), prefixed with the spec's query prompt."""
+    return _encode(model, texts, prompt=spec.query_prompt, normalize=spec.normalize_embeddings, batch_size=batch_size)
 
 
 def encode_documents(model: SentenceTransformer, spec: ModelSpec, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised float32 vectors of passages, prefixed with the spec's document prompt."""
-    return _encode(model, texts, prompt=spec.document_prompt, batch_size=batch_size)
+    """Float32 vectors of passages (L2-normalised unless the spec says otherwise), prefixed with the spec's document prompt."""
+    return _encode(model, texts, prompt=spec.document_prompt, normalize=spec.normalize_embeddings, batch_size=batch_size)
 
 
 # ---- query-embedding cache ----------------------------------------------------------------------------

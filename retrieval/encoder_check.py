@@ -2,7 +2,7 @@
 
 The Django side of ``retrieval.encoders``: it reads the version's model and the frozen test queries, stores the
 exported files in the artifact store and writes ``ModelVersion.encoder_check``. Called once per version when
-its index is first built (``services.index_rebuild``) and by ``manage.py build_encoders``.
+its index is first built (``indexing.index_rebuild``) and by ``manage.py build_encoders``.
 """
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ class OnnxQueryEncoder:
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILES[variant]), options, providers=["CPUExecutionProvider"])
         self._tokenizer_lock = threading.Lock()
-        self.query_prompt = ""  # set by the caller that knows the catalogue
+        self.query_prompt = ""  # set by the caller: the pinned query prompt of the version
 
     def encode(self, texts: Sequence[str], *, prompt: str = "", batch_size: int = 64) -> np.ndarray:
         """L2-normalised (when the model normalises) float32 vectors, like ``SentenceTransformer.encode``."""

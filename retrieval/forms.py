@@ -1,4 +1,4 @@
-"""Forms of the assistant and flag pages. They check and shape input; writes happen in retrieval.services."""
+"""Forms of the assistant and flag pages. They check and shape input; writes happen in retrieval.answering and retrieval.flags."""
 from __future__ import annotations
 
 from django import forms

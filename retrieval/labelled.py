@@ -87,10 +87,10 @@ def _serve_known_questions_of(entry_id: int) -> None:
     was read; a queryset update moves it without a new glossary revision or history row: the entry's own text
     did not change, only what the index serves for it.
     """
-    from retrieval import services
+    from retrieval.indexing import index_entry_enqueue
 
     Entry.objects.filter(pk=entry_id).update(updated_at=timezone.now())
-    services.index_entry_enqueue(entry_id=entry_id)
+    index_entry_enqueue(entry_id=entry_id)
 
 
 def labelled_question_record(
@@ -387,14 +387,14 @@ def flags_check_version(*, version: ModelVersion, top_k: int = 10) -> FlagCheckR
     Answered right (its entry first): the flag is "answered right by version M". Still wrong: it is open again,
     back in the review queue, with the rank the version gave. The pipeline calls this after a promotion.
     """
-    from retrieval import services
+    from retrieval.search import search
 
     report = FlagCheckReport(version=version.number)
     flags = Flag.objects.filter(
         status__in=[Flag.Status.CORRECTED, Flag.Status.USED], correct_entry__isnull=False
     ).select_related("question_log").order_by("id")
     for flag in flags:
-        result = services.search(query=flag.question_log.question, version=version, top_k=top_k, exclude_known_questions=True)
+        result = search(query=flag.question_log.question, version=version, top_k=top_k, exclude_known_questions=True)
         ranked = [item.entry.id for item in result.hits]
         rank = ranked.index(flag.correct_entry_id) + 1 if flag.correct_entry_id in ranked else None
         right = rank == 1

@@ -63,6 +63,10 @@ class ModelVersion(models.Model):
     data_snapshot_hash = models.CharField(_("empreinte des données"), max_length=64, blank=True)
     metrics = models.JSONField(_("métriques"), default=dict, blank=True)
     model_card = models.JSONField(_("fiche du modèle"), default=dict, blank=True)
+    # The base model's prompts and encoding settings as the catalogue gave them when the version was created
+    # (retrieval.catalogue.pinned_spec): serving, evaluation and further training encode with these, never with the
+    # editable catalogue, so editing a prompt there only affects the versions created afterwards.
+    model_spec = models.JSONField(_("réglages d'encodage figés"), default=dict, blank=True)
     # The ONNX query encoders of this version and how each compared with torch on the frozen test queries
     # (retrieval.encoder_check): {"folder", "checksums", "variants": {name: check}, "served", "checked_at"}.
     encoder_check = models.JSONField(_("contrôle des encodeurs de requêtes"), default=dict, blank=True)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from glossary.models import Entry
 from retrieval.catalogue import BUILTIN_MODELS, ModelSpec, get_spec
 from retrieval.models import EmbeddingModel, Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
+from retrieval.passages import EntryData
 
 
 def _spec_from_row(row: EmbeddingModel) -> ModelSpec:
@@ -46,25 +47,17 @@ def model_spec_get(*, name: str) -> ModelSpec:
     return get_spec(name, extra=catalogue_specs())
 
 
+class NoChampionError(ModelVersion.DoesNotExist):
+    """No version serves: the database was not migrated (``migrate`` records the base model as version 0)."""
+
+
 def champion_version_get() -> ModelVersion:
-    """The version that serves. Until anything is promoted, the default catalogue model as version "base" (0)."""
+    """The version that serves. Until anything is promoted, the default catalogue model as version "base" (0),
+    which ``migrate`` records (retrieval.versions.champion_ensure)."""
     champion = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).first()
-    if champion is not None:
-        return champion
-    try:
-        with transaction.atomic():
-            base, _ = ModelVersion.objects.get_or_create(
-                number=0,
-                defaults={"base_model": settings.DEFAULT_EMBEDDING_MODEL, "label": "", "status": ModelVersion.Status.CHAMPION},
-            )
-    except IntegrityError:
-        # Another process created it (or promoted something) at the same moment.
-        return ModelVersion.objects.get(status=ModelVersion.Status.CHAMPION)
-    if base.status != ModelVersion.Status.CHAMPION:
-        # "base" exists but nothing is champion (e.g. the champion was deleted in the admin): base serves again.
-        base.status = ModelVersion.Status.CHAMPION
-        base.save(update_fields=["status"])
-    return base
+    if champion is None:
+        raise NoChampionError("No model version serves: run `manage.py migrate`, which records the base model as version 0.")
+    return champion
 
 
 def model_version_get(*, ref: str | int) -> ModelVersion:
@@ -75,8 +68,6 @@ def model_version_get(*, ref: str | int) -> ModelVersion:
     if text == "champion":
         return champion_version_get()
     if text == "base":
-        if not ModelVersion.objects.filter(number=0).exists():
-            champion_version_get()
         return ModelVersion.objects.get(number=0)
     if text.startswith("id:") and text[3:].isdigit():
         return ModelVersion.objects.get(pk=int(text[3:]))
@@ -116,8 +107,18 @@ def validated_entries() -> QuerySet[Entry]:
     return Entry.objects.filter(status=Entry.Status.VALIDATED).select_related("domain").order_by("id")
 
 
-def entries_by_id(*, entry_ids: Iterable[int]) -> dict[int, Entry]:
-    return {entry.pk: entry for entry in Entry.objects.filter(pk__in=list(entry_ids)).select_related("domain")}
+def validated_entry_data(*, entry_ids: Iterable[int], detail: bool = True) -> dict[int, EntryData]:
+    """Those of ``entry_ids`` that are validated, as plain data by id: what search hits show (``detail``: with
+    contexts and domain) and what a served index keeps of each entry (without: its lexical side needs no more)."""
+    fields = ["id", "term", "definition", "kind", "variants"] + (["contexts", "domain__name"] if detail else [])
+    rows = Entry.objects.filter(pk__in=list(entry_ids), status=Entry.Status.VALIDATED).order_by("id").values_list(*fields)
+    return {row[0]: _entry_data(*row) for row in rows}
+
+
+def _entry_data(entry_id, term, definition, kind, variants, contexts=(), domain="") -> EntryData:
+    return EntryData(
+        id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants or ()), contexts=tuple(contexts or ()), domain=domain or ""
+    )
 
 
 def question_log_get(*, question_id: int) -> QuestionLog:

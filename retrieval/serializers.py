@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from glossary.models import Domain, Entry
 from retrieval.models import Flag, LabelledQuestion, QuestionLog
-from retrieval.services import SEARCH_MODES
+from retrieval.hybrid import MODES as SEARCH_MODES
 
 
 class SearchQuerySerializer(serializers.Serializer):

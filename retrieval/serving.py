@@ -27,10 +27,9 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import storages
 
-from glossary.models import Entry
 from glossary.text import fold
 from retrieval import selectors
-from retrieval.catalogue import ModelSpec
+from retrieval.catalogue import ModelSpec, with_pinned
 from retrieval.lexical import OVERLAY_MAX_ENTRIES, LexicalIndex, lexical_document, tokenize
 from retrieval.models import IndexState, ModelVersion
 from retrieval.passages import EntryData
@@ -46,6 +45,9 @@ INDEX_CACHE_SIZE = 3
 
 _lock = threading.RLock()
 _models: OrderedDict[tuple, "SentenceTransformer"] = OrderedDict()
+# What each version loads (its spec and adapter folder), once one of its models loaded: no catalogue read per encode.
+_load_targets: OrderedDict[tuple, tuple[ModelSpec, str | None]] = OrderedDict()
+LOAD_TARGET_CACHE_SIZE = 16
 _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
 _revision_checks: dict[int, tuple[float, "IndexRevision"]] = {}
 # Versions whose artifact files this process found intact (checked once: model files are large).
@@ -122,14 +124,24 @@ def verify_artifacts(version: ModelVersion) -> None:
 
 # ---- models -----------------------------------------------------------------------------------------
 
+def version_spec(version: ModelVersion) -> ModelSpec:
+    """The spec ``version`` encodes with: the prompts and settings it pinned when created, over where the catalogue
+    finds its base model's weights now (a model moved to a local folder keeps serving its versions).
+
+    A version that pins nothing (an unsaved one, as the leaderboard builds for catalogue models) takes the catalogue's.
+    """
+    location = selectors.model_spec_get(name=version.base_model)
+    return with_pinned(location, version.model_spec) if version.model_spec else location
+
+
 def version_load_target(version: ModelVersion) -> tuple[ModelSpec, str | None]:
-    """The spec (with the base model's pinned prompts) and the local adapter folder that make ``version``.
+    """The spec (with the version's pinned prompts) and the local adapter folder that make ``version``.
 
     A version with a LoRA adapter loads base + adapter (merging is known to drift silently); a version that
-    only has merged weights loads that folder with the base model's prompts. Its files are checked first.
+    only has merged weights loads that folder with its pinned prompts. Its files are checked first.
     """
     verify_artifacts(version)
-    spec = selectors.model_spec_get(name=version.base_model)
+    spec = version_spec(version)
     if version.adapter_path:
         return spec, local_artifact_dir(version.adapter_path)
     if version.merged_path:
@@ -137,16 +149,40 @@ def version_load_target(version: ModelVersion) -> tuple[ModelSpec, str | None]:
     return spec, None
 
 
+def _version_key(version: ModelVersion) -> tuple | None:
+    # The creation time too: a test database may give a new version the primary key of a deleted one.
+    return (version.pk, version.created_at) if version.pk is not None and version.model_spec else None
+
+
 def model_for_version(version: ModelVersion) -> tuple["SentenceTransformer", ModelSpec]:
-    spec, adapter = version_load_target(version)
-    return cached_model(spec, adapter_path=adapter), spec
+    """The version's loaded model and its spec; after the first load, neither the database nor the catalogue is read."""
+    key = _version_key(version)
+    with _lock:
+        target = _load_targets.get(key) if key is not None else None
+        if target is not None:
+            _load_targets.move_to_end(key)
+    if target is None:
+        target = version_load_target(version)
+    spec, adapter = target
+    model = cached_model(spec, adapter_path=adapter)
+    if key is not None:
+        # Remembered once the model loaded: a catalogue path fixed after a failed load is read again next time.
+        with _lock:
+            _load_targets[key] = target
+            while len(_load_targets) > LOAD_TARGET_CACHE_SIZE:
+                _load_targets.popitem(last=False)
+    return model, spec
 
 
 def cached_model(spec: ModelSpec, *, adapter_path: str | None = None) -> "SentenceTransformer":
     # Imported here: sentence-transformers takes seconds to import, and most requests never encode.
     from retrieval.embedding import load_model
 
-    key = (spec.name, spec.path, spec.trust_remote_code, spec.max_seq_length, adapter_path)
+    # The prompts and normalisation are part of the key: one cached model object serves one pinned spec.
+    key = (
+        spec.name, spec.path, spec.trust_remote_code, spec.max_seq_length, spec.query_prompt, spec.document_prompt,
+        spec.normalize_embeddings, adapter_path,
+    )
     with _lock:
         if key in _models:
             _models.move_to_end(key)
@@ -159,7 +195,7 @@ def cached_model(spec: ModelSpec, *, adapter_path: str | None = None) -> "Senten
 
 
 def encode_queries_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
-    """Query vectors from the version's torch model, with its catalogue query prompt, uncached: what training and
+    """Query vectors from the version's torch model, with its pinned query prompt, uncached: what training and
     evaluation measure, and the reference the ONNX variants are checked against."""
     from retrieval.embedding import encode_queries
 
@@ -169,7 +205,7 @@ def encode_queries_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarr
 
 def encode_search_queries(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
     """Query vectors for search: from the process's query cache, else from the encoder that serves the version's
-    queries (``query_encoder_variant``), with the catalogue query prompt. Read-only arrays."""
+    queries (``query_encoder_variant``), with its pinned query prompt. Read-only arrays."""
     variant = query_encoder_variant(version)
     folder = (version.encoder_check or {}).get("folder", "")
     return query_cache().get_or_encode(
@@ -220,7 +256,7 @@ def onnx_encoder(version: ModelVersion, variant: str):
               if not path.endswith(".onnx") or path == f"{folder}/{ONNX_FILES[variant]}"}
     _verify_files(needed)
     encoder = OnnxQueryEncoder(local_artifact_dir(folder), variant=variant, intra_op_threads=default_intra_op_threads())
-    encoder.query_prompt = selectors.model_spec_get(name=version.base_model).query_prompt
+    encoder.query_prompt = version_spec(version).query_prompt
     with _lock:
         _encoders[key] = encoder
         while len(_encoders) > ENCODER_CACHE_SIZE:
@@ -264,7 +300,7 @@ def forget_encoders(version_id: int) -> None:
 
 
 def encode_documents_with(version: ModelVersion, texts: Sequence[str]) -> np.ndarray:
-    """Passage vectors from the version's model, with its catalogue document prompt."""
+    """Passage vectors from the version's model, with its pinned document prompt."""
     from retrieval.embedding import encode_documents
 
     model, spec = model_for_version(version)
@@ -468,7 +504,7 @@ def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
         delta.apply_to(vectors)
     changed = {delta.entry_id for delta in deltas}
     indexed_now = {delta.entry_id for delta in deltas if delta.passages}
-    fresh = _entry_data(Entry.objects.filter(pk__in=indexed_now, status=Entry.Status.VALIDATED))
+    fresh = selectors.validated_entry_data(entry_ids=indexed_now, detail=False)
     overlay = {**cached.overlay, **{entry_id: fresh.get(entry_id) for entry_id in changed}}
     if cached.base_terms is None or cached.base_vocabulary is None or len(overlay) > OVERLAY_MAX_ENTRIES:
         entries = {entry_id: entry for entry_id, entry in cached.base_entries.items() if entry_id not in overlay}
@@ -491,17 +527,10 @@ def _caught_up(cached: ServedIndex, current: IndexRevision) -> ServedIndex:
     )
 
 
-def _entry_data(queryset) -> dict[int, EntryData]:
-    return {
-        entry_id: EntryData(id=entry_id, term=term, definition=definition, kind=kind, variants=tuple(variants))
-        for entry_id, term, kind, variants, definition in queryset.values_list("id", "term", "kind", "variants", "definition").order_by("id")
-    }
-
-
 def _glossary_side(*, version_id: int, revision: int, artifact_path: str, vectors: VectorIndex) -> ServedIndex:
     """Lexical index, exact-term lookup and vocabulary of the entries the vector index holds."""
     indexed_ids = {passage.entry_id for passage in vectors.passages}
-    entries = _entry_data(Entry.objects.filter(pk__in=indexed_ids, status=Entry.Status.VALIDATED))
+    entries = selectors.validated_entry_data(entry_ids=indexed_ids, detail=False)
     return _served(version_id=version_id, revision=revision, artifact_path=artifact_path, vectors=vectors, entries=entries)
 
 
@@ -543,6 +572,7 @@ def clear() -> None:
     global _query_cache
     with _lock:
         _models.clear()
+        _load_targets.clear()
         _verified_versions.clear()
         _encoders.clear()
         _failed_encoders.clear()

@@ -9,21 +9,21 @@ from django.dispatch import receiver
 
 from glossary.models import Entry
 from glossary.services import entries_bulk_created
-from retrieval import services
+from retrieval import indexing
 
 
 @receiver(post_save, sender=Entry, dispatch_uid="retrieval-index-saved-entry")
 def index_saved_entry(sender, instance: Entry, raw: bool = False, **kwargs) -> None:
     if not raw:  # fixtures loaded with loaddata are indexed by the next full build
-        services.index_entry_enqueue(entry_id=instance.pk)
+        indexing.index_entry_enqueue(entry_id=instance.pk)
 
 
 @receiver(post_delete, sender=Entry, dispatch_uid="retrieval-index-deleted-entry")
 def index_deleted_entry(sender, instance: Entry, **kwargs) -> None:
-    services.index_entry_enqueue(entry_id=instance.pk)
+    indexing.index_entry_enqueue(entry_id=instance.pk)
 
 
 @receiver(entries_bulk_created, dispatch_uid="retrieval-index-bulk-created")
 def index_bulk_created(sender, entry_ids: list[int], **kwargs) -> None:
     """A bulk import saves no rows one by one: rebuild the serving indexes that exist, once, in a worker."""
-    services.index_rebuild_after_bulk(entry_count=len(entry_ids))
+    indexing.index_rebuild_after_bulk(entry_count=len(entry_ids))

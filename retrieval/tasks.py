@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
-from retrieval import services
+from retrieval import indexing, versions
 from retrieval.models import ModelVersion, PromotionEvent
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def enqueue(task, *args) -> bool:
 @shared_task(name="retrieval.tasks.index_entry", soft_time_limit=300, time_limit=360)
 def index_entry(entry_id: int) -> None:
     # The service records a failure on the IndexState of the version it was updating.
-    services.index_update_entry(entry_id=entry_id)
+    indexing.index_update_entry(entry_id=entry_id)
 
 
 INDEX_BUILD_TIME_LIMIT_S = 3 * 3600
@@ -38,7 +38,7 @@ INDEX_BUILD_TIME_LIMIT_S = 3 * 3600
 @shared_task(bind=True, name="retrieval.tasks.index_rebuild", acks_late=True, soft_time_limit=INDEX_BUILD_TIME_LIMIT_S, time_limit=INDEX_BUILD_TIME_LIMIT_S + 300)
 def index_rebuild(self, version_id: int, job_id: int | None = None) -> None:
     # The service records a failure on the build's job and on the version's IndexState.
-    services.index_build_execute(version_id=version_id, job_id=job_id, worker=self.request.hostname or "")
+    indexing.index_build_execute(version_id=version_id, job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="retrieval.tasks.promote_version", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
@@ -47,4 +47,4 @@ def promote_version(version_id: int, user_id: int | None, reason: str, action: s
     # previous status (or "broken" when its model cannot be loaded) and the index build records its error.
     version = ModelVersion.objects.get(pk=version_id)
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    services.model_version_promote(version=version, user=user, reason=reason, action=action)
+    versions.model_version_promote(version=version, user=user, reason=reason, action=action)

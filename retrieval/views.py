@@ -1,4 +1,4 @@
-"""The assistant page (ask, answer, flag) and the flag list: thin views over retrieval.services and selectors."""
+"""The assistant page (ask, answer, flag) and the flag list: thin views over retrieval.answering, flags and selectors."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -12,7 +12,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.roles import EXPERT, MAINTAINER, has_role, role_required
 from glossary.selectors import entry_list
-from retrieval import labelled, selectors, services
+from retrieval import flags as retrieval_flags
+from retrieval import labelled, selectors
+from retrieval.answering import answer_question
+from retrieval.indexing import SearchUnavailableError
 from retrieval.forms import (
     AskForm,
     FlagFilterForm,
@@ -57,10 +60,10 @@ def ask(request: HttpRequest) -> HttpResponse:
     context: dict = {"form": form}
     if request.method == "POST" and form.is_valid():
         try:
-            _answer, log = services.answer_question(question=form.cleaned_data["question"], user=request.user)
+            _answer, log = answer_question(question=form.cleaned_data["question"], user=request.user)
         except ValidationError as error:
             form.add_error("question", error)
-        except services.SearchUnavailableError as error:
+        except SearchUnavailableError as error:
             form.add_error(None, str(error))
         else:
             context.update(_answer_context(request, log=log))
@@ -86,7 +89,7 @@ def flag_create(request: HttpRequest, question_id: int) -> HttpResponse:
     form = FlagForm(request.POST)
     if form.is_valid():
         try:
-            services.flag_create(
+            retrieval_flags.flag_create(
                 question_log=log,
                 user=request.user,
                 reason=form.cleaned_data["reason"],
@@ -135,7 +138,7 @@ def flag_set_status(request: HttpRequest, flag_id: int) -> HttpResponse:
     except Flag.DoesNotExist:
         raise Http404(_("Ce signalement n'existe pas.")) from None
     try:
-        flag = services.flag_set_status(flag=flag, status=request.POST.get("status", ""), user=request.user)
+        flag = retrieval_flags.flag_set_status(flag=flag, status=request.POST.get("status", ""), user=request.user)
     except ValidationError as error:
         return HttpResponse(" ".join(error.messages), status=400)
     if _is_fragment_request(request):

@@ -19,7 +19,7 @@ from config.roles import has_role
 from evaluation.models import EvaluationRun
 from glossary import services as glossary_services
 from glossary.models import ImportBatch
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.selectors import champion_version_get
 from tests.factories import DomainFactory, EntryFactory, import_batch
@@ -50,7 +50,7 @@ def installation(expert, maintainer):
     glossary_services.entry_update(entry=tva, data={"definition": "Impôt indirect sur la consommation"}, user=expert)
     import_batch(file_name="g.csv", file_format="csv", status=ImportBatch.Status.IMPORTED, created_by=expert, report={"created": 2})
     base = champion_version_get()
-    version = retrieval_services.model_version_create(
+    version = retrieval_versions.model_version_create(
         base_model=base.base_model, label="run 1", parent=base, adapter_path="versions/run-1/adapter", merged_path="versions/run-1/merged",
         artifact_checksums={name: hashlib.sha256(data).hexdigest() for name, data in ARTIFACTS.items() if name.startswith("versions/")},
         metrics={"def_only": {"mrr@10": 0.81}},
@@ -111,6 +111,8 @@ def test_backup_then_restore_into_an_empty_database_gives_everything_back(instal
 
     empty_everything()
     assert database_picture()["glossary.entry"] == [] and artifact_picture() == {}
+    # A new installation: only the "base" version that migrate (and flush) records.
+    assert list(ModelVersion.objects.values_list("number", flat=True)) == [0]
     restore_read(path=archive)
 
     after = database_picture()

@@ -16,7 +16,10 @@ from glossary import imports
 from glossary import services as glossary_services
 from glossary.models import Entry, ImportBatch
 from retrieval import serving
-from retrieval import services as retrieval_services
+from retrieval import flags as retrieval_flags
+from retrieval import indexing as retrieval_indexing
+from retrieval import search as retrieval_search
+from retrieval import versions as retrieval_versions
 from retrieval.models import Flag, IndexState, ModelVersion, PromotionEvent, QuestionLog
 from retrieval.selectors import champion_version_get
 from tests.factories import DomainFactory, EntryFactory
@@ -80,9 +83,9 @@ def broker_down(monkeypatch):
 def test_broker_down_search_and_answers_keep_working(broker_down, client, reader):
     entries = _glossary()
     champion = champion_version_get()
-    retrieval_services.index_rebuild(version=champion)
+    retrieval_indexing.index_rebuild(version=champion)
 
-    result = retrieval_services.search(query="SIG3")
+    result = retrieval_search.search(query="SIG3")
     assert result.hits and result.hits[0].entry.id == entries[3].pk
     client.force_login(reader)
     page = client.post("/ask/", {"question": "Que fait le SIG2 ?"})
@@ -121,7 +124,7 @@ def test_broker_down_queued_import_fails_clearly_and_keeps_the_file(broker_down,
 def test_broker_down_glossary_edits_are_saved_and_caught_up_by_a_rebuild(broker_down, django_capture_on_commit_callbacks, caplog):
     entries = _glossary()
     champion = champion_version_get()
-    retrieval_services.index_rebuild(version=champion)
+    retrieval_indexing.index_rebuild(version=champion)
     with django_capture_on_commit_callbacks(execute=True):
         glossary_services.entry_update(entry=entries[0], data={"definition": "Guichet unique des déclarations sociales"})
     assert Entry.objects.get(pk=entries[0].pk).definition == "Guichet unique des déclarations sociales"
@@ -131,16 +134,16 @@ def test_broker_down_glossary_edits_are_saved_and_caught_up_by_a_rebuild(broker_
         return any("Guichet unique" in passage.text for passage in serving.served_index(champion).vectors.passages)
 
     assert not indexed(), "the incremental update was missed"
-    retrieval_services.index_rebuild(version=champion)
+    retrieval_indexing.index_rebuild(version=champion)
     assert indexed()
 
 
 @pytest.mark.django_db
 def test_broker_down_promotion_request_does_not_leave_a_version_promoting(broker_down, django_capture_on_commit_callbacks, maintainer):
     champion_version_get()
-    candidate = retrieval_services.model_version_create(base_model=MODEL, label="candidate")
+    candidate = retrieval_versions.model_version_create(base_model=MODEL, label="candidate")
     with django_capture_on_commit_callbacks(execute=True):
-        retrieval_services.model_version_request_promotion(version=candidate, user=maintainer, reason="essai")
+        retrieval_versions.model_version_request_promotion(version=candidate, user=maintainer, reason="essai")
     candidate.refresh_from_db()
     assert candidate.status == ModelVersion.Status.READY
     assert champion_version_get().number == 0
@@ -182,7 +185,7 @@ def test_database_error_while_flagging_with_a_new_entry_rolls_back_the_entry(mon
 
     monkeypatch.setattr(Flag.objects, "create", broken_create)
     with pytest.raises(DatabaseError):
-        retrieval_services.flag_create(
+        retrieval_flags.flag_create(
             question_log=log, user=expert, reason="missing_entry",
             new_entry={"term": "FCTVA", "definition": "Fonds de compensation pour la TVA"},
         )
@@ -221,7 +224,7 @@ def _stored_version(*, corrupt: str | None) -> ModelVersion:
         storage.save("versions/run-1/merged/model.safetensors", ContentFile(b"weightz"))
     elif corrupt == "missing":
         storage.delete("versions/run-1/merged/config.json")
-    return retrieval_services.model_version_create(
+    return retrieval_versions.model_version_create(
         base_model=MODEL, label="run 1", merged_path="versions/run-1/merged", artifact_checksums=checksums,
     )
 
@@ -251,7 +254,7 @@ def test_a_broken_champion_is_taken_out_of_service_and_the_previous_one_serves(c
     ModelVersion.objects.filter(pk=broken.pk).update(status=ModelVersion.Status.CHAMPION)
     PromotionEvent.objects.create(version=broken, previous_champion=base, action=PromotionEvent.Action.PROMOTE, reason="gate")
 
-    result = retrieval_services.search(query="SIG1")
+    result = retrieval_search.search(query="SIG1")
     assert result.version.pk == base.pk and result.hits[0].entry.id == entries[1].pk
     assert ModelVersion.objects.get(pk=broken.pk).status == ModelVersion.Status.BROKEN
     assert champion_version_get().pk == base.pk
@@ -260,7 +263,7 @@ def test_a_broken_champion_is_taken_out_of_service_and_the_previous_one_serves(c
     assert "damaged" in caplog.text
     # Asking for the broken version by name is refused clearly; answers keep coming from the champion.
     with pytest.raises(ValidationError, match="inutilisable"):
-        retrieval_services.search(query="SIG1", version=ModelVersion.objects.get(pk=broken.pk))
+        retrieval_search.search(query="SIG1", version=ModelVersion.objects.get(pk=broken.pk))
     client.force_login(reader)
     assert client.post("/ask/", {"question": "SIG2"}).status_code == 200
 
@@ -271,7 +274,7 @@ def test_promoting_a_version_with_damaged_artifacts_marks_it_broken(maintainer):
     champion = champion_version_get()
     damaged = _stored_version(corrupt="missing")
     with pytest.raises(serving.ArtifactCorrupted):
-        retrieval_services.model_version_promote(version=damaged, user=maintainer, reason="essai")
+        retrieval_versions.model_version_promote(version=damaged, user=maintainer, reason="essai")
     assert ModelVersion.objects.get(pk=damaged.pk).status == ModelVersion.Status.BROKEN
     assert champion_version_get().pk == champion.pk
 
@@ -283,20 +286,20 @@ def test_promoting_a_version_with_damaged_artifacts_marks_it_broken(maintainer):
 def test_a_crash_during_an_index_rebuild_leaves_the_previous_revision_serving(monkeypatch):
     entries = _glossary()
     champion = champion_version_get()
-    first = retrieval_services.index_rebuild(version=champion)
+    first = retrieval_indexing.index_rebuild(version=champion)
 
     def crash(version, texts):
         raise MemoryError("killed while encoding")
 
     monkeypatch.setattr(serving, "encode_documents_with", crash)
     with pytest.raises(MemoryError):
-        retrieval_services.index_rebuild(version=champion)
+        retrieval_indexing.index_rebuild(version=champion)
     state = IndexState.objects.get(version=champion)
     assert state.status == IndexState.Status.FAILED and "killed while encoding" in state.error
     assert (state.revision, state.artifact_path) == (first.revision, first.artifact_path)
     monkeypatch.undo()
-    assert retrieval_services.search(query="SIG4").hits[0].entry.id == entries[4].pk
-    assert retrieval_services.index_rebuild(version=champion).revision == first.revision + 1
+    assert retrieval_search.search(query="SIG4").hits[0].entry.id == entries[4].pk
+    assert retrieval_indexing.index_rebuild(version=champion).revision == first.revision + 1
 
 
 # ---- a worker killed during a training run --------------------------------------------------------------
@@ -331,7 +334,7 @@ def test_worker_killed_mid_training_fails_the_run_on_restart_and_a_retry_starts_
         assert "redémarré" in run.error and run.job.lock is None and run.finished_at
         assert not ModelVersion.objects.exclude(pk=champion.pk).exists()
         assert champion_version_get().pk == champion.pk
-        assert retrieval_services.search(query="SIG5", mode="lexical").hits[0].entry.term == "SIG5"
+        assert retrieval_search.search(query="SIG5", mode="lexical").hits[0].entry.term == "SIG5"
         restarted.stop()
         retry = training_services.training_run_request(user=maintainer)
         assert retry.status == TrainingRun.Status.QUEUED and retry.job.lock == "training-cycle"

@@ -12,7 +12,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from glossary import imports
 from glossary import services as glossary_services
 from glossary.models import Entry, ImportBatch
-from retrieval import services as retrieval_services
+from retrieval import flags as retrieval_flags
+from retrieval import search as retrieval_search
 from retrieval.api import AnswerView, SearchView
 from retrieval.models import Flag, QuestionLog
 from training.api import TrainingRunViewSet
@@ -145,9 +146,9 @@ def test_entry_text_limits_through_the_api_and_the_form(api_client, expert, expe
 
 def test_flag_comment_over_its_limit_is_refused(api_client, expert):
     log = QuestionLog.objects.create(question="TVA ?")
-    long_comment = "x" * (retrieval_services.FLAG_COMMENT_MAX_CHARS + 1)
+    long_comment = "x" * (retrieval_flags.FLAG_COMMENT_MAX_CHARS + 1)
     with pytest.raises(ValidationError):
-        retrieval_services.flag_create(question_log=log, user=expert, reason="bad_wording", comment=long_comment)
+        retrieval_flags.flag_create(question_log=log, user=expert, reason="bad_wording", comment=long_comment)
     api_client.force_authenticate(expert)
     response = api_client.post("/api/flags", {"question_id": log.pk, "reason": "bad_wording", "comment": long_comment}, format="json")
     assert response.status_code == 400
@@ -161,7 +162,7 @@ def test_flag_comment_over_its_limit_is_refused(api_client, expert):
 def test_query_over_the_length_limit_is_refused(api_client, reader, client):
     too_long = "impôt " * (settings.QUERY_MAX_CHARS // 6 + 1)
     with pytest.raises(ValidationError, match=str(settings.QUERY_MAX_CHARS)):
-        retrieval_services.check_query(too_long)
+        retrieval_search.check_query(too_long)
     api_client.force_authenticate(reader)
     search = api_client.get("/api/search", {"q": too_long})
     assert search.status_code == 400 and str(settings.QUERY_MAX_CHARS) in search.json()["reason"]

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from jobs import runner, selectors as job_selectors
 from jobs.models import Job
 from retrieval import labelled
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
 from training.models import TrainingRun
 
@@ -87,7 +87,7 @@ def _promote(gate_job: Job) -> Job | None:
 
 def promotion_request(*, version: ModelVersion, user, reason: str, action: str = PromotionEvent.Action.PROMOTE, parent: Job | None = None) -> Job:
     """Mark the version as being promoted and queue its promotion (index build, then the switch)."""
-    status_before = retrieval_services.model_version_mark_promoting(version=version)
+    status_before = retrieval_versions.model_version_mark_promoting(version=version)
     job = runner.job_create(
         kind=PROMOTE, requested_by=user, parent=parent,
         params={"version_id": version.pk, "user_id": getattr(user, "pk", None), "reason": reason, "action": action, "status_before": status_before},
@@ -117,7 +117,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
     version = ModelVersion.objects.get(pk=params["version_id"])
     user = get_user_model().objects.filter(pk=params.get("user_id")).first() if params.get("user_id") else None
     try:
-        retrieval_services.model_version_promote(version=version, user=user, reason=params.get("reason", ""), action=params["action"])
+        retrieval_versions.model_version_promote(version=version, user=user, reason=params.get("reason", ""), action=params["action"])
     except Exception as error:
         # The promote service put the version back (or marked it broken); the old champion still serves.
         logger.exception("promotion job %s failed", job.pk)

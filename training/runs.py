@@ -20,7 +20,7 @@ from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion
 from retrieval.passages import Passage, entry_passages
 from training import selectors
@@ -133,7 +133,9 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     base_model = values.get("base_model") or parent.base_model
     if base_model != parent.base_model:
         parent = None  # another base model: start from its own weights
-    spec = retrieval_selectors.model_spec_get(name=base_model)
+    # Trained and pinned with the parent's prompts when continuing it (it keeps the spec it was created with), else
+    # with the catalogue's as they are now: the new version is served with the spec it learnt with.
+    spec = serving.version_spec(parent) if parent else retrieval_selectors.model_spec_get(name=base_model)
 
     split_assign_all(seed=values["seed"])
     test_ids = selectors.test_entry_ids()
@@ -254,7 +256,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         "peak_rss_mb": result.peak_rss_mb,
     }
     serving.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
-    version = retrieval_services.model_version_create(
+    version = retrieval_versions.model_version_create(
         base_model=base_model,
         label=f"run {run.pk}",
         parent=parent,
@@ -266,6 +268,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         data_snapshot_hash=snapshot.content_hash,
         model_card=card,
         created_by=run.requested_by,
+        model_spec=spec,
     )
     _set(run, model_version=version, timings=timings)
     runner.job_heartbeat(job=run.job, step=result.steps, total=max(result.steps, run.job.progress_total))

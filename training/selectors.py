@@ -176,6 +176,12 @@ def training_config_list() -> QuerySet[TrainingConfig]:
     return TrainingConfig.objects.all()
 
 
+def training_config_default() -> TrainingConfig:
+    """The default training config; before one is recorded (training.services.training_config_default_get, on the
+    first training request or settings page), an unsaved config with the defaults it will be created with."""
+    return TrainingConfig.objects.filter(is_default=True).first() or TrainingConfig(is_default=True)
+
+
 def unassigned_or_all_entries_for_split() -> QuerySet[Entry]:
     return Entry.objects.select_related("domain").only("pk", "term_key", "definition_key_hash", "kind", "split", "domain__name")
 

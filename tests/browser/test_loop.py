@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import indexing as retrieval_indexing
 from retrieval.models import Flag, ModelVersion, PromotionEvent, QuestionLog
 from tests.browser.conftest import log_in, log_out, save_screenshot
 from tests.factories import DomainFactory, EntryFactory
@@ -329,7 +329,7 @@ def test_the_whole_loop_in_a_browser(page: Page, gate_promoting_worker, expert, 
     entries = build_glossary()
     tiny_training_config()
     # The serving index exists before the first question, as after `manage.py build_index`.
-    retrieval_services.index_rebuild(version=retrieval_selectors.champion_version_get())
+    retrieval_indexing.index_rebuild(version=retrieval_selectors.champion_version_get())
 
     log_in(page, username="expert", password="pw-expert")
     expert_edits_and_validates_a_draft(page, entries["PLF"])

@@ -4,7 +4,7 @@ import pytest
 from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def candidate():
     base = retrieval_selectors.model_version_get(ref="base")
-    version = retrieval_services.model_version_create(base_model=base.base_model, label="api", parent=base)
-    retrieval_services.model_version_set_metrics(version=version, metrics={"gate": {"decision": "keep", "promote": False, "reasons": ["trop juste"]}})
+    version = retrieval_versions.model_version_create(base_model=base.base_model, label="api", parent=base)
+    retrieval_versions.model_version_set_metrics(version=version, metrics={"gate": {"decision": "keep", "promote": False, "reasons": ["trop juste"]}})
     return version
 
 
@@ -61,7 +61,7 @@ def test_rollback(api_client, maintainer, candidate, django_capture_on_commit_ca
     api_client.force_authenticate(maintainer)
     nothing = api_client.post("/api/model-versions/rollback", {"reason": "x"}, format="json")
     assert nothing.status_code == 409 and nothing.json()["code"] == "no_previous_champion"
-    retrieval_services.model_version_promote(version=candidate, user=maintainer, reason="essai")
+    retrieval_versions.model_version_promote(version=candidate, user=maintainer, reason="essai")
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.post("/api/model-versions/rollback", {"reason": "retour"}, format="json")
     assert response.status_code == 202 and response.json()["number"] == 0

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from evaluation.models import Leaderboard
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import EmbeddingModel, ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 
@@ -45,7 +45,7 @@ def test_benchmark_stores_a_leaderboard_with_skipped_models(capsys):
 def test_promote_and_rollback_commands_record_the_audit_events(maintainer):
     tiny_glossary()
     base = retrieval_selectors.model_version_get(ref="base")
-    version = retrieval_services.model_version_create(base_model=base.base_model, parent=base)
+    version = retrieval_versions.model_version_create(base_model=base.base_model, parent=base)
     call_command("promote", f"v{version.number}", "--reason", "essai manuel", "--user", maintainer.username)
     assert retrieval_selectors.champion_version_get() == version
     assert PromotionEvent.objects.get(action="promote").user == maintainer
@@ -56,7 +56,7 @@ def test_promote_and_rollback_commands_record_the_audit_events(maintainer):
 
 def test_promote_refuses_a_version_that_is_not_ready():
     base = retrieval_selectors.model_version_get(ref="base")
-    failed = retrieval_services.model_version_create(base_model=base.base_model, status=ModelVersion.Status.FAILED)
+    failed = retrieval_versions.model_version_create(base_model=base.base_model, status=ModelVersion.Status.FAILED)
     with pytest.raises(CommandError, match="ne peut pas être promue"):
         call_command("promote", str(failed.number), "--reason", "essai")
     with pytest.raises(CommandError, match="Unknown model version"):

@@ -6,7 +6,9 @@ from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import labelled
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import flags as retrieval_flags
+from retrieval import search as retrieval_search
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 from tests.factories import EntryFactory
@@ -55,7 +57,7 @@ def trained_candidate():
     job = runner.job_create(kind=pipeline.TRAIN, lock=pipeline.CYCLE_LOCK)
     runner.job_claim(job=job)
     run = TrainingRun.objects.create(job=job, parent_version=base)
-    version = retrieval_services.model_version_create(base_model=base.base_model, label="candidate", parent=base, training_run_id=run.pk)
+    version = retrieval_versions.model_version_create(base_model=base.base_model, label="candidate", parent=base, training_run_id=run.pk)
     TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
     run.refresh_from_db()
     return run, version
@@ -139,16 +141,16 @@ def test_a_failed_evaluation_fails_the_training_run_and_keeps_the_version_ready(
 def test_search_keeps_the_old_champion_until_the_new_index_is_ready(django_capture_on_commit_callbacks):
     tiny_glossary()
     base = retrieval_selectors.champion_version_get()
-    assert retrieval_services.search(query="URSSAF").version == base
-    candidate = retrieval_services.model_version_create(base_model=base.base_model, label="next", parent=base)
+    assert retrieval_search.search(query="URSSAF").version == base
+    candidate = retrieval_versions.model_version_create(base_model=base.base_model, label="next", parent=base)
     # The promotion is requested; its task has not run yet (no index for the candidate).
     evaluation_runs.version_promote_request(version=candidate, user=None, reason="essai")
     candidate.refresh_from_db()
     assert candidate.status == ModelVersion.Status.PROMOTING
-    during = retrieval_services.search(query="URSSAF")
+    during = retrieval_search.search(query="URSSAF")
     assert during.version == base and during.hits
-    retrieval_services.model_version_promote(version=candidate, user=None, reason="essai")
-    after = retrieval_services.search(query="URSSAF")
+    retrieval_versions.model_version_promote(version=candidate, user=None, reason="essai")
+    after = retrieval_search.search(query="URSSAF")
     assert after.version == candidate and after.hits
 
 
@@ -181,7 +183,7 @@ def test_the_cycle_marks_the_flags_it_trained_on_and_asks_them_again_after_the_p
     question = next(text for text in (f"l'organisme des prestations familiales {suffix}".strip() for suffix in ("", "svp", "stp", "merci", "?"))
                     if not is_held_out(normalise_question(text)))
     log = QuestionLog.objects.create(question=question, version=retrieval_selectors.champion_version_get(), hits=[])
-    flag = retrieval_services.flag_create(question_log=log, user=expert, reason="wrong_entry", correct_entry=caf)
+    flag = retrieval_flags.flag_create(question_log=log, user=expert, reason="wrong_entry", correct_entry=caf)
     assert flag.status == Flag.Status.CORRECTED
     run = training_services.training_run_request(user=maintainer, overrides={"max_steps": 2, "batch_size": 8})
     with django_capture_on_commit_callbacks(execute=True):

@@ -16,7 +16,7 @@ from jobs import runner
 from retrieval import labelled
 from retrieval.catalogue import resolve_path
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
 from tests.factories import DomainFactory, EntryFactory
 from training import pipeline
@@ -76,7 +76,7 @@ def candidate(*, merged_path: str = "") -> tuple[TrainingRun, ModelVersion]:
     job = runner.job_create(kind=pipeline.TRAIN, lock=pipeline.CYCLE_LOCK)
     runner.job_claim(job=job)
     run = TrainingRun.objects.create(job=job, parent_version=champion)
-    version = retrieval_services.model_version_create(
+    version = retrieval_versions.model_version_create(
         base_model=champion.base_model, label="candidate", parent=champion, training_run_id=run.pk, merged_path=merged_path,
     )
     TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
@@ -127,10 +127,10 @@ def test_a_candidate_that_answers_users_worse_is_refused_with_the_reasons(django
 @pytest.mark.slow
 def test_a_candidate_that_answers_users_better_is_promoted(django_capture_on_commit_callbacks):
     glossary()
-    worse = retrieval_services.model_version_create(
+    worse = retrieval_versions.model_version_create(
         base_model=retrieval_selectors.champion_version_get().base_model, label="worse", merged_path=noisy_weights("champion", scale=1.5),
     )
-    retrieval_services.model_version_promote(version=worse, user=None, reason="essai")
+    retrieval_versions.model_version_promote(version=worse, user=None, reason="essai")
     run, version = candidate()  # the bundled model's own weights
     gate = run_cycle(run, django_capture_on_commit_callbacks)
     version.refresh_from_db()

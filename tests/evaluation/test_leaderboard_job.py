@@ -7,7 +7,7 @@ from evaluation.models import EvaluationRun, Leaderboard
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import EmbeddingModel, ModelVersion
 from tests.evaluation.test_runs import tiny_glossary
 from tests.live import wait_for
@@ -28,8 +28,8 @@ def test_the_plan_takes_the_models_on_this_machine_the_champion_and_the_ready_ve
     EmbeddingModel.objects.create(name="solon-local", path=str(local))
     EmbeddingModel.objects.create(name="absent-local", path=str(tmp_path / "missing"))
     base = retrieval_selectors.champion_version_get()
-    ready = retrieval_services.model_version_create(base_model=base.base_model, parent=base, label="prête")
-    retrieval_services.model_version_create(base_model=base.base_model, parent=base, status=ModelVersion.Status.FAILED)
+    ready = retrieval_versions.model_version_create(base_model=base.base_model, parent=base, label="prête")
+    retrieval_versions.model_version_create(base_model=base.base_model, parent=base, status=ModelVersion.Status.FAILED)
 
     plan = selectors.leaderboard_plan()
 

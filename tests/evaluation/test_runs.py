@@ -98,6 +98,22 @@ def test_test_set_hash_changes_with_the_test_set_only():
     assert services.test_set_build().test_set_hash != first.test_set_hash
 
 
+def test_reading_the_test_side_never_assigns_the_split_building_a_test_set_does():
+    from glossary.models import Entry
+
+    tiny_glossary()
+    unassigned = [EntryFactory(term=f"SIGLE{number}", definition=f"Sigle numéro {number} d'un organisme public") for number in range(30)]
+    entries, concepts, answers = selectors.test_side()
+    assert {entry.term for entry in entries} == {row[0] for row in TEST_SIDE} == {concept.term for concept in concepts}
+    assert len(answers) == len(TEST_SIDE)
+    assert set(Entry.objects.filter(pk__in=[entry.pk for entry in unassigned]).values_list("split", flat=True)) == {""}
+
+    test_set = services.test_set_build()
+    sides = dict(Entry.objects.filter(pk__in=[entry.pk for entry in unassigned]).values_list("pk", "split"))
+    assert set(sides.values()) <= {"train", "test"} and "" not in sides.values()
+    assert {entry.id for entry in test_set.entries} == {entry.id for entry in selectors.test_side()[0]}
+
+
 def test_screened_negatives_and_flags_join_the_evaluation():
     entries = tiny_glossary()
     NegativeCandidate.objects.create(

@@ -8,7 +8,7 @@ from evaluation import leaderboard
 from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import EmbeddingModel, ModelVersion, PromotionEvent
 from tests.evaluation.test_runs import tiny_glossary
 
@@ -23,7 +23,7 @@ def evaluated(version):
 @pytest.fixture
 def candidate():
     base = retrieval_selectors.model_version_get(ref="base")
-    return retrieval_services.model_version_create(base_model=base.base_model, label="essai", parent=base, data_snapshot_hash="f" * 64)
+    return retrieval_versions.model_version_create(base_model=base.base_model, label="essai", parent=base, data_snapshot_hash="f" * 64)
 
 
 def test_versions_page_lists_versions_with_metrics_and_deltas(expert_client, candidate):
@@ -56,7 +56,7 @@ def test_maintainer_promotes_from_the_ui_with_a_reason(client, expert, maintaine
 
 def test_rollback_takes_two_clicks(maintainer_client, candidate, maintainer, django_capture_on_commit_callbacks):
     tiny_glossary()
-    retrieval_services.model_version_promote(version=candidate, user=maintainer, reason="essai")
+    retrieval_versions.model_version_promote(version=candidate, user=maintainer, reason="essai")
     page = maintainer_client.get("/versions/").content.decode()
     assert 'href="/versions/rollback/"' in page  # first click: a link to the confirmation, nothing changes yet
     confirm = maintainer_client.get("/versions/rollback/").content.decode()
@@ -108,7 +108,7 @@ def test_evaluate_button_queues_an_evaluation(maintainer_client, candidate, djan
 def test_history_page_charts_champions_against_glossary_size(expert_client, candidate, maintainer):
     tiny_glossary()
     evaluated(candidate)
-    retrieval_services.model_version_promote(version=candidate, user=maintainer, reason="essai")
+    retrieval_versions.model_version_promote(version=candidate, user=maintainer, reason="essai")
     page = expert_client.get("/versions/history/").content.decode()
     assert page.count("<svg") == 2 and "Entrées validées" in page
     assert ">7<" in page  # seven validated entries when the candidate was promoted

@@ -17,7 +17,8 @@ from glossary.models import Entry
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
-from retrieval import services as retrieval_services
+from retrieval import indexing as retrieval_indexing
+from retrieval import search as retrieval_search
 from retrieval.models import IndexState
 from tests.factories import EntryFactory
 from training import runs, services as training_services
@@ -32,12 +33,12 @@ def _validated(term, definition):
 def test_an_index_rebuild_killed_mid_way_is_restarted_and_the_entry_is_searchable(django_capture_on_commit_callbacks):
     _validated("URSSAF", "Organisme qui collecte les cotisations sociales.")
     version = retrieval_selectors.champion_version_get()
-    retrieval_services.index_rebuild(version=version)
+    retrieval_indexing.index_rebuild(version=version)
     # A bulk import adds a validated entry without per-entry updates, and asks for a rebuild, which a worker
     # takes and then dies with (killed while encoding).
     Entry.objects.bulk_create([Entry(term="CADES", term_key="cades", definition="Caisse d'amortissement de la dette sociale.", status=Entry.Status.VALIDATED)])
     with django_capture_on_commit_callbacks(execute=False):
-        retrieval_services.index_rebuild_enqueue(version=version)
+        retrieval_indexing.index_rebuild_enqueue(version=version)
     job = IndexState.objects.get(version=version).build_job
     assert runner.job_claim(job=job, worker="celery@killed")
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(days=1))
@@ -49,27 +50,27 @@ def test_an_index_rebuild_killed_mid_way_is_restarted_and_the_entry_is_searchabl
         assert runner.jobs_sweep_stale() == 1
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED and job.attempts == 2
-    found = [item.entry.term for item in retrieval_services.search(query="amortissement de la dette sociale", mode="dense").hits]
+    found = [item.entry.term for item in retrieval_search.search(query="amortissement de la dette sociale", mode="dense").hits]
     assert "CADES" in found
-    found = [item.entry.term for item in retrieval_services.search(query="réseau des Urssaf", mode="dense").hits]
+    found = [item.entry.term for item in retrieval_search.search(query="réseau des Urssaf", mode="dense").hits]
     assert "ACOSS" in found
 
 
 def test_an_index_lacking_a_validated_entry_is_never_published(monkeypatch):
     _validated("URSSAF", "Organisme qui collecte les cotisations sociales.")
     version = retrieval_selectors.champion_version_get()
-    state = retrieval_services.index_rebuild(version=version)
-    real_encode = retrieval_services.serving.encode_documents_with
+    state = retrieval_indexing.index_rebuild(version=version)
+    real_encode = retrieval_indexing.serving.encode_documents_with
 
     def encode_while_an_entry_is_validated(version, texts):
         if not Entry.objects.filter(term="CADES").exists():
             _validated("CADES", "Caisse d'amortissement de la dette sociale.")
         return real_encode(version, texts)
 
-    monkeypatch.setattr(retrieval_services.serving, "encode_documents_with", encode_while_an_entry_is_validated)
-    monkeypatch.setattr(retrieval_services, "_catch_up", lambda index, **kwargs: None)  # a catch-up that misses the edit
-    with pytest.raises(retrieval_services.IndexIncomplete):
-        retrieval_services.index_rebuild(version=version)
+    monkeypatch.setattr(retrieval_indexing.serving, "encode_documents_with", encode_while_an_entry_is_validated)
+    monkeypatch.setattr(retrieval_indexing, "_catch_up", lambda index, **kwargs: None)  # a catch-up that misses the edit
+    with pytest.raises(retrieval_indexing.IndexIncomplete):
+        retrieval_indexing.index_rebuild(version=version)
     after = IndexState.objects.get(version=version)
     assert after.revision == state.revision and after.status == IndexState.Status.FAILED  # the old revision still serves
 

@@ -2,7 +2,7 @@
 import pytest
 
 from glossary.models import Entry
-from retrieval import services
+from retrieval import answering
 from tests.factories import DomainFactory, EntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ def two_cafs(glossary):
 
 def test_a_question_that_does_not_say_which_sense_lists_them(two_cafs, expert):
     family, accounting = two_cafs
-    answer, log = services.answer_question(question="que veut dire CAF ?", user=expert)
+    answer, log = answering.answer_question(question="que veut dire CAF ?", user=expert)
     senses = {(sense["entry_id"], sense["domain"]) for sense in log.ambiguous_senses}
     assert senses == {(family.pk, "Protection sociale"), (accounting.pk, "Comptabilité")}
     assert "2 sens" in answer.text and "Comptabilité" in answer.text and "Protection sociale" in answer.text
@@ -29,14 +29,14 @@ def test_a_question_that_does_not_say_which_sense_lists_them(two_cafs, expert):
 
 
 def test_words_of_one_sense_settle_it(two_cafs, expert):
-    _answer, log = services.answer_question(question="la CAF qui verse les aides au logement", user=expert)
+    _answer, log = answering.answer_question(question="la CAF qui verse les aides au logement", user=expert)
     assert log.ambiguous_senses == []
-    _answer, log = services.answer_question(question="la CAF d'une entreprise qui investit", user=expert)
+    _answer, log = answering.answer_question(question="la CAF d'une entreprise qui investit", user=expert)
     assert log.ambiguous_senses == []
 
 
 def test_an_acronym_with_one_sense_is_not_ambiguous(glossary, expert):
-    _answer, log = services.answer_question(question="que veut dire CAF ?", user=expert)
+    _answer, log = answering.answer_question(question="que veut dire CAF ?", user=expert)
     assert log.ambiguous_senses == []
 
 

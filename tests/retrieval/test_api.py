@@ -3,7 +3,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.throttling import ScopedRateThrottle
 
-from retrieval import selectors, services
+from retrieval import flags, selectors, versions
 from retrieval.models import Flag, QuestionLog
 
 
@@ -114,14 +114,14 @@ def test_flag_with_a_new_entry_through_the_api(expert_api, glossary):
 
 def test_flag_list_filters_and_detail(signed_in, expert, glossary):
     champion = selectors.champion_version_get()
-    other = services.model_version_create(base_model=champion.base_model)
-    open_flag = services.flag_create(
+    other = versions.model_version_create(base_model=champion.base_model)
+    open_flag = flags.flag_create(
         question_log=QuestionLog.objects.create(question="q1", hits=[], version=champion), user=expert, reason="wrong_entry", correct_entry=glossary["caf"]
     )
-    dismissed = services.flag_create(
+    dismissed = flags.flag_create(
         question_log=QuestionLog.objects.create(question="q2", hits=[], version=other), user=expert, reason="bad_wording", correct_entry=glossary["tva"]
     )
-    services.flag_set_status(flag=dismissed, status="dismissed", user=expert)
+    flags.flag_set_status(flag=dismissed, status="dismissed", user=expert)
 
     def ids(**params) -> list[int]:
         response = signed_in.get("/api/flags", params)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
-from retrieval import encoder_check, encoders, selectors, serving, services
+from retrieval import encoder_check, encoders, search, selectors, serving
 from retrieval.embedding import QueryEmbeddingCache
 from retrieval.models import ModelVersion
 
@@ -135,7 +135,7 @@ def build_on_index(settings):
 
 
 def test_index_build_exports_checks_and_serves_the_int8_encoder(glossary, build_on_index):
-    services.search(query="URSSAF", top_k=3)  # builds the base index, and with it the encoders
+    search.search(query="URSSAF", top_k=3)  # builds the base index, and with it the encoders
     base = ModelVersion.objects.get(number=0)
     check = base.encoder_check
     assert set(check["variants"]) == {"onnx", "onnx-int8"}
@@ -152,7 +152,7 @@ def test_index_build_exports_checks_and_serves_the_int8_encoder(glossary, build_
     reference = serving.encode_queries_with(base, texts)
     assert np.all(np.sum(served * reference, axis=1) > encoders.MIN_MEAN_COSINE)
     assert not np.allclose(served, reference, atol=1e-6)  # really another encoder than torch
-    assert services.search(query="c'est quoi l'urssaf", top_k=1).hits[0].entry.term == "URSSAF"
+    assert search.search(query="c'est quoi l'urssaf", top_k=1).hits[0].entry.term == "URSSAF"
 
     # The setting forces a backend that passed its check.
     build_on_index.QUERY_ENCODER = "torch"
@@ -190,7 +190,7 @@ def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db,
 
 
 def test_damaged_encoder_files_fall_back_to_torch(glossary, build_on_index):
-    services.search(query="URSSAF", top_k=3)
+    search.search(query="URSSAF", top_k=3)
     base = ModelVersion.objects.get(number=0)
     folder = base.encoder_check["folder"]
     storage = serving.artifact_storage()

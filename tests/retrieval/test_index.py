@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from glossary import services as glossary_services
 from glossary.models import Entry
-from retrieval import selectors, serving, services, tasks, vector_index
+from retrieval import indexing, search, selectors, serving, tasks, vector_index, versions
 from retrieval.models import IndexState, ModelVersion, PromotionEvent
 from retrieval.vector_index import VectorIndex
 from tests.factories import EntryFactory
@@ -25,13 +25,13 @@ def _by_key(index: VectorIndex) -> tuple[list[str], np.ndarray]:
 
 
 def _ranking(query: str) -> list[tuple[int, float | None]]:
-    return [(item.entry.id, item.hit.dense_score) for item in services.search(query=query, top_k=10).hits]
+    return [(item.entry.id, item.hit.dense_score) for item in search.search(query=query, top_k=10).hits]
 
 
 def test_first_search_builds_the_index(glossary):
     champion = selectors.champion_version_get()
     assert not IndexState.objects.filter(version=champion).exists()
-    result = services.search(query="taxe sur la valeur ajoutée")
+    result = search.search(query="taxe sur la valeur ajoutée")
     state = IndexState.objects.get(version=champion)
     assert (state.status, state.revision, result.index_revision) == (IndexState.Status.READY, 1, 1)
     assert state.artifact_path == "indexes/v0/r1.npz" and serving.artifact_storage().exists(state.artifact_path)
@@ -51,7 +51,7 @@ def test_build_index_command(glossary, capsys):
 def test_incremental_updates_equal_a_full_rebuild(glossary, expert, django_capture_on_commit_callbacks):
     """Glossary edits reach the index through the signals and the (eager) task, entry by entry."""
     version = selectors.champion_version_get()
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     with django_capture_on_commit_callbacks(execute=True):
         added = glossary_services.entry_create(
             term="DGFiP",
@@ -79,7 +79,7 @@ def test_incremental_updates_equal_a_full_rebuild(glossary, expert, django_captu
     incremental_rankings = [_ranking(query) for query in queries]
     assert incremental_rankings[0][0][0] == added.pk
 
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     _, rebuilt = _stored_index(version)
     incremental_keys, incremental_matrix = _by_key(incremental)
     rebuilt_keys, rebuilt_matrix = _by_key(rebuilt)
@@ -93,7 +93,7 @@ def test_incremental_updates_equal_a_full_rebuild(glossary, expert, django_captu
 
 def test_edits_that_do_not_touch_the_index_keep_its_revision(glossary, expert, django_capture_on_commit_callbacks):
     version = selectors.champion_version_get()
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     with django_capture_on_commit_callbacks(execute=True):
         glossary_services.entry_update(entry=glossary["draft"], data={"definition": "Caisse départementale de l'assurance maladie."}, user=expert)
     assert IndexState.objects.get(version=version).revision == 1
@@ -101,9 +101,9 @@ def test_edits_that_do_not_touch_the_index_keep_its_revision(glossary, expert, d
 
 def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact(glossary, monkeypatch):
     version = selectors.champion_version_get()
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     for term in ("caf", "tva", "urssaf"):
-        services.index_update_entry(entry_id=glossary[term].pk)
+        indexing.index_update_entry(entry_id=glossary[term].pk)
     state = IndexState.objects.get(version=version)
     assert (state.revision, state.base_revision, state.artifact_path) == (4, 1, "indexes/v0/r1.npz")
     _, files = serving.artifact_storage().listdir("indexes/v0")
@@ -112,13 +112,13 @@ def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact
     assert serving.load_vector_index(state.artifact_path, base_revision=1, revision=1).keys != [] and state.delta_passages >= 3
 
     monkeypatch.setattr(vector_index, "COMPACT_MIN_PASSAGES", state.delta_passages + 1)
-    services.index_update_entry(entry_id=glossary["caf"].pk)  # enough deltas now: folded into r6
+    indexing.index_update_entry(entry_id=glossary["caf"].pk)  # enough deltas now: folded into r6
     state.refresh_from_db()
     assert (state.revision, state.base_revision, state.artifact_path, state.delta_passages) == (6, 6, "indexes/v0/r6.npz", 0)
     _, files = serving.artifact_storage().listdir("indexes/v0")
     assert sorted(files) == ["r1.npz", "r6.npz"]  # r1 kept for a reader still on it
     folded = _stored_index(version)[1]
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     _, files = serving.artifact_storage().listdir("indexes/v0")
     assert sorted(files) == ["r6.npz", "r7.npz"]
     rebuilt = _stored_index(version)[1]
@@ -128,8 +128,8 @@ def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact
 
 def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_artifact(glossary, expert, django_capture_on_commit_callbacks, monkeypatch):
     version = selectors.champion_version_get()
-    services.index_rebuild(version=version)
-    assert services.search(query="TVA").hits[0].entry.term == "TVA"  # loads r1 in this process
+    indexing.index_rebuild(version=version)
+    assert search.search(query="TVA").hits[0].entry.term == "TVA"  # loads r1 in this process
     loads = []
     real_from_bytes = VectorIndex.from_bytes.__func__
     monkeypatch.setattr(VectorIndex, "from_bytes", classmethod(lambda cls, data: loads.append(len(data)) or real_from_bytes(cls, data)))
@@ -138,7 +138,7 @@ def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_art
             entry=glossary["tva"], data={"term": "TVAX", "definition": "Taxe zorglub sur la valeur ajoutée."}, user=expert
         )
     serving.forget(version.pk)
-    hits = services.search(query="zorglub").hits
+    hits = search.search(query="zorglub").hits
     assert hits[0].entry.term == "TVAX" and hits[0].hit.lexical_score  # dense and BM25 both know the edit
     assert loads == []  # the full artifact was not read again: only the delta
     served = serving.served_index(version)
@@ -155,27 +155,27 @@ def test_a_serving_process_catches_up_from_deltas_without_reloading_the_full_art
     rebuilt = serving.served_index(version)
     assert rebuilt.revision == 3 and rebuilt.overlay == {} and rebuilt.entry(glossary["tva"].pk).term == "TVAX"
     assert rebuilt.entry(glossary["caf"].pk) is None and rebuilt.entry_count == served.entry_count - 1
-    assert services.search(query="zorglub").hits[0].entry.term == "TVAX" and loads == []
+    assert search.search(query="zorglub").hits[0].entry.term == "TVAX" and loads == []
 
 
 def test_a_process_whose_deltas_were_folded_away_meanwhile_loads_the_new_full_artifact(glossary, settings, monkeypatch):
     settings.INDEX_REVISION_CHECK_SECONDS = 3600  # this process will not look at the revision again by itself
     version = selectors.champion_version_get()
-    services.index_rebuild(version=version)
-    assert services.search(query="TVA").index_revision == 1
+    indexing.index_rebuild(version=version)
+    assert search.search(query="TVA").index_revision == 1
     for term in ("caf", "tva"):
-        services.index_update_entry(entry_id=glossary[term].pk)
+        indexing.index_update_entry(entry_id=glossary[term].pk)
     serving.forget(version.pk)
     serving.served_index(version)  # caught up to revision 3 from d2 and d3
-    services.index_update_entry(entry_id=glossary["urssaf"].pk)
+    indexing.index_update_entry(entry_id=glossary["urssaf"].pk)
     serving.forget(version.pk)
     stale = serving._revision_of(version.pk)  # revision 4 on r1, cached for an hour
     monkeypatch.setattr(vector_index, "COMPACT_MIN_PASSAGES", 1)
-    services.index_update_entry(entry_id=glossary["caf"].pk)  # d5, then folded into r6: every delta deleted
+    indexing.index_update_entry(entry_id=glossary["caf"].pk)  # d5, then folded into r6: every delta deleted
     # As a web process that read the revision just before the worker wrote (here worker and web share a process).
     serving._revision_checks[version.pk] = (time.monotonic(), stale)
     assert serving._revision_of(version.pk) == stale and stale.revision == 4
-    result = services.search(query="TVA")  # d4 is gone: the process reads the revision again and loads r6
+    result = search.search(query="TVA")  # d4 is gone: the process reads the revision again and loads r6
     assert result.index_revision == 6 and result.hits[0].entry.term == "TVA"
 
 
@@ -204,21 +204,21 @@ def test_a_broker_outage_is_logged_not_raised(glossary, monkeypatch, caplog, dja
 
 def test_promotion_switches_the_champion_only_once_its_index_is_ready(glossary, maintainer, monkeypatch, django_capture_on_commit_callbacks):
     base = selectors.champion_version_get()
-    services.search(query="TVA")  # the base serves with its index
-    candidate = services.model_version_create(base_model=base.base_model, label="candidate")
-    real_rebuild = services.index_rebuild
+    search.search(query="TVA")  # the base serves with its index
+    candidate = versions.model_version_create(base_model=base.base_model, label="candidate")
+    real_rebuild = indexing.index_rebuild
     seen_during_build = {}
 
     def observed_rebuild(*, version):
         # While the candidate's index is being built, the base still serves, with its own index.
         seen_during_build["champion"] = selectors.champion_version_get()
-        seen_during_build["search_version"] = services.search(query="TVA").version
+        seen_during_build["search_version"] = search.search(query="TVA").version
         seen_during_build["status"] = ModelVersion.objects.get(pk=version.pk).status
         return real_rebuild(version=version)
 
-    monkeypatch.setattr(services, "index_rebuild", observed_rebuild)
+    monkeypatch.setattr(indexing, "index_rebuild", observed_rebuild)
     with django_capture_on_commit_callbacks(execute=True):
-        services.model_version_request_promotion(version=candidate, user=maintainer, reason="meilleur MRR")
+        versions.model_version_request_promotion(version=candidate, user=maintainer, reason="meilleur MRR")
 
     assert seen_during_build == {"champion": base, "search_version": base, "status": ModelVersion.Status.PROMOTING}
     candidate.refresh_from_db()
@@ -230,23 +230,23 @@ def test_promotion_switches_the_champion_only_once_its_index_is_ready(glossary, 
     assert (event.version, event.previous_champion, event.action, event.user, event.reason) == (
         candidate, base, PromotionEvent.Action.PROMOTE, maintainer, "meilleur MRR"
     )
-    assert services.search(query="TVA").version == candidate
+    assert search.search(query="TVA").version == candidate
 
-    services.model_version_rollback(user=maintainer, reason="régression signalée")
+    versions.model_version_rollback(user=maintainer, reason="régression signalée")
     assert selectors.champion_version_get() == base
     assert PromotionEvent.objects.first().action == PromotionEvent.Action.ROLLBACK
 
 
 def test_a_failed_promotion_leaves_the_champion_serving(glossary, maintainer, monkeypatch):
     base = selectors.champion_version_get()
-    candidate = services.model_version_create(base_model=base.base_model)
+    candidate = versions.model_version_create(base_model=base.base_model)
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(serving, "encode_documents_with", broken)
     with pytest.raises(RuntimeError):
-        services.model_version_promote(version=candidate, user=maintainer, reason="test")
+        versions.model_version_promote(version=candidate, user=maintainer, reason="test")
     candidate.refresh_from_db()
     assert candidate.status == ModelVersion.Status.READY
     assert selectors.champion_version_get() == base
@@ -255,9 +255,9 @@ def test_a_failed_promotion_leaves_the_champion_serving(glossary, maintainer, mo
 
 
 def test_a_version_whose_model_cannot_load_is_marked_broken(glossary, maintainer, tmp_path):
-    candidate = services.model_version_create(base_model=str(tmp_path))  # an empty folder: no model in it
+    candidate = versions.model_version_create(base_model=str(tmp_path))  # an empty folder: no model in it
     with pytest.raises(Exception, match="n'est pas disponible"):
-        services.model_version_promote(version=candidate, user=maintainer, reason="test")
+        versions.model_version_promote(version=candidate, user=maintainer, reason="test")
     candidate.refresh_from_db()
     assert candidate.status == ModelVersion.Status.BROKEN
 
@@ -275,7 +275,7 @@ def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypa
         return real_encode(version, texts)
 
     monkeypatch.setattr(serving, "encode_documents_with", encode_while_someone_edits)
-    services.index_rebuild(version=version)
+    indexing.index_rebuild(version=version)
     _, index = _stored_index(version)
     definitions = {passage.entry_id: passage.text for passage in index.passages if passage.passage_type == "definition"}
     assert "consommation finale" in definitions[glossary["tva"].pk]
@@ -286,7 +286,7 @@ def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypa
 def test_a_bulk_import_rebuilds_the_existing_index_once(glossary, expert, django_capture_on_commit_callbacks):
     from glossary.imports import import_file
 
-    services.search(query="URSSAF")  # builds the first index
+    search.search(query="URSSAF")  # builds the first index
     state = selectors.index_state_get(version=selectors.champion_version_get())
     before = state.revision
     content = "term,definition,domain,kind,variants,contexts\nCNAV,Caisse qui verse les retraites du régime général des salariés,Protection sociale,acronym,Caisse nationale d'assurance vieillesse,La CNAV a liquidé la pension.\n".encode()
@@ -295,7 +295,7 @@ def test_a_bulk_import_rebuilds_the_existing_index_once(glossary, expert, django
     assert report.created == 1
     state.refresh_from_db()
     assert state.revision == before + 1
-    assert services.search(query="CNAV").hits[0].entry.term == "CNAV"
+    assert search.search(query="CNAV").hits[0].entry.term == "CNAV"
 
 
 def test_the_approximate_index_is_a_setting_with_a_clear_error_without_faiss(glossary, settings):

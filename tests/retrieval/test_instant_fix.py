@@ -2,7 +2,7 @@
 import pytest
 from django.urls import reverse
 
-from retrieval import selectors, services
+from retrieval import answering, indexing, search, selectors
 from retrieval.models import Flag, IndexState, LabelledQuestion, QuestionLog
 from tests.live import wait_for
 
@@ -13,14 +13,14 @@ REWORDING = "L'argent des vieux vient d'où"
 
 
 def _first(query: str, **options) -> int | None:
-    hits = services.search(query=query, top_k=5, **options).hits
+    hits = search.search(query=query, top_k=5, **options).hits
     return hits[0].entry.id if hits else None
 
 
 def test_a_corrected_flag_is_answered_right_within_seconds(live_worker, glossary, client, expert, settings):
     settings.INDEX_REVISION_CHECK_SECONDS = 0
     version = selectors.champion_version_get()
-    built = services.index_rebuild(version=version)
+    built = indexing.index_rebuild(version=version)
     client.force_login(expert)
     client.post(reverse("retrieval:ask"), {"question": QUESTION})
     log = QuestionLog.objects.get(question=QUESTION)
@@ -36,7 +36,7 @@ def test_a_corrected_flag_is_answered_right_within_seconds(live_worker, glossary
     wait_for(lambda: _first(QUESTION) == right, timeout=120, interval=0.5,
              message=f"the corrected question answered right; worker log:\n{live_worker.log()[-3000:]}")
     assert _first(REWORDING) == right  # a close rewording too, before any retraining
-    answer, _log = services.answer_question(question=QUESTION, user=expert)
+    answer, _log = answering.answer_question(question=QUESTION, user=expert)
     assert answer.sources[0].entry_id == right and answer.sources[0].passage_type == "definition"
     # One incremental update by the worker, not a rebuild; and the model alone still has to learn it.
     state = IndexState.objects.get(version=version)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from glossary.models import Entry
-from retrieval import labelled, selectors, services
+from retrieval import flags, indexing, labelled, selectors
 from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from retrieval.question_kinds import is_held_out, normalise_question
 from tests.factories import EntryFactory
@@ -42,7 +42,7 @@ def test_record_is_idempotent_per_normalised_question_and_entry(glossary, expert
 def test_recording_a_question_makes_it_a_passage_of_its_entry(glossary):
     caf = glossary["caf"]
     labelled.labelled_question_record(text="l'organisme qui verse les allocations familiales", entry=caf, source="exam")
-    passages = services._passages_of(Entry.objects.get(pk=caf.pk))
+    passages = indexing._passages_of(Entry.objects.get(pk=caf.pk))
     assert [(p.passage_type, p.position, p.text) for p in passages if p.passage_type == "question"] == [
         ("question", 1, "l'organisme qui verse les allocations familiales")
     ]
@@ -50,21 +50,21 @@ def test_recording_a_question_makes_it_a_passage_of_its_entry(glossary):
 
 def test_flag_correction_records_the_question_and_the_flag_is_corrected(glossary, expert):
     caf, tva, urssaf = glossary["caf"], glossary["tva"], glossary["urssaf"]
-    flag = services.flag_create(question_log=_log("qui encaisse mes cotisations ?", caf.pk, tva.pk, urssaf.pk), user=expert, reason="wrong_entry", correct_entry=urssaf)
+    flag = flags.flag_create(question_log=_log("qui encaisse mes cotisations ?", caf.pk, tva.pk, urssaf.pk), user=expert, reason="wrong_entry", correct_entry=urssaf)
     question = LabelledQuestion.objects.get()
     assert (question.text, question.entry, question.source, question.flag, question.wrong_entry_ids) == (
         "qui encaisse mes cotisations ?", urssaf, "flag", flag, [caf.pk, tva.pk]
     )
     assert flag.status == Flag.Status.CORRECTED and flag.corrected_at is not None
     # Without a right entry, nothing is learnt and the flag stays open.
-    other = services.flag_create(question_log=_log("question vague", caf.pk), user=expert, reason="bad_wording")
+    other = flags.flag_create(question_log=_log("question vague", caf.pk), user=expert, reason="bad_wording")
     assert other.status == Flag.Status.OPEN and LabelledQuestion.objects.count() == 1
 
 
 def test_mark_used_then_check_version_tells_the_flag_life(glossary, expert):
     caf, urssaf = glossary["caf"], glossary["urssaf"]
-    right = services.flag_create(question_log=_log("que veut dire URSSAF", caf.pk, urssaf.pk), user=expert, reason="wrong_entry", correct_entry=urssaf)
-    wrong = services.flag_create(question_log=_log("le taux normal sur les ventes", caf.pk), user=expert, reason="wrong_entry", correct_entry=glossary["pension"])
+    right = flags.flag_create(question_log=_log("que veut dire URSSAF", caf.pk, urssaf.pk), user=expert, reason="wrong_entry", correct_entry=urssaf)
+    wrong = flags.flag_create(question_log=_log("le taux normal sur les ventes", caf.pk), user=expert, reason="wrong_entry", correct_entry=glossary["pension"])
     ids = list(LabelledQuestion.objects.values_list("pk", flat=True))
     held_out = set(LabelledQuestion.objects.filter(held_out=True).values_list("pk", flat=True))
 

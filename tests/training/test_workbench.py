@@ -182,7 +182,7 @@ def test_refresh_updates_open_items_keeps_decided_ones_and_retires_stale_ones(ex
 
 def test_refresh_request_is_queued_once_and_on_each_new_champion(django_capture_on_commit_callbacks, version, monkeypatch):
     # The promotion step asks for the refresh explicitly once the switch is done (training.pipeline).
-    monkeypatch.setattr("retrieval.services.model_version_promote", lambda **kwargs: PromotionEvent.objects.create(
+    monkeypatch.setattr("retrieval.versions.model_version_promote", lambda **kwargs: PromotionEvent.objects.create(
         version=version, action=PromotionEvent.Action.PROMOTE, reason="test"))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = runner.job_create(kind=pipeline.PROMOTE, params={"version_id": version.pk, "reason": "test", "action": "promote"})
@@ -458,9 +458,12 @@ def test_only_the_author_or_a_maintainer_undoes(expert, other_expert, maintainer
 
 
 def test_counters_follow_decisions_and_the_threshold(expert, version):
+    from training.models import TrainingConfig
+
     _flag_items(expert, version, n=2)
     before = workbench.workbench_counters()
     assert (before["open"], before["decisions"], before["threshold"]) == (2, 0, 20)
+    assert not TrainingConfig.objects.exists()  # a read: the default config is recorded by the services that need it
     record = _decide_and_undo(workbench.review_item_next(user=expert), expert, "choose", Flag.objects.first().retrieved[0]["entry_id"])
     after = workbench.workbench_counters()
     assert (after["open"], after["decisions"]) == (1, 1)

@@ -10,7 +10,6 @@ from django.utils.translation import gettext_lazy
 
 from training import selectors as training_selectors
 from training.models import QueueRefresh, ReviewDecision, ReviewItem
-from training.services import training_config_default_get
 from training.workbench.refresh import pending_refresh
 from training.workbench.sources import source_of
 from training.workbench.sources.base import DECISION_KEYS, Decision
@@ -79,7 +78,7 @@ def workbench_counters(*, user=None, domain: str | None = None, source: str | No
     ``elsewhere`` the open items other experts hold or this one skipped.
     """
     material = training_selectors.new_material_count()
-    threshold = training_config_default_get().min_new_material
+    threshold = training_selectors.training_config_default().min_new_material
     open_items = review_item_list(domain=domain, source=source)
     open_by_source = dict(open_items.order_by().values_list("source").annotate(n=Count("pk")))
     total_open = sum(open_by_source.values())

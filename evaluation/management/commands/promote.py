@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation.management.commands._common import user_from_name, version_from_ref
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 from retrieval.models import PromotionEvent
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
             raise CommandError("--reason must not be empty.")
         version = version_from_ref(options["version"])
         try:
-            event = retrieval_services.model_version_promote(
+            event = retrieval_versions.model_version_promote(
                 version=version, user=user_from_name(options["user"]), reason=options["reason"].strip(), action=PromotionEvent.Action.PROMOTE
             )
         except ValidationError as error:

@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation.management.commands._common import user_from_name
-from retrieval import services as retrieval_services
+from retrieval import versions as retrieval_versions
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         if not options["reason"].strip():
             raise CommandError("--reason must not be empty.")
         try:
-            event = retrieval_services.model_version_rollback(user=user_from_name(options["user"]), reason=options["reason"].strip())
+            event = retrieval_versions.model_version_rollback(user=user_from_name(options["user"]), reason=options["reason"].strip())
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(self.style.SUCCESS(f"{event.version} serves again (was {event.previous_champion})."))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from retrieval import selectors, services
+from retrieval import indexing, selectors
 from retrieval.models import ModelVersion
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if options["if_missing"] and existing is not None and existing.has_artifact:
             self.stdout.write(f"Index de {version} déjà construit (révision {existing.revision}).")
             return
-        state = services.index_rebuild(version=version)
+        state = indexing.index_rebuild(version=version)
         self.stdout.write(
             self.style.SUCCESS(f"Index de {version} : révision {state.revision}, {state.entry_count} entrées, {state.passage_count} passages.")
         )

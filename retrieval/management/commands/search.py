@@ -6,7 +6,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from retrieval import selectors, services
+from retrieval import selectors
+from retrieval.hybrid import MODES as SEARCH_MODES
+from retrieval.search import hit_as_dict, search, search_payload
 from retrieval.models import ModelVersion
 
 
@@ -21,33 +23,24 @@ class Command(BaseCommand):
         parser.add_argument("query")
         parser.add_argument("--top-k", type=int, default=10)
         parser.add_argument("--version", default="champion", help='"champion", "base", a version number or "id:<pk>"')
-        parser.add_argument("--mode", choices=services.SEARCH_MODES, default="hybrid")
+        parser.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
         parser.add_argument("--no-preprocess", action="store_true", help="search the query exactly as written")
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options):
         try:
             version = selectors.model_version_get(ref=options["version"])
-            result = services.search(
+            result = search(
                 query=options["query"], top_k=options["top_k"], version=version, mode=options["mode"], preprocess=not options["no_preprocess"]
             )
         except ModelVersion.DoesNotExist as error:
             raise CommandError(str(error)) from None
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
-        hits = [services.hit_as_dict(item) for item in result.hits]
         if options["json"]:
-            payload = {
-                "query": result.query,
-                "processed": services.processed_query_as_dict(result.processed) or None,
-                "version": result.version.display_name,
-                "mode": result.mode,
-                "index_revision": result.index_revision,
-                "hits": hits,
-                "timings_ms": result.timings_ms,
-            }
-            self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2))
+            self.stdout.write(json.dumps(search_payload(result), ensure_ascii=False, indent=2))
             return
+        hits = [hit_as_dict(item) for item in result.hits]
         if result.processed and result.processed.final != result.query:
             self.stdout.write(f"Requête traitée : {result.processed.final}")
         for hit in hits:

@@ -72,9 +72,9 @@ class ScanContext:
     def served(self) -> serving.ServedIndex:
         if self._served is None:
             if self._load_served is None:
-                from retrieval import services as retrieval_services
+                from retrieval import indexing
 
-                self._served = retrieval_services.served_index_get(version=self.version)
+                self._served = indexing.served_index_get(version=self.version)
             else:
                 self._served = self._load_served()
         return self._served

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 
 from glossary.models import Entry
 from retrieval import labelled
-from retrieval import services as retrieval_services
+from retrieval import flags as retrieval_flags
 from retrieval.models import Flag, LabelledQuestion
 from training import queue
 from training.models import ReviewDecision, ReviewItem
@@ -71,7 +71,7 @@ class FlagSource(ReviewSource):
         if decision == Decision.CHOOSE:
             before = {"correct_entry_id": flag.correct_entry_id, "wrongly_ranked_entry_ids": flag.wrongly_ranked_entry_ids, "domain_id": flag.domain_id}
             ranked = [hit["entry_id"] for hit in (flag.retrieved or flag.question_log.hits or [])]
-            retrieval_services.flag_set_correct_entry(
+            retrieval_flags.flag_set_correct_entry(
                 flag=flag,
                 correct_entry_id=candidate_id,
                 wrongly_ranked_entry_ids=ranked[: ranked.index(candidate_id)] if candidate_id in ranked else ranked,
@@ -83,7 +83,7 @@ class FlagSource(ReviewSource):
                 raise ValidationError(_("Ce signalement n'a pas encore de bonne entrée : choisissez-la (1-9)."), code="no_correct_entry")
             return {"flag": {"id": flag.pk, "before": {"status": flag.status}}, **_known_question(flag, user)}
         before = {"status": flag.status}
-        retrieval_services.flag_set_status(flag=flag, status=Flag.Status.DISMISSED, user=user)
+        retrieval_flags.flag_set_status(flag=flag, status=Flag.Status.DISMISSED, user=user)
         return {"flag": {"id": flag.pk, "before": before}}
 
     def revert(self, effect: dict, user) -> None:
@@ -95,11 +95,11 @@ class FlagSource(ReviewSource):
             return
         effects.revert_known_question(effect)
         if "correct_entry_id" in before:
-            retrieval_services.flag_set_correct_entry(
+            retrieval_flags.flag_set_correct_entry(
                 flag=flag, correct_entry_id=before["correct_entry_id"], wrongly_ranked_entry_ids=before["wrongly_ranked_entry_ids"], domain_id=before["domain_id"],
             )
         if "status" in before and flag.status != before["status"]:
-            retrieval_services.flag_set_status(flag=flag, status=before["status"], user=user)
+            retrieval_flags.flag_set_status(flag=flag, status=before["status"], user=user)
 
 
 def _known_question(flag: Flag, user) -> dict:
