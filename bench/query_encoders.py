@@ -70,7 +70,7 @@ class ApiRow:
         return self.cache_hits / answered if answered else float("nan")
 
 
-# The set-up of the serving part (and of the last report's 67 q/s): 3 sync workers, one torch thread each.
+# The set-up of the serving part's report of 2026-11-27 (67 q/s with torch): 3 sync workers, one torch thread each.
 TODAY = Setup(3, 1)
 # One sync worker per core, one thread each: kept unless another set-up is clearly faster (best_setup). Every
 # phase of the grid loads it too, so that set-ups of different phases compare through it.
@@ -338,7 +338,13 @@ def run(ctx) -> Section:
         f"{torch_result.throughput:.0f} q/s); Little's law: p50 >= {CLIENTS} / throughput = {1000 * CLIENTS / served_result.throughput:.0f} ms "
         f"at {served_result.throughput:.0f} q/s; with the query cache {stats.ms(cached.latency_ms['p50'])} ms at {cached.throughput:.0f} q/s",
     )
+    api_rows = [{"phase": row.phase, "path": path_name(row.path), "workers": row.path.setup.workers, "threads": row.path.setup.threads,
+                 "p50": row.result.latency_ms["p50"], "p95": row.result.latency_ms["p95"], "qps": row.result.throughput,
+                 "errors": row.result.errors, "anchor_ratio": row.anchor_ratio, "search_ms": row.result.server_median_ms("total"),
+                 "dense_ms": row.result.server_median_ms("dense"), "api_hit_rate": row.api_hit_rate if row.path.cache_size else None}
+                for row in rows]
     section.notes += [
+        littles_law_note(api_rows, best=best, served_variant=served_variant),
         "Set-ups of the served path, by queries/s relative to " + ANCHOR.label + " loaded in turn in the same phase: "
         + ", ".join(f"{setup.label} {value:.2f}" for setup, value in sorted(relative.items(), key=lambda item: -item[1]))
         + f". Chosen on these 2 cores: {best.label} (within {100 * SAME_THROUGHPUT:.0f} % of the top, one sync worker per core with one "
@@ -356,13 +362,32 @@ def run(ctx) -> Section:
         "best": {"workers": best.workers, "threads": best.threads},
         "relative": {setup.label: value for setup, value in relative.items()},
         "cache": {str(size): value for size, value in cache.items()},
-        "api": [{"phase": row.phase, "path": path_name(row.path), "workers": row.path.setup.workers, "threads": row.path.setup.threads,
-                 "p50": row.result.latency_ms["p50"], "p95": row.result.latency_ms["p95"], "qps": row.result.throughput,
-                 "errors": row.result.errors, "anchor_ratio": row.anchor_ratio, "search_ms": row.result.server_median_ms("total"),
-                 "dense_ms": row.result.server_median_ms("dense"), "api_hit_rate": row.api_hit_rate if row.path.cache_size else None}
-                for row in rows],
+        "api": api_rows,
     }
     return section
+
+
+def littles_law_note(api_rows: list[dict], *, best: Setup, served_variant: str) -> str:
+    """What a request costs a worker at the chosen set-up (workers / queries/s, the service demand behind Little's
+    law), how much of it the encoder is, and so the most that a faster encoder alone could bring over torch.
+    ``api_rows`` are the stored rows (section.data["api"]) of the last phase holding both paths at that set-up."""
+    last = max(row["phase"] for row in api_rows)
+    rows = {(row["path"].split(" ")[0], row["path"].endswith("query cache")): row for row in api_rows
+            if row["phase"] == last and row["workers"] == best.workers and row["threads"] == best.threads}
+    served, torch_row = rows.get((served_variant, False)), rows.get(("torch", False))
+    if not served or not torch_row:
+        return ""
+    held_ms = 1000 * best.workers / served["qps"]
+    torch_ms = 1000 * best.workers / torch_row["qps"]
+    without_encoding = held_ms - served["dense_ms"]
+    return (
+        f"Little's law at {best.label} (phase {last}): with {CLIENTS} clients the p50 is at least {CLIENTS} / throughput; a request holds "
+        f"a worker {best.workers} / {served['qps']:.1f} q/s = {held_ms:.0f} ms with {served_variant} (search {served['search_ms']:.0f} ms, "
+        f"of it {served['dense_ms']:.0f} ms query encoding + vector scan) against {torch_ms:.0f} ms with torch. Without any encoding or "
+        f"scan it would still hold it {without_encoding:.0f} ms (Django, token authentication, serialisation, the rest of the search): "
+        f"a faster encoder alone can bring at most {torch_ms / without_encoding:.1f}x torch's throughput; "
+        f"p50 <= 50 ms at {CLIENTS} clients needs {CLIENTS / 0.05:.0f} q/s."
+    )
 
 
 def final_phases(best: Setup) -> list[list[ServerSpec]]:

@@ -56,11 +56,23 @@ absolute times are those of a fraction of a core. Where a target is not met, its
 where the time goes. An edited entry costs the same at 1k and 100k passages: the update task writes a delta file
 the size of the entry (the full artifact is rewritten once per thousands of edits at 100k), and each web process
 applies the delta to the index it holds, with overlays for BM25, the term lookup and the vocabulary, rather than
-reloading the index or re-reading the glossary. The API target at 10
-concurrent clients is out of reach of 2 cores whatever the code: by Little's law the median latency is at least
-10 / throughput, and each search is a MiniLM forward pass for the query (about 13 ms of CPU) plus Django, with the
-load generator on the same cores; the serving part gives this run's throughput and the bound it implies. 50 ms at
-10 clients needs about 200 searches/s: more cores with one worker each, a smaller or quantised query encoder, or a GPU.
+reloading the index or re-reading the glossary.
+
+The API target at 10 concurrent clients is a throughput target: by Little's law the median latency is at least
+10 / throughput (each API row of the serving parts sits on that floor), so p50 <= 50 ms needs about 200 searches/s on 2 cores
+shared with the load generator. With the torch query encoder (a MiniLM forward pass, about 13 ms of CPU on a quiet
+core) the serving part measured 67 searches/s with 3 workers on a quiet machine: p50 146 ms, floor 149 ms. The
+query_encoders part (2026-12-02, one run, 1-minute load average 7 to 11 on the 2 cores: only the ratios carry over)
+serves queries with the int8 ONNX encoder, 4.8x faster per query than torch (10.4 vs 50.0 ms median), and measured
+the API at 2.2x torch's throughput in the same phase (18.9 vs 8.6 searches/s, p50 520 vs 1107 ms, floors 529 and
+1164 ms; 2 workers vs torch's 3), 2.7x with the query cache on repeated questions (59 % of the requests hit it).
+What is left is mostly not the encoder: with 2 workers a request holds one for about 2 / 18.9 s = 106 ms (torch: 2 / 9.5 s
+= 210 ms), of which the search is 62 ms (43 ms encoding and vector scan) and Django, token authentication and
+serialisation most of the rest, so a request that is never encoded still holds a worker about 63 ms: a faster
+encoder alone can bring at most about 3.3x torch's throughput. At the quiet machine's scale the measured 2.2x
+would be about 150 searches/s and a p50 floor near 70 ms (an extrapolation from the ratio, not a measurement):
+50 ms at 10 clients still needs more cores (one sync worker per core) or a lighter request path than Django REST
+framework's, not a faster encoder.
 """
 
 

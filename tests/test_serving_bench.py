@@ -12,7 +12,7 @@ import pytest
 from bench import api
 from bench.query_encoders import (
     ANCHOR, MAX_WORKERS_ALIVE, PHASES, TODAY, ApiRow, ServerSpec, Setup, best_setup, final_phases, grid_ratios,
-    interleaved_single_ms, replay, same_phase,
+    interleaved_single_ms, littles_law_note, replay, same_phase,
 )
 
 
@@ -152,3 +152,21 @@ def test_each_gunicorn_worker_leaves_its_query_cache_counters_on_exit(tmp_path, 
     gunicorn_cache_stats.worker_exit(None, None)
     assert server.cache_stats()[0]["hits"] == 1
     cache.clear()
+
+
+def test_littles_law_note_derives_the_encoders_share_and_the_ceiling_from_the_last_phase():
+    def row(phase, path, workers, qps, search, dense):
+        return {"phase": phase, "path": path, "workers": workers, "threads": 1, "qps": qps, "search_ms": search, "dense_ms": dense}
+
+    rows = [
+        row(1, "torch (QUERY_ENCODER=torch)", 2, 99.0, 1.0, 1.0),  # an earlier phase is not used
+        row(4, "torch (QUERY_ENCODER=torch)", 3, 8.0, 250.0, 230.0),  # another set-up
+        row(4, "torch (QUERY_ENCODER=torch)", 2, 10.0, 160.0, 140.0),
+        row(4, "onnx-int8 (QUERY_ENCODER=auto)", 2, 20.0, 60.0, 40.0),
+        row(4, "onnx-int8 (QUERY_ENCODER=auto) + query cache", 2, 25.0, 35.0, 15.0),
+    ]
+    note = littles_law_note(rows, best=Setup(2, 1), served_variant="onnx-int8")
+    # 2 workers / 20 q/s = 100 ms held per request, 40 of it encoding: 60 ms left; torch holds 200 ms: at most 3.3x.
+    assert "2 / 20.0 q/s = 100 ms with onnx-int8 (search 60 ms, of it 40 ms" in note
+    assert "against 200 ms with torch" in note and "still hold it 60 ms" in note and "at most 3.3x" in note
+    assert littles_law_note(rows, best=Setup(1, 1), served_variant="onnx-int8") == ""
