@@ -177,7 +177,7 @@ def import_confirm_preview(*, batch_id: int, skip_invalid: bool) -> ImportBatch:
     """Queue the import of a file a worker previewed (the same stored file, the same options), as the batch's
     next job (the preview's job stays in the jobs' history)."""
     with transaction.atomic():
-        batch = ImportBatch.objects.select_for_update().select_related("job", "created_by").get(pk=batch_id)
+        batch = ImportBatch.objects.select_for_update(of=("self",)).select_related("job", "created_by").get(pk=batch_id)
         if batch.status != ImportBatch.Status.PREVIEWED:
             raise ImportRefused(_("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
         batch.options = {**batch.options, "dry_run": False, "skip_invalid": skip_invalid}
