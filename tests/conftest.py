@@ -114,3 +114,14 @@ def _eager_celery_by_default(settings):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+
+
+@pytest.fixture(autouse=True)
+def _forget_served_indexes():
+    """Each test has its own database and artifact folder: served indexes cached by an earlier test (same version
+    id and index revision, another glossary) are not its own. Loaded models stay cached."""
+    from retrieval import serving
+
+    serving.forget_indexes()
+    yield
+    serving.forget_indexes()
