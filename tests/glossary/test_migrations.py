@@ -17,7 +17,7 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_existing_batches_get_their_job_with_the_status_they_had():
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
