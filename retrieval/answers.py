@@ -128,8 +128,8 @@ def ambiguous_senses(*, question: str, hits_with_entries: Sequence[tuple[SearchH
     which: none of its words belongs to one sense's definition or domain alone, and no known question of the best
     sense matched it. Empty when the question is not ambiguous."""
     distinct = _distinct(hits_with_entries)
-    if not distinct or not distinct[0][0].exact_match:
-        return []
+    if not distinct or not distinct[0][0].exact_match or distinct[0][0].answered:
+        return []  # no term named, or an expert answered this very question: the sense is settled
     best_hit, best = distinct[0]  # exact matches come first: the best hit names the asked term
     key = term_key(best.term)
     same = [(hit, entry) for hit, entry in distinct if hit.exact_match and term_key(entry.term) == key]
@@ -167,7 +167,7 @@ class MalformedReplyError(ValueError):
 
 def is_answerable(hit: SearchHit, *, threshold: float) -> bool:
     """Whether the best hit is good enough to answer from (see the module docstring)."""
-    if hit.exact_match:
+    if hit.exact_match or hit.answered:
         return True
     if hit.dense_score is not None:
         return hit.dense_score >= threshold

@@ -24,6 +24,7 @@ class SearchHit:
     fused_score: float
     rank: int  # 1-based final rank
     exact_match: bool
+    answered: bool = False  # an expert answered this very question (or one a word away) with this entry
 
 
 def _entry_ranking_from_passages(dense: list[tuple[Passage, float]]) -> dict[int, tuple[int, Passage, float]]:
@@ -43,12 +44,15 @@ def fuse(
     top_k: int,
     k: int = 60,
     mode: str = "hybrid",
+    answered_entry_ids: Collection[int] = (),
 ) -> list[SearchHit]:
     """One hit per entry, best first, at most ``top_k``.
 
     ``mode`` "dense" ignores ``lexical`` and "lexical" ignores ``dense``. Entries in ``exact_entry_ids``
     (the query names their term, acronym or a variant) come first in every mode, ordered among
     themselves by fused score; pass an empty collection to rank on the models alone (evaluation).
+    Entries in ``answered_entry_ids`` (an expert answered this very question with them) come before those:
+    "que veut dire APL sur mon relevé de la CAF", answered APL, must not be answered CAF because it names CAF.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown search mode {mode!r}; expected one of {', '.join(MODES)}.")
@@ -58,9 +62,10 @@ def fuse(
         for entry_id, score in sorted(lexical, key=lambda item: -item[1]):
             lexical_ranking.setdefault(entry_id, (len(lexical_ranking) + 1, score))
     exact = set(exact_entry_ids)
+    answered = set(answered_entry_ids)
 
     hits = []
-    for entry_id in dense_ranking.keys() | lexical_ranking.keys() | exact:
+    for entry_id in dense_ranking.keys() | lexical_ranking.keys() | exact | answered:
         dense_rank, passage, dense_score = dense_ranking.get(entry_id, (None, None, None))
         lexical_rank, lexical_score = lexical_ranking.get(entry_id, (None, None))
         fused = sum(1.0 / (k + rank) for rank in (dense_rank, lexical_rank) if rank is not None)
@@ -75,12 +80,14 @@ def fuse(
                 fused_score=fused,
                 rank=0,
                 exact_match=entry_id in exact,
+                answered=entry_id in answered,
             )
         )
     # Ties (same fused score) go to the better dense rank, then lexical rank, then the smaller id: stable results.
     unranked = float("inf")
     hits.sort(
         key=lambda hit: (
+            not hit.answered,
             not hit.exact_match,
             -hit.fused_score,
             hit.dense_rank or unranked,

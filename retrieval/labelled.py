@@ -39,6 +39,9 @@ IMPORT_FORMATS = ("csv", "jsonl")
 # A query whose content words are at least this similar (Jaccard) to a known question's ranks that question's
 # entry first lexically: the same question and close rewordings ("que veut dire CAF ?" / "CAF, ça veut dire quoi").
 KNOWN_QUESTION_MIN_SIMILARITY = 0.5
+# At this similarity the query is the answered question itself, up to about a word: the expert's answer comes
+# first, before entries whose term the query merely names (retrieval.hybrid.fuse).
+KNOWN_QUESTION_ANSWERED_SIMILARITY = 0.8
 
 
 # ---- kinds ------------------------------------------------------------------------------------------
@@ -498,6 +501,11 @@ def known_questions_of(*, version_id: int, revision: int, passages: list[Passage
     with _known_lock:
         _known_cache[version_id] = (revision, id(passages), known)
     return known
+
+
+def answered_entries(matches: list[tuple[int, float]]) -> list[int]:
+    """The entries an expert gave as the answer to this very question (``matches`` of ``KnownQuestions``)."""
+    return [entry_id for entry_id, similarity in matches if similarity >= KNOWN_QUESTION_ANSWERED_SIMILARITY]
 
 
 def with_known_questions(lexical: list[tuple[int, float]], matches: list[tuple[int, float]]) -> list[tuple[int, float]]:

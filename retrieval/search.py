@@ -116,14 +116,15 @@ def search(
             dense = served.vectors.search(query_vector, top_k=candidates)
         dense += _exact_passages_missing(served.vectors, query_vector, exact, dense, exclude_known_questions=exclude_known_questions)
         timings["dense"] = elapsed_ms(step)
+    # Known questions (an expert's answers to earlier questions) are matched in every mode: a close one ranks its
+    # entry first lexically, the question itself puts its entry first of all.
+    matches = known.matches(text, processed.corrected if processed else text) if known.count and not exclude_known_questions else []
     lexical: list[tuple[int, float]] = []
     if mode != "dense":
         step = time.perf_counter()
-        lexical = served.lexical.search(final, top_k=candidates)
-        if not exclude_known_questions and known.count:
-            lexical = labelled.with_known_questions(lexical, known.matches(text, processed.corrected if processed else text))
+        lexical = labelled.with_known_questions(served.lexical.search(final, top_k=candidates), matches)
         timings["lexical"] = elapsed_ms(step)
-    hits = fuse(dense=dense, lexical=lexical, exact_entry_ids=exact, top_k=top_k, mode=mode)
+    hits = fuse(dense=dense, lexical=lexical, exact_entry_ids=exact, answered_entry_ids=labelled.answered_entries(matches), top_k=top_k, mode=mode)
 
     # An entry deleted or unvalidated since the index revision was loaded is not shown.
     entries = selectors.validated_entry_data(entry_ids=[hit.entry_id for hit in hits])
@@ -175,6 +176,7 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
         "fused_score": hit.fused_score,
         "rank": hit.rank,
         "exact_match": hit.exact_match,
+        "answered": hit.answered,
     }
 
 

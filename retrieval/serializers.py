@@ -35,6 +35,7 @@ class HitSerializer(serializers.Serializer):
     fused_score = serializers.FloatField()
     rank = serializers.IntegerField()
     exact_match = serializers.BooleanField()
+    answered = serializers.BooleanField(required=False, help_text="An expert answered this very question with this entry (a known question): it comes first.")
 
 
 class ProcessedQuerySerializer(serializers.Serializer):

@@ -85,6 +85,30 @@ def test_mark_used_then_check_version_tells_the_flag_life(glossary, expert):
     assert labelled.flag_life(wrong)[-1]["step"] == "still_wrong"
 
 
+def test_an_answered_question_comes_before_the_entry_it_merely_names(glossary, expert):
+    """"que veut dire URSSAF sur le courrier de la CAF" names CAF (an exact match, first); once an expert answered it
+    URSSAF, the same question and the question a word away are answered URSSAF at once, before any retraining."""
+    from retrieval import search
+
+    caf, urssaf = glossary["caf"], glossary["urssaf"]
+    question = "que veut dire URSSAF sur le courrier de la CAF"
+    indexing.index_rebuild(version=selectors.champion_version_get())
+    before = search.search(query="qu'est-ce que la CAF me veut sur ce courrier", top_k=3).hits
+    assert before[0].entry.id == caf.pk and before[0].hit.exact_match
+
+    flags.flag_create(question_log=_log("qu'est-ce que la CAF me veut sur ce courrier", caf.pk, urssaf.pk), user=expert, reason="wrong_entry", correct_entry=urssaf)
+    indexing.index_update_entry(entry_id=urssaf.pk)  # what the worker does on commit (a live worker: test_instant_fix)
+    for asked in ("qu'est-ce que la CAF me veut sur ce courrier", "Qu'est-ce que la CAF me veut sur ce courrier ?"):
+        first = search.search(query=asked, top_k=3).hits[0]
+        assert (first.entry.id, first.hit.answered) == (urssaf.pk, True)
+        assert search.hit_as_dict(first)["answered"] is True
+    # A question only loosely like it keeps the usual order (the term it names first), and evaluation ignores answers.
+    loose = search.search(query=question, top_k=3).hits[0]
+    assert not loose.hit.answered
+    judged = search.search(query="qu'est-ce que la CAF me veut sur ce courrier", top_k=3, exclude_known_questions=True).hits[0]
+    assert judged.entry.id == caf.pk and not judged.hit.answered
+
+
 CSV_OK = "question,term,entry_id,definition,kind\nque veut dire CAF,CAF,,,\nl'impôt sur la consommation,,{tva},,reverse\n"
 
 
