@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "bercy": "Quality: Bercy test split, base vs fine-tuned, and the full training cycle",
     "ragas": "Quality: offline RAGAS on the Bercy test split, base vs fine-tuned",
     "sigles_tuned": "Quality: the sigles question set, base vs fine-tuned model",
+    "sigles_flags": "Quality: flag-to-fix right after correction (the instant fix) on the whole sigles glossary",
     "sigles_cycle": "Quality: one product training cycle on the whole sigles glossary, real questions per kind",
     "serving": "Serving 10k passages: index build, API under load, memory, live incremental update",
     "query_encoders": "Serving: int8 ONNX vs ONNX vs torch query encoders, the API torch path vs the new path, the query cache",

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 from bench.environment import BENCH_DIR, data_dir, fresh_django
 from bench.glossary_db import import_sigles, question_targets
 from bench.sigles import product_rankings_with, prepare_queries, rank_entries, PRODUCT
-from bench.sigles_cycle import KIND_ORDER, scores_by_kind, split_targets
+from bench.sigles_cycle import KIND_ORDER, scores_by_kind
+from bench.sigles_flags import split_targets
 from bench.synthetic import DEV, TEST, questions
 
 LOG = BENCH_DIR / "sigles_tuning.jsonl"
@@ -92,8 +93,7 @@ class Bench:
         print(f"-- glossary ready in {time.perf_counter() - started:.0f} s ({self.summary}); torch threads {torch.get_num_threads()}", flush=True)
 
     def scores(self, half: str, model) -> dict:
-        from retrieval.embedding import encode_documents, encode_queries
-        from retrieval.vector_index import VectorIndex
+        from retrieval.embedding import encode_queries
 
         prepared = self.prepared[half]
         if model is None:  # the base model: its index is the served one
@@ -128,7 +128,7 @@ class Bench:
     # ---- training, as a cycle does it -------------------------------------------------------------------
 
     def pairs(self, variant: Variant):
-        from retrieval.embedding import encode_documents, encode_queries
+        from retrieval.embedding import encode_queries
         from retrieval.passages import entry_passages
         from training import selectors
         from training.builder import build_pairs, select_training_pairs, to_dataset, attach_negatives
