@@ -10,7 +10,7 @@ from jobs.models import Job, JobFields
 class EvaluationRun(JobFields, models.Model):
     """One evaluation of one model version on the frozen test set. A persisted job row.
 
-    ``report`` holds, per search mode, ``evaluation.protocols.Report.as_dict()`` without the per-query rows
+    ``report`` holds, per search mode, an ``evaluation.reports.ModeReport`` (``to_dict``) without the per-query rows
     (the worst queries are kept, with what ranked above their right answer). Two reports are comparable only
     when their ``test_set_hash`` is equal.
     """

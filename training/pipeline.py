@@ -75,11 +75,13 @@ def _gate(evaluation_job: Job) -> Job:
 
 def _promote(gate_job: Job) -> Job | None:
     from evaluation.models import EvaluationRun
+    from evaluation.reports import gate_of
 
     evaluation = EvaluationRun.objects.select_related("version").get(pk=gate_job.params["evaluation_run_id"])
-    if not evaluation.gate.get("promote"):
+    gate = gate_of(evaluation.gate)
+    if gate is None or not gate.promote:
         return None
-    reasons = " ".join(evaluation.gate.get("reasons", []))
+    reasons = " ".join(gate.reasons)
     return promotion_request(version=evaluation.version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO, parent=gate_job)
 
 

@@ -4,6 +4,7 @@ import pytest
 from evaluation import services
 from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
+from evaluation.reports import EvaluationReport
 from retrieval import labelled
 from retrieval import selectors as retrieval_selectors
 from retrieval import flags as retrieval_flags
@@ -31,7 +32,10 @@ def crafted(mrr, domains):
         "by_kind": {}, "by_source": {}, "skipped": [], "worst": [],
     }
     report = {"queries": 12, "ks": [1], "cutoff": 10, "protocols": {"def_only": protocol, "concept": protocol}}
-    return {"report": {"dense": report, "hybrid": report}, "similarity": {}, "ragas": {}, "test_set_hash": HASH, "query_count": 12, "passage_count": 8}
+    return services.EvaluationResult(
+        report=EvaluationReport.from_dict({"dense": report, "hybrid": report}), similarity={}, ragas={}, test_set_hash=HASH,
+        query_count=12, passage_count=8,
+    )
 
 
 @pytest.fixture
