@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.roles import EXPERT, MAINTAINER, has_role, role_required
 from glossary.selectors import entry_list
 from retrieval import flags as retrieval_flags
-from retrieval import labelled, selectors
+from retrieval import labelled, labelled_import, selectors
 from retrieval.answering import answer_question
 from retrieval.indexing import SearchUnavailableError
 from retrieval.forms import (
@@ -247,7 +247,7 @@ def labelled_question_import(request: HttpRequest) -> HttpResponse:
     if not import_form.is_valid():
         return _labelled_page(request, import_form=import_form, status=400)
     try:
-        report = labelled.labelled_questions_import(
+        report = labelled_import.labelled_questions_import(
             content=import_form.cleaned_data["file"].read(), file_format=import_form.file_format(), user=request.user
         )
     except ValidationError as error:

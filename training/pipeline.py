@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from jobs import runner, selectors as job_selectors
 from jobs.models import Job
+from retrieval import flags as retrieval_flags
 from retrieval import labelled
 from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
@@ -130,7 +131,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
     message = _("%(v)s sert désormais.") % {"v": version}
     try:
         # Every corrected flag is asked again: "answered right by version M", or open again, back in the queue.
-        checked = labelled.flags_check_version(version=version)
+        checked = retrieval_flags.flags_check_version(version=version)
     except Exception as error:  # the promotion stands; the flags keep their state until the next check
         logger.exception("flag check after promoting %s failed", version)
         runner.job_log(job=job, message=f"{type(error).__name__}: {error}")

@@ -5,7 +5,6 @@ from evaluation import services
 from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
 from evaluation.reports import EvaluationReport
-from retrieval import labelled
 from retrieval import selectors as retrieval_selectors
 from retrieval import flags as retrieval_flags
 from retrieval import search as retrieval_search
@@ -200,7 +199,7 @@ def test_the_cycle_marks_the_flags_it_trained_on_and_asks_them_again_after_the_p
     # Asked again to the new champion after its promotion: answered right, or open again with its rank.
     assert flag.checked_version_id == run.model_version_id
     assert (flag.status, flag.answered_right) in ((Flag.Status.ANSWERED, True), (Flag.Status.OPEN, False))
-    steps = [step["step"] for step in labelled.flag_life(flag)]
+    steps = [step["step"] for step in retrieval_flags.flag_life(flag)]
     assert steps[:3] == ["open", "corrected", "used"] and steps[-1] in ("answered", "still_wrong")
     assert "Poids de l'adaptateur" in run.log
 
