@@ -119,11 +119,11 @@ def _stored_fields(cls) -> list[str]:
     return [item.name for item in fields(cls) if item.name not in _BOOKKEEPING and item.metadata.get("stored", True)]
 
 
-def _load(cls: type[Record], data: Mapping[str, Any] | None, *, keys: Mapping[str, str] = {}, **readers: Callable) -> Record:
+def _load(cls: type[Record], data: Mapping[str, Any] | None, *, keys: Mapping[str, str] | None = None, **readers: Callable) -> Record:
     """``cls`` from its stored dict: ``keys`` maps a field to its stored key when they differ, ``readers`` convert."""
     data = data or {}
     names = _stored_fields(cls)
-    stored_keys = {name: keys.get(name, name) for name in names}
+    stored_keys = {name: (keys or {}).get(name, name) for name in names}
     values = {
         name: readers[name](data[key]) if name in readers else data[key]
         for name, key in stored_keys.items() if key in data
@@ -135,12 +135,13 @@ def _load(cls: type[Record], data: Mapping[str, Any] | None, *, keys: Mapping[st
     )
 
 
-def _dump(record: Stored, *, keys: Mapping[str, str] = {}, **writers: Callable) -> dict[str, Any]:
+def _dump(record: Stored, *, keys: Mapping[str, str] | None = None, **writers: Callable) -> dict[str, Any]:
+    """The stored dict of ``record``: its fields (but those its writer never wrote), then the keys it did not know."""
     data = {}
     for name in _stored_fields(type(record)):
         if name not in record.absent:
             value = getattr(record, name)
-            data[keys.get(name, name)] = writers[name](value) if name in writers else value
+            data[(keys or {}).get(name, name)] = writers[name](value) if name in writers else value
     return {**data, **record.extra}
 
 

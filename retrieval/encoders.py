@@ -35,9 +35,9 @@ BACKEND_CHOICES = ("auto", TORCH, ONNX, ONNX_INT8)
 
 ONNX_FILES = {ONNX: "onnx/model.onnx", ONNX_INT8: "onnx/model_qint8.onnx"}
 ENCODER_CONFIG = "lexique_encoder.json"
-# A variant serves only if its R@1 on the frozen test queries is within this many points of torch's ...
+# A variant serves only if its Hit@1 on the frozen test queries is within this many points of torch's ...
 MAX_RECALL_DROP_POINTS = 0.5
-# ... and its query vectors point where torch's do (a disagreement the test queries happen not to expose in R@1).
+# ... and its query vectors point where torch's do (a disagreement the test queries happen not to expose in Hit@1).
 MIN_MEAN_COSINE = 0.97
 _OPSET = 17
 _SUPPORTED_POOLING = ("mean", "cls", "max", "lasttoken")
