@@ -8,14 +8,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from jobs.models import Job, JobFields
+from jobs.models import JobStatus
 from training.models.learning import NegativeCandidate
 
 
-class QueueRefresh(JobFields, models.Model):
+class QueueRefresh(JobStatus, models.Model):
     """One recomputation of the review queue: what it found (its lifecycle is its job's, kind ``queue_refresh``)."""
-
-    Status = Job.Status
 
     class Trigger(models.TextChoices):
         CHAMPION = "champion", _("nouvelle championne")
@@ -37,17 +35,6 @@ class QueueRefresh(JobFields, models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.job.get_status_display()})"
-
-    @property
-    def status(self) -> str:
-        return self.job.status
-
-    def get_status_display(self) -> str:
-        return self.job.get_status_display()
-
-    @property
-    def error(self) -> str:
-        return self.job.error
 
 
 class ReviewItem(models.Model):
