@@ -21,7 +21,8 @@ from bench.results import Section, skipped
 from bench.sigles_flags import flag_to_fix, product_rankings, r1, r1_of
 from bench.synthetic import DEV, TEST
 from evaluation.metrics import ranking_metrics
-from evaluation.reports import HIT_AT_1, QUESTION_METRICS, GateRecord, gate_of
+from evaluation.gate_records import GateRecord, gate_of
+from evaluation.reports import HIT_AT_1, QUESTION_METRICS
 
 REWORDING_TARGET = 70.0
 KIND_ORDER = ("acronym", "reverse", "paraphrase", "typo", "english", "ambiguous")

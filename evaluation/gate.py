@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from evaluation.reports import Column, ModeReport, QuestionTier, Reason, metric_path
+from evaluation.gate_records import QuestionTier, Reason
+from evaluation.reports import Column, ModeReport, metric_path
 
 DEFAULT_PRIMARY = "def_only.mrr@10"
 # The template tier compares versions in dense mode: the lexical half of hybrid search is the same for every

@@ -30,7 +30,8 @@ from evaluation import runs as evaluation_runs
 from evaluation.gate import CANARY, GATE_MODE, REAL, decide, decide_for_users, render_reason
 from evaluation.models import EvaluationRun
 from evaluation.real_questions import RealQuestion, evaluate_real_questions, real_questions_from_labelled
-from evaluation.reports import CANDIDATE, CHAMPION, EvaluationReport, GateRecord, QuestionTier
+from evaluation.gate_records import CANDIDATE, CHAMPION, GateRecord, QuestionTier
+from evaluation.reports import EvaluationReport
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors

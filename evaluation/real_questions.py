@@ -4,8 +4,8 @@ Unlike the frozen-split protocols (evaluation.protocols: test-side passages only
 goes through the product's own search (retrieval.search.search: pre-processing, exact matches, hybrid fusion)
 over the version's serving index, with every validated entry a candidate. A question is answered right at rank r
 when one of its entries is the r-th result. Reported per kind (retrieval.question_kinds): Hit@1, Hit@10, MRR@10
-(``evaluation.reports.QuestionScores``). When a MODEL is judged, known-question passages are left out of the ranking: a held-out question would
-otherwise be answered by its own text (``exclude_known_questions``).
+(``evaluation.gate_records.QuestionScores``). When a MODEL is judged, known-question passages are left out of the
+ranking: a held-out question would otherwise be answered by its own text (``exclude_known_questions``).
 
 The scoring is pure (``score_outcomes``); ``evaluate_real_questions`` runs the searches. The promotion gate reuses
 ``RealQuestionsResult`` as a ``QuestionTier``.
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluation.queries import EvalConcept, QueryFileError, group_by_term, parse_query_file
-from evaluation.reports import QuestionScores, QuestionTier, WrongAnswer
+from evaluation.gate_records import QuestionScores, QuestionTier, WrongAnswer
 
 CUTOFF = 10
 NO_KIND = "(aucun)"

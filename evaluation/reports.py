@@ -3,7 +3,7 @@
 An evaluation report says, for each search mode ("dense", "hybrid", "lexical") and each relevance protocol
 ("concept", "def_only"; ``evaluation.protocols``), the mean ranking metrics overall and per domain, kind of question
 and query source, and the worst queries. The promotion gate asks the product's search real and canary questions and
-keeps, per kind of question, the same kind of numbers (``QuestionTier``); its decision is a ``GateRecord``.
+keeps, per kind of question, the same kind of numbers; what it stores is in ``evaluation.gate_records``.
 
 Metric names say what they are (definitions in ``evaluation.metrics``): ``hit_at_k`` (a relevant passage in the top
 k; what the earlier prototype called "R@k"), ``recall_at_k`` (the share of the relevant passages in the top k),
@@ -12,14 +12,16 @@ k; what the earlier prototype called "R@k"), ``recall_at_k`` (the share of the r
 
 The JSON stored on the rows (``EvaluationRun.report`` and ``.gate``, ``ModelVersion.metrics``, ``Leaderboard.rows``)
 and served by the API keeps the keys it has always had ("hit@1", "r1", ...). ``from_dict`` reads what any version
-stored; ``to_dict`` writes the same document back: a key an older version did not write stays absent, a key this
-code does not know is kept.
+stored; ``to_dict`` writes the same document back (``evaluation.stored``): a key an older version did not write stays
+absent, a key this code does not know is kept.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any
+
+from evaluation.stored import Stored, dict_of, dump_each, dump_stored, load_stored
 
 # ---- the metric vocabulary ------------------------------------------------------------------------------------
 
@@ -68,7 +70,8 @@ MRR_AT_10, NDCG_AT_10, MAP_AT_10 = Metric("mrr@10"), Metric("ndcg@10"), Metric("
 REPORT_METRICS = (HIT_AT_1, HIT_AT_5, HIT_AT_10, MRR_AT_10, NDCG_AT_10)
 # The two numbers a version is known by (the versions page, the leaderboard, the active-learning benchmark).
 KEY_METRICS = (HIT_AT_1, MRR_AT_10)
-# What questions asked through the product's search report, per kind (``QuestionScores``; the sigles benchmarks).
+# What questions asked through the product's search report per kind (gate_records.QuestionScores), and the sigles
+# benchmarks.
 QUESTION_METRICS = (HIT_AT_1, HIT_AT_10, MRR_AT_10)
 
 
@@ -98,59 +101,6 @@ def metric_path(path: str) -> Column:
     if not separator or not key:
         raise ValueError(f"a metric path is 'protocol.metric', e.g. 'def_only.mrr@10'; got {path!r}")
     return Column(protocol, Metric(key))
-
-
-# ---- reading and writing stored JSON ------------------------------------------------------------------------
-
-_BOOKKEEPING = ("absent", "extra")
-Record = TypeVar("Record", bound="Stored")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Stored:
-    """A stored JSON object: ``absent`` are the keys its writer did not write, ``extra`` the keys this code does not
-    know; both come back as they were (``to_dict``)."""
-
-    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
-def _stored_fields(cls) -> list[str]:
-    return [item.name for item in fields(cls) if item.name not in _BOOKKEEPING and item.metadata.get("stored", True)]
-
-
-def _load(cls: type[Record], data: Mapping[str, Any] | None, *, keys: Mapping[str, str] | None = None, **readers: Callable) -> Record:
-    """``cls`` from its stored dict: ``keys`` maps a field to its stored key when they differ, ``readers`` convert."""
-    data = data or {}
-    names = _stored_fields(cls)
-    stored_keys = {name: (keys or {}).get(name, name) for name in names}
-    values = {
-        name: readers[name](data[key]) if name in readers else data[key]
-        for name, key in stored_keys.items() if key in data
-    }
-    return cls(
-        **values,
-        absent=frozenset(name for name, key in stored_keys.items() if key not in data),
-        extra={key: value for key, value in data.items() if key not in stored_keys.values()},
-    )
-
-
-def _dump(record: Stored, *, keys: Mapping[str, str] | None = None, **writers: Callable) -> dict[str, Any]:
-    """The stored dict of ``record``: its fields (but those its writer never wrote), then the keys it did not know."""
-    data = {}
-    for name in _stored_fields(type(record)):
-        if name not in record.absent:
-            value = getattr(record, name)
-            data[(keys or {}).get(name, name)] = writers[name](value) if name in writers else value
-    return {**data, **record.extra}
-
-
-def _dict_of(read: Callable) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    return lambda data: {name: read(value) for name, value in (data or {}).items()}
-
-
-def _dicts(records: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: record.to_dict() for name, record in records.items()}
 
 
 # ---- ranking metrics ----------------------------------------------------------------------------------------
@@ -236,10 +186,10 @@ class GroupReport(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> GroupReport:
-        return _load(cls, data, metrics=RankingMetrics.from_dict)
+        return load_stored(cls, data, metrics=RankingMetrics.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(self, metrics=RankingMetrics.to_dict)
+        return dump_stored(self, metrics=RankingMetrics.to_dict)
 
 
 @dataclass(frozen=True)
@@ -258,10 +208,10 @@ class QueryResult(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> QueryResult:
-        return _load(cls, data, relevant=tuple, ranked_above=tuple, ranked_above_labels=tuple, metrics=RankingMetrics.from_dict)
+        return load_stored(cls, data, relevant=tuple, ranked_above=tuple, ranked_above_labels=tuple, metrics=RankingMetrics.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(self, relevant=list, ranked_above=list, ranked_above_labels=list, metrics=RankingMetrics.to_dict)
+        return dump_stored(self, relevant=list, ranked_above=list, ranked_above_labels=list, metrics=RankingMetrics.to_dict)
 
 
 # The breakdowns of a protocol's queries, with what users read for each.
@@ -285,15 +235,15 @@ class ProtocolReport(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ProtocolReport:
-        groups = _dict_of(GroupReport.from_dict)
-        return _load(
+        groups = dict_of(GroupReport.from_dict)
+        return load_stored(
             cls, data, overall=RankingMetrics.from_dict, by_domain=groups, by_kind=groups, by_source=groups,
             skipped=list, worst=lambda items: [QueryResult.from_dict(item) for item in items],
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(
-            self, overall=RankingMetrics.to_dict, by_domain=_dicts, by_kind=_dicts, by_source=_dicts, skipped=list,
+        return dump_stored(
+            self, overall=RankingMetrics.to_dict, by_domain=dump_each, by_kind=dump_each, by_source=dump_each, skipped=list,
             worst=lambda items: [item.to_dict() for item in items],
         )
 
@@ -335,10 +285,10 @@ class ModeReport(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ModeReport:
-        return _load(cls, data, ks=tuple, protocols=_dict_of(ProtocolReport.from_dict))
+        return load_stored(cls, data, ks=tuple, protocols=dict_of(ProtocolReport.from_dict))
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(self, ks=list, protocols=_dicts)
+        return dump_stored(self, ks=list, protocols=dump_each)
 
     def overall(self) -> dict[str, RankingMetrics]:
         return {protocol: report.overall for protocol, report in self.protocols.items()}
@@ -365,7 +315,7 @@ class EvaluationReport:
         return cls({mode: ModeReport.from_dict(report) for mode, report in (data or {}).items()})
 
     def to_dict(self) -> dict[str, Any]:
-        return _dicts(self.modes)
+        return dump_each(self.modes)
 
     def __bool__(self) -> bool:
         return bool(self.modes)
@@ -405,10 +355,10 @@ class EvaluationSummary(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> EvaluationSummary:
-        return _load(cls, data, overall=overall_from_dict)
+        return load_stored(cls, data, overall=overall_from_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(self, overall=overall_to_dict)
+        return dump_stored(self, overall=overall_to_dict)
 
 
 @dataclass(frozen=True)
@@ -424,169 +374,12 @@ class LeaderboardRow(Stored):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> LeaderboardRow:
-        return _load(cls, data, metrics=overall_from_dict)
+        return load_stored(cls, data, metrics=overall_from_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dump(self, metrics=overall_to_dict)
+        return dump_stored(self, metrics=overall_to_dict)
 
     def metric(self, mode: str, column: Column) -> float | None:
         return column.of(self.metrics.get(mode, {}))
 
 
-# ---- questions asked through the product's search, per kind (the gate's tiers) -----------------------------------
-
-@dataclass(frozen=True)
-class QuestionScores(Stored):
-    """Questions of one kind (or all) asked through the product's search: Hit@1, Hit@10, MRR@10 (fractions).
-
-    Stored under the keys the gate has always written: "r1", "r10", "mrr10"."""
-
-    questions: int = 0
-    hit_at_1: float = 0.0
-    hit_at_10: float = 0.0
-    mrr_at_10: float = 0.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> QuestionScores:
-        return _load(cls, data, keys=_QUESTION_KEYS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _dump(self, keys=_QUESTION_KEYS)
-
-
-_QUESTION_KEYS = {"hit_at_1": "r1", "hit_at_10": "r10", "mrr_at_10": "mrr10"}
-
-
-@dataclass(frozen=True)
-class WrongAnswer(Stored):
-    """A question whose right entry did not come first (``rank`` None: not in the top ten)."""
-
-    text: str = ""
-    kind: str | None = None
-    rank: int | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> WrongAnswer:
-        return _load(cls, data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _dump(self)
-
-
-@dataclass(frozen=True)
-class QuestionTier(Stored):
-    """One set of questions (held-out real questions, canaries) asked to a version: overall and per kind."""
-
-    version: int | None = None  # the version's number (0 = base)
-    mode: str = ""
-    exclude_known_questions: bool = True
-    overall: QuestionScores = field(default_factory=QuestionScores)
-    by_kind: dict[str, QuestionScores] = field(default_factory=dict)
-    unresolved: list[dict[str, Any]] = field(default_factory=list)  # {"line", "message"} of a query file's refused lines
-    wrong: list[WrongAnswer] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> QuestionTier:
-        return _load(
-            cls, data, overall=QuestionScores.from_dict, by_kind=_dict_of(QuestionScores.from_dict),
-            wrong=lambda items: [WrongAnswer.from_dict(item) for item in items],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return _dump(self, overall=QuestionScores.to_dict, by_kind=_dicts, wrong=lambda items: [item.to_dict() for item in items])
-
-
-# ---- the gate's decision ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reason(Stored):
-    """Why the gate decided as it did: a code and its parameters, rendered in the reader's language
-    (``evaluation.gate.render_reason``)."""
-
-    code: str = ""
-    params: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Reason:
-        return _load(cls, data, params=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _dump(self, params=dict)
-
-
-CANDIDATE, CHAMPION = "candidate", "champion"
-
-
-@dataclass(frozen=True)
-class KindRow:
-    """One kind of question of one tier, champion vs candidate (the gate's table on the report page)."""
-
-    tier: str
-    kind: str  # a question kind, or "all"
-    questions: int
-    before: float | None  # the champion's Hit@1
-    after: float
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.before is None else self.after - self.before
-
-
-@dataclass(frozen=True)
-class GateRecord(Stored):
-    """The promotion gate's decision on a version, as stored on its evaluation run and on the version."""
-
-    decision: str = ""  # "promote" | "keep"
-    promote: bool = False
-    reasons: list[str] = field(default_factory=list)  # sentences in the installation's language (older readers)
-    reason_codes: list[Reason] = field(default_factory=list)
-    deciding_tier: str | None = None
-    tier_deltas: dict[str, float] = field(default_factory=dict)
-    kind_deltas: dict[str, dict[str, float]] = field(default_factory=dict)
-    tiers: dict[str, dict[str, QuestionTier]] = field(default_factory=dict)  # {"candidate"|"champion": {tier: ...}}
-    kind_tolerance: float | None = None
-    min_real_questions: int | None = None
-    question_mode: str | None = None
-    primary: str = ""
-    mode: str = ""
-    margin: float | None = None
-    domain_tolerance: float | None = None
-    primary_delta: float | None = None
-    domain_deltas: dict[str, float] = field(default_factory=dict)
-    template_reasons: list[str] = field(default_factory=list)
-    champion_version_id: int | None = None
-    champion_version: str | None = None
-    champion_evaluation_id: int | None = None
-    test_set_hash: str = ""
-    decided_at: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> GateRecord:
-        return _load(
-            cls, data, reason_codes=lambda items: [Reason.from_dict(item) for item in items],
-            tiers=_dict_of(_dict_of(QuestionTier.from_dict)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return _dump(
-            self, reason_codes=lambda items: [item.to_dict() for item in items],
-            tiers=lambda sides: {side: _dicts(tiers) for side, tiers in sides.items()},
-        )
-
-    def kind_rows(self) -> list[KindRow]:
-        """Per tier the candidate was asked and per kind (then "all"): questions, champion and candidate Hit@1."""
-        candidate, champion = self.tiers.get(CANDIDATE, {}), self.tiers.get(CHAMPION, {})
-        rows = []
-        for tier, mine in candidate.items():
-            theirs = champion.get(tier)
-            for kind, scores in [*sorted(mine.by_kind.items()), ("all", mine.overall)]:
-                before = None
-                if theirs is not None:
-                    before = theirs.overall if kind == "all" else theirs.by_kind.get(kind)
-                rows.append(KindRow(tier, kind, scores.questions, before.hit_at_1 if before else None, scores.hit_at_1))
-        return rows
-
-
-def gate_of(data: Mapping[str, Any] | None) -> GateRecord | None:
-    """A stored decision, None when there is none (``{}``: the version was never gated)."""
-    return GateRecord.from_dict(data) if data else None

@@ -18,9 +18,8 @@ from retrieval.models import Flag, ModelVersion, PromotionEvent
 from training import selectors as training_selectors
 from training.models import DataSnapshot, NegativeCandidate
 from evaluation.models import EvaluationRun, Leaderboard
-from evaluation.reports import (
-    HIT_AT_1, MRR_AT_10, Column, EvaluationReport, GateRecord, LeaderboardRow, RankingMetrics, gate_of,
-)
+from evaluation.gate_records import GateRecord, gate_of
+from evaluation.reports import HIT_AT_1, MRR_AT_10, Column, EvaluationReport, LeaderboardRow, RankingMetrics
 
 # The metrics shown for each version, in dense mode.
 KEY_COLUMNS = (Column("def_only", HIT_AT_1), Column("def_only", MRR_AT_10), Column("concept", HIT_AT_1), Column("concept", MRR_AT_10))

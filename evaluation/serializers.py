@@ -3,7 +3,8 @@ from rest_framework import serializers
 
 from evaluation.models import EvaluationRun
 from evaluation.protocols import PROTOCOLS
-from evaluation.reports import EvaluationReport, EvaluationSummary, gate_of
+from evaluation.gate_records import gate_of
+from evaluation.reports import EvaluationReport, EvaluationSummary
 from retrieval.hybrid import MODES
 from retrieval.models import ModelVersion
 
@@ -27,7 +28,7 @@ class ReportField(serializers.JSONField):
 
 
 class GateField(serializers.JSONField):
-    """A promotion gate's decision (``evaluation.reports.GateRecord``), in its stored shape; ``{}`` when none."""
+    """A promotion gate's decision (``evaluation.gate_records.GateRecord``), in its stored shape; ``{}`` when none."""
 
     def to_representation(self, value):
         return gate_as_stored(value)

@@ -19,9 +19,8 @@ from evaluation import charts, selectors
 from evaluation import runs as evaluation_runs
 from evaluation import leaderboard as leaderboards
 from evaluation.models import EvaluationRun
-from evaluation.reports import (
-    HIT_AT_1, MRR_AT_10, REPORT_METRICS, Column, EvaluationReport, gate_of, metric_labels, protocol_label,
-)
+from evaluation.gate_records import gate_of
+from evaluation.reports import HIT_AT_1, MRR_AT_10, REPORT_METRICS, Column, EvaluationReport, metric_labels, protocol_label
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
 from retrieval.models import ModelVersion

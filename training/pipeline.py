@@ -76,7 +76,7 @@ def _gate(evaluation_job: Job) -> Job:
 
 def _promote(gate_job: Job) -> Job | None:
     from evaluation.models import EvaluationRun
-    from evaluation.reports import gate_of
+    from evaluation.gate_records import gate_of
 
     evaluation = EvaluationRun.objects.select_related("version").get(pk=gate_job.params["evaluation_run_id"])
     gate = gate_of(evaluation.gate)

@@ -3,7 +3,7 @@ import pytest
 from django.utils import translation
 
 from evaluation.gate import CANARY, REAL, GateDecision, decide_for_users, render_reason
-from evaluation.reports import QuestionScores, QuestionTier
+from evaluation.gate_records import QuestionScores, QuestionTier
 
 
 def tier(overall, kinds, questions=40):

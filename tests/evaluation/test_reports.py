@@ -1,4 +1,5 @@
-"""Typed reports: one metric vocabulary, and the stored JSON read and written back unchanged (older shapes too)."""
+"""Typed reports and gate records: one metric vocabulary, and the stored JSON read and written back unchanged (older
+shapes too)."""
 import copy
 import json
 
@@ -6,18 +7,16 @@ import pytest
 
 from evaluation.protocols import evaluate_rankings
 from evaluation.queries import EvalQuery
+from evaluation.gate_records import GateRecord, QuestionTier, gate_of
 from evaluation.reports import (
     HIT_AT_1,
     MRR_AT_10,
     Column,
     EvaluationReport,
     EvaluationSummary,
-    GateRecord,
     LeaderboardRow,
     ModeReport,
-    QuestionTier,
     RankingMetrics,
-    gate_of,
     metric_field,
     metric_label,
     metric_path,
