@@ -11,8 +11,8 @@ evaluate both models.
 Protocol: documents = the def and context texts of the test concepts; queries = the anchor alone and
 "C'est quoi {anchor} ?" of each concept (de-duplicated: the def and context rows share their anchor) and the
 question of each qa row; Concept relevance = the def and context of the same cluster (tolerant), Def-only = its
-def (strict). Dense retrieval with the catalogue's prompts. "R@k" is hit@k (at least one relevant in the top
-k), as the earlier prototype reported it.
+def (strict). Dense retrieval with the catalogue's prompts. Hit@k (at least one relevant in the top k) is what the
+earlier prototype reported as "R@k".
 
 Writes a JSON report (numbers, timings, settings) to ``--report`` and prints a summary.
 """
@@ -32,7 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.metrics import aggregate, ranking_metrics  # noqa: E402
+from bench.stats import percent_means  # noqa: E402
+from evaluation.metrics import ranking_metrics  # noqa: E402
+from evaluation.reports import HIT_AT_1, REPORT_METRICS  # noqa: E402
 from retrieval.catalogue import DEFAULT_MODEL_NAME, get_spec  # noqa: E402
 from retrieval.embedding import encode_documents, encode_queries, load_model  # noqa: E402
 from training.builder import (  # noqa: E402
@@ -48,7 +50,6 @@ from training.mining import MiningEntry, MiningQuery, mine_hard_negatives  # noq
 from training.snapshot import snapshot_of  # noqa: E402
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "bercy"
-REPORTED = {"hit@1": "R@1", "hit@5": "R@5", "hit@10": "R@10", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10"}
 TEST_ID_OFFSET = 100_000
 
 
@@ -107,10 +108,7 @@ def evaluate(model, spec, documents: dict[str, str], queries) -> dict[str, dict[
         concept_relevant, definition_relevant = queries[text]
         per_protocol["concept"].append(ranking_metrics(ranked, concept_relevant))
         per_protocol["def_only"].append(ranking_metrics(ranked, definition_relevant))
-    return {
-        protocol: {label: 100 * value for name, value in aggregate(rows).items() if (label := REPORTED.get(name))}
-        for protocol, rows in per_protocol.items()
-    }
+    return {protocol: percent_means(rows, REPORT_METRICS) for protocol, rows in per_protocol.items()}
 
 
 def mine(model, spec, pairs, concepts, *, num_negatives: int, range_min: int, margin: float):
@@ -220,7 +218,7 @@ def main() -> None:
             scores = evaluate(in_training, spec, documents, queries)
             curve_seconds += time.perf_counter() - curve_mark
             curve.append({"step": step, **scores})
-            print(f"curve step {step} def_only {scores['def_only']['R@1']:.1f} concept {scores['concept']['R@1']:.1f}", flush=True)
+            print(f"curve step {step} def_only {scores['def_only'][HIT_AT_1.key]:.1f} concept {scores['concept'][HIT_AT_1.key]:.1f}", flush=True)
 
     mark = time.perf_counter()
     result = finetune(

@@ -3,7 +3,7 @@
 The glossary is imported with the product's command (``import_glossary --format sigles --status validated
 --skip-invalid``) into the bench database and indexed with the serving code (``index_rebuild``). Rankings are
 of entries, cut at 10. Concept = the right term (any entry of that acronym counts), Def-only = the right meaning
-(the entry with the question's definition). "R@k" is hit@k, as the earlier prototype reported it.
+(the entry with the question's definition). Hit@k is what the earlier prototype reported as "R@k".
 
 Variants: the model alone (dense), BM25 alone (lexical), their reciprocal rank fusion (hybrid), then the product's
 ``retrieval.search.search``: hybrid with exact term/acronym matches first, without and with query pre-processing.
@@ -11,7 +11,6 @@ Variants: the model alone (dense), BM25 alone (lexical), their reciprocal rank f
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 
 from bench import api, stats
@@ -19,12 +18,12 @@ from bench.environment import fresh_django
 from bench.glossary_db import Target, import_sigles, question_targets
 from bench.results import Section, skipped
 from bench.synthetic import questions
-from evaluation.metrics import aggregate, ranking_metrics
+from evaluation.metrics import ranking_metrics
+from evaluation.reports import QUESTION_METRICS, Column
 
 VARIANTS = ("dense", "lexical", "hybrid", "hybrid + exact match", "hybrid + exact match + pre-processing")
 PRODUCT = VARIANTS[-1]
 CANDIDATES = 50
-REPORTED = (("hit@1", "R@1"), ("hit@10", "R@10"), ("mrr@10", "MRR@10"))
 
 
 def rank_entries(query: str, *, version, variant: str, query_vector=None) -> list[int]:
@@ -92,7 +91,7 @@ def judge(rankings: dict[str, list[int]], targets: list[Target]) -> dict[str, di
         ranked = [str(entry_id) for entry_id in rankings[target.question.query]]
         per_protocol["concept"].append(ranking_metrics(ranked, {str(pk) for pk in target.term_entry_ids}))
         per_protocol["def_only"].append(ranking_metrics(ranked, {str(pk) for pk in target.meaning_entry_ids}))
-    return {protocol: {label: 100 * aggregate(rows)[name] for name, label in REPORTED} for protocol, rows in per_protocol.items()}
+    return {protocol: stats.percent_means(rows, QUESTION_METRICS) for protocol, rows in per_protocol.items()}
 
 
 def quality_rows(label: str, *, version, targets: list[Target], variants=VARIANTS) -> tuple[list[list], dict]:
@@ -106,7 +105,7 @@ def quality_rows(label: str, *, version, targets: list[Target], variants=VARIANT
         rankings = {query: rank_entries(query, version=version, variant=variant, query_vector=vectors[query]) for query in queries}
         scores[variant] = judge(rankings, targets)
         scores[variant]["rankings"] = rankings
-        rows.append([label, variant, *(f"{scores[variant][protocol][name]:.1f}" for protocol in ("concept", "def_only") for _, name in REPORTED)])
+        rows.append([label, variant, *(f"{scores[variant][protocol][metric.key]:.1f}" for protocol in ("concept", "def_only") for metric in QUESTION_METRICS)])
     return rows, scores
 
 
@@ -115,7 +114,7 @@ def category_rows(rankings: dict[str, list[int]], targets: list[Target]) -> list
     for category in sorted({target.question.category for target in targets}):
         chosen = [target for target in targets if target.question.category == category]
         scores = judge(rankings, chosen)
-        rows.append([category, len(chosen), *(f"{scores[protocol][name]:.1f}" for protocol in ("concept", "def_only") for _, name in REPORTED)])
+        rows.append([category, len(chosen), *(f"{scores[protocol][metric.key]:.1f}" for protocol in ("concept", "def_only") for metric in QUESTION_METRICS)])
     return rows
 
 
@@ -164,7 +163,7 @@ def latency_in_process(queries: list[str], *, version, repeat: int) -> dict[str,
     return stats.percentiles_ms([stats.timed(lambda: search.search(query=query, version=version)) for _ in range(repeat) for query in queries])
 
 
-QUALITY_COLUMNS = ["Model", "Variant", *(f"{protocol} {label}" for protocol in ("Concept", "Def-only") for _, label in REPORTED)]
+QUALITY_COLUMNS = ["Model", "Variant", *(Column(protocol, metric).title for protocol in ("concept", "def_only") for metric in QUESTION_METRICS)]
 
 
 def prepare(ctx, asked) -> str:

@@ -19,6 +19,7 @@ from bench.glossary_db import Target, question_targets
 from bench.results import Section, skipped
 from bench.sigles import PRODUCT, prepare, rank_entries
 from bench.synthetic import DEV, TEST, question_split, questions
+from evaluation.reports import HIT_AT_1
 
 INSTANT_TARGET = 95.0
 
@@ -137,7 +138,7 @@ def run(ctx) -> Section:
     section = Section(name=name, title=name)
     section.table(
         f"Flag-to-fix right after correction: {len(fix.flagged)} wrongly answered dev questions flagged and corrected, "
-        f"{len(fix.rewordings)} unseen rewordings (R@1, percent, the base model, product search over the whole glossary)",
+        f"{len(fix.rewordings)} unseen rewordings ({HIT_AT_1.label}, percent, the base model, product search over the whole glossary)",
         ["Questions", "before the flags", "right after correction (instant fix)"],
         [["flagged", f"{r1_of(fix.base_rankings[DEV], fix.flagged):.1f}", f"{fix.instant['flagged']:.1f}"],
          ["unseen rewordings", f"{r1_of(fix.base_rankings[DEV], fix.rewordings):.1f}", f"{fix.instant['rewordings']:.1f}"]],

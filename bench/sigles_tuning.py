@@ -30,8 +30,10 @@ from bench.sigles import product_rankings_with, prepare_queries, rank_entries, P
 from bench.sigles_cycle import KIND_ORDER, scores_by_kind
 from bench.sigles_flags import split_targets
 from bench.synthetic import DEV, TEST, questions
+from evaluation.reports import HIT_AT_1, MRR_AT_10
 
 LOG = BENCH_DIR / "sigles_tuning.jsonl"
+HIT, MRR = HIT_AT_1.key, MRR_AT_10.key
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def log(record: dict) -> None:
 
 def line(label: str, scores: dict) -> str:
     kinds = [kind for kind in (*KIND_ORDER, "all") if kind in scores]
-    return f"{label:34s} " + " ".join(f"{kind[:5]} {scores[kind]['R@1']:5.1f}" for kind in kinds)
+    return f"{label:34s} " + " ".join(f"{kind[:5]} {scores[kind][HIT]:5.1f}" for kind in kinds)
 
 
 class Bench:
@@ -187,17 +189,17 @@ class Bench:
 
 
 def admissible(scores: dict, base: dict) -> bool:
-    """No kind below the base model's R@1 (dev half)."""
-    return all(scores[kind]["R@1"] >= base[kind]["R@1"] - 1e-9 for kind in base if kind != "all")
+    """No kind below the base model's Hit@1 (dev half)."""
+    return all(scores[kind][HIT] >= base[kind][HIT] - 1e-9 for kind in base if kind != "all")
 
 
 def choose(results: dict, base: dict) -> tuple[str, float] | None:
-    """The best (variant, weight) on dev: highest overall R@1 among the admissible ones (ties: higher MRR@10,
+    """The best (variant, weight) on dev: highest overall Hit@1 among the admissible ones (ties: higher MRR@10,
     then the smaller weight); None when no setting keeps every kind at or above the base model."""
     candidates = [(key, scores) for key, scores in results.items() if admissible(scores, base)]
     if not candidates:
         return None
-    return max(candidates, key=lambda item: (round(item[1]["all"]["R@1"], 6), round(item[1]["all"]["MRR@10"], 6), -item[0][1]))[0]
+    return max(candidates, key=lambda item: (round(item[1]["all"][HIT], 6), round(item[1]["all"][MRR], 6), -item[0][1]))[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,14 +239,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"-- {name}: trained {models[name][1]} in {time.perf_counter() - started:.0f} s", flush=True)
         for weight in args.weights:
             results[(name, weight)] = evaluate(name, weight)
-    best_name = max(args.variants, key=lambda name: max(results[(name, w)]["all"]["R@1"] for w in args.weights if admissible(results[(name, w)], base)) if any(admissible(results[(name, w)], base) for w in args.weights) else -1)
+    best_name = max(args.variants, key=lambda name: max(results[(name, w)]["all"][HIT] for w in args.weights if admissible(results[(name, w)], base)) if any(admissible(results[(name, w)], base) for w in args.weights) else -1)
     if args.refine and best_name:
-        ranked = sorted(args.weights, key=lambda w: results[(best_name, w)]["all"]["R@1"], reverse=True)
+        ranked = sorted(args.weights, key=lambda w: results[(best_name, w)]["all"][HIT], reverse=True)
         neighbour = 0.75 if ranked[0] >= 0.75 or (len(ranked) > 1 and ranked[0] > ranked[1]) else 0.25
         if (best_name, neighbour) not in results:
             results[(best_name, neighbour)] = evaluate(best_name, neighbour)
     chosen = choose(results, base)
-    log({"chosen": chosen, "rule": "highest dev overall R@1 with no kind below base"})
+    log({"chosen": chosen, "rule": "highest dev overall Hit@1 with no kind below base"})
     print(f"-- chosen on dev: {chosen}", flush=True)
     if args.test and chosen:
         base_test = bench.scores(TEST, None)

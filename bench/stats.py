@@ -1,10 +1,14 @@
-"""Repeated timings and their summaries: medians and percentiles, never single absolute times."""
+"""Repeated timings and their summaries (medians and percentiles, never single absolute times), and the means of
+ranking metrics in percent."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from evaluation.metrics import aggregate
+from evaluation.reports import Metric
 
 
 def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -46,3 +50,10 @@ def ms(value: float) -> str:
 
 def ratio(value: float) -> str:
     return "n/a" if value != value else f"{value:.2f}"
+
+
+def percent_means(per_query: Sequence[dict[str, float]], metrics: Sequence[Metric]) -> dict[str, float]:
+    """The mean of each of ``metrics`` over per-query metrics (``evaluation.metrics.ranking_metrics``), in percent,
+    by metric key ("hit@1"): what the benchmarks' tables show under ``Metric.label``."""
+    means = aggregate(per_query)
+    return {metric.key: 100 * means[metric.key] for metric in metrics}

@@ -345,9 +345,9 @@ GATE_PRIMARY_METRIC = os.environ.get("GATE_PRIMARY_METRIC", "def_only.mrr@10")
 GATE_MARGIN = float(os.environ.get("GATE_MARGIN", "0.005"))
 GATE_DOMAIN_TOLERANCE = float(os.environ.get("GATE_DOMAIN_TOLERANCE", "0.02"))
 # The gate that protects users (evaluation.gating): held-out real questions decide once there are
-# GATE_MIN_REAL_QUESTIONS of them (and their R@1 may never fall), else the canary set built from the test side
+# GATE_MIN_REAL_QUESTIONS of them (and their Hit@1 may never fall), else the canary set built from the test side
 # (GATE_CANARY_PER_KIND questions of each kind; 0 turns it off); no kind with GATE_MIN_KIND_QUESTIONS questions may
-# lose more than GATE_KIND_TOLERANCE of R@1.
+# lose more than GATE_KIND_TOLERANCE of Hit@1.
 GATE_MIN_REAL_QUESTIONS = int(os.environ.get("GATE_MIN_REAL_QUESTIONS", "30"))
 GATE_CANARY_PER_KIND = int(os.environ.get("GATE_CANARY_PER_KIND", "100"))
 GATE_MIN_KIND_QUESTIONS = int(os.environ.get("GATE_MIN_KIND_QUESTIONS", "5"))

@@ -1,6 +1,6 @@
 """The promotion gate: is a candidate model version better than the champion? (pure functions, no Django)
 
-Both sides are benchmark reports in the shape of ``evaluation.protocols.Report.as_dict()``. A candidate is
+Both sides are benchmark reports of one mode (``evaluation.reports.ModeReport``). A candidate is
 promoted only when it beats the champion on the primary metric by at least ``margin`` and no domain loses more
 than ``domain_tolerance`` on that metric; without a champion the candidate is promoted. Metrics and margins are
 fractions (0.005 = 0.5 point); the reasons, shown to maintainers, speak in percentage points.
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from evaluation.gate_records import QuestionTier, Reason
+from evaluation.reports import Column, ModeReport, metric_path
 
 DEFAULT_PRIMARY = "def_only.mrr@10"
 # The template tier compares versions in dense mode: the lexical half of hybrid search is the same for every
@@ -24,30 +27,6 @@ class GateDecision:
     domain_deltas: dict[str, float] = field(default_factory=dict)  # per domain present on both sides
 
 
-def metric_at(report: Mapping, path: str) -> float | None:
-    """Overall metric of a report dict by dotted path ``"protocol.metric"``; None when absent."""
-    protocol, name = _split(path)
-    return report.get("protocols", {}).get(protocol, {}).get("overall", {}).get(name)
-
-
-def domain_metrics(report: Mapping, path: str) -> dict[str, float]:
-    """The metric at ``path`` for each domain of the report."""
-    protocol, name = _split(path)
-    by_domain = report.get("protocols", {}).get(protocol, {}).get("by_domain", {})
-    return {
-        domain: group["metrics"][name]
-        for domain, group in by_domain.items()
-        if name in group.get("metrics", {})
-    }
-
-
-def _split(path: str) -> tuple[str, str]:
-    protocol, separator, name = path.partition(".")
-    if not separator or not name:
-        raise ValueError(f"a metric path is 'protocol.metric', e.g. {DEFAULT_PRIMARY!r}; got {path!r}")
-    return protocol, name
-
-
 def _points(value: float) -> str:
     return f"{value * 100:+.1f}".replace(".", ",")
 
@@ -58,14 +37,16 @@ def _percent(value: float) -> str:
 
 def decide(
     *,
-    candidate: Mapping,
-    champion: Mapping | None,
+    candidate: ModeReport,
+    champion: ModeReport | None,
     primary: str = DEFAULT_PRIMARY,
     margin: float = 0.005,
     domain_tolerance: float = 0.02,
 ) -> GateDecision:
-    """Whether to promote ``candidate`` over ``champion``, with the reasons in French sentences."""
-    candidate_value = metric_at(candidate, primary)
+    """Whether to promote ``candidate`` over ``champion`` on the ``primary`` metric ("protocol.metric", e.g.
+    "def_only.mrr@10"), with the reasons in French sentences."""
+    column: Column = metric_path(primary)
+    candidate_value = candidate.metric(column)
     if candidate_value is None:
         return GateDecision(False, [f"Le candidat n'a pas de mesure {primary} : il ne peut pas être comparé."], None)
     if champion is None:
@@ -74,7 +55,7 @@ def decide(
             [f"Aucun modèle champion : le candidat est promu ({primary} = {_percent(candidate_value)} %)."],
             None,
         )
-    champion_value = metric_at(champion, primary)
+    champion_value = champion.metric(column)
     if champion_value is None:
         return GateDecision(
             True,
@@ -95,8 +76,8 @@ def decide(
         promote = False
         reasons.append(f"Le candidat ne fait pas assez mieux que le champion. {summary}")
 
-    candidate_domains = domain_metrics(candidate, primary)
-    champion_domains = domain_metrics(champion, primary)
+    candidate_domains = candidate.domain_metric(column)
+    champion_domains = champion.domain_metric(column)
     domain_deltas = {
         domain: candidate_domains[domain] - champion_domains[domain]
         for domain in candidate_domains
@@ -113,7 +94,7 @@ def decide(
     if domain_deltas and not regressions:
         reasons.append(f"Aucun domaine ne recule de plus de {_percent(domain_tolerance)} points.")
 
-    candidate_queries, champion_queries = candidate.get("queries"), champion.get("queries")
+    candidate_queries, champion_queries = candidate.queries, champion.queries
     if candidate_queries != champion_queries:
         reasons.append(
             f"Attention : les deux mesures ne portent pas sur le même nombre de requêtes "
@@ -126,10 +107,10 @@ def decide(
 # ---- the gate that protects users: real questions, then canaries, then templates ----------------------------
 #
 # Templates alone proved plumbing, not quality (GUIDE, section 2): a version trained on "C'est quoi X ?" lifted the
-# template set by 33 points while real questions fell from R@1 0.32 to 0.10. So the gate looks, in this order, at
+# template set by 33 points while real questions fell from Hit@1 0.32 to 0.10. So the gate looks, in this order, at
 # the held-out real questions (when there are enough of them), at a synthetic canary set built from the test side
 # that covers every kind of question, and at the template report; a candidate that loses more than a small
-# tolerance on any kind of any tier is refused, and one that lowers real-question R@1 at all is never promoted
+# tolerance on any kind of any tier is refused, and one that lowers real-question Hit@1 at all is never promoted
 # automatically. Reasons are stored as a code and parameters and rendered in the reader's language.
 
 REAL = "real"
@@ -139,34 +120,11 @@ TIER_ORDER = (REAL, CANARY)
 
 
 @dataclass(frozen=True)
-class KindScore:
-    questions: int
-    r1: float
-
-
-@dataclass(frozen=True)
-class QuestionTier:
-    """One set of questions asked to a version: overall and per-kind R@1 (fractions)."""
-
-    overall: KindScore
-    by_kind: Mapping[str, KindScore] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    params: Mapping[str, object] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "params": dict(self.params)}
-
-
-@dataclass(frozen=True)
 class TieredDecision:
     promote: bool
     reasons: list[Reason]
-    deciding_tier: str | None  # the tier whose overall R@1 had to improve (None: no champion, or templates decided)
-    tier_deltas: dict[str, float] = field(default_factory=dict)  # overall R@1 candidate - champion per tier
+    deciding_tier: str | None  # the tier whose overall Hit@1 had to improve (None: no champion, or templates decided)
+    tier_deltas: dict[str, float] = field(default_factory=dict)  # overall Hit@1 candidate - champion per tier
     kind_deltas: dict[str, dict[str, float]] = field(default_factory=dict)  # per tier, per kind
 
 
@@ -192,8 +150,8 @@ def decide_for_users(
 
     * no champion: promote (the first version);
     * every usable tier (real only with ``min_real`` questions on both sides): no kind with ``min_kind`` questions
-      may lose more than ``kind_tolerance`` of R@1; real questions may not lose any R@1 overall;
-    * the first usable tier (real, else canary) must gain at least ``margin`` of R@1 overall;
+      may lose more than ``kind_tolerance`` of Hit@1; real questions may not lose any Hit@1 overall;
+    * the first usable tier (real, else canary) must gain at least ``margin`` of Hit@1 overall;
     * templates: the template gate's domain regressions (beyond ``domain_tolerance``, by default
       ``kind_tolerance``) refuse too; with no usable question tier, the template gate decides alone, as before.
     """
@@ -208,10 +166,10 @@ def decide_for_users(
         reasons.append(Reason("real_too_few", {"questions": candidate[REAL].overall.questions, "minimum": min_real}))
     for tier in usable:
         mine, theirs = candidate[tier], champion[tier]
-        delta = mine.overall.r1 - theirs.overall.r1
+        delta = mine.overall.hit_at_1 - theirs.overall.hit_at_1
         tier_deltas[tier] = delta
         kind_deltas[tier] = {
-            kind: score.r1 - theirs.by_kind[kind].r1
+            kind: score.hit_at_1 - theirs.by_kind[kind].hit_at_1
             for kind, score in mine.by_kind.items()
             if kind in theirs.by_kind and min(score.questions, theirs.by_kind[kind].questions) >= min_kind
         }
@@ -219,16 +177,16 @@ def decide_for_users(
             if kind_delta < -kind_tolerance:
                 promote = False
                 reasons.append(Reason("kind_regressed", {
-                    "tier": tier, "kind": kind, "before": theirs.by_kind[kind].r1, "after": mine.by_kind[kind].r1,
+                    "tier": tier, "kind": kind, "before": theirs.by_kind[kind].hit_at_1, "after": mine.by_kind[kind].hit_at_1,
                     "tolerance": kind_tolerance,
                 }))
         if tier == REAL and delta < 0:
             promote = False
-            reasons.append(Reason("real_r1_lower", {"before": theirs.overall.r1, "after": mine.overall.r1}))
+            reasons.append(Reason("real_r1_lower", {"before": theirs.overall.hit_at_1, "after": mine.overall.hit_at_1}))
     deciding = usable[0] if usable else None
     if deciding is not None:
         params = {
-            "tier": deciding, "before": champion[deciding].overall.r1, "after": candidate[deciding].overall.r1,
+            "tier": deciding, "before": champion[deciding].overall.hit_at_1, "after": candidate[deciding].overall.hit_at_1,
             "margin": margin, "questions": candidate[deciding].overall.questions,
         }
         if tier_deltas[deciding] >= margin:
@@ -254,8 +212,8 @@ def render_reason(reason: Mapping | Reason) -> str:
     """A stored reason (code + parameters) as a sentence in the active language."""
     from django.utils.translation import gettext as _
 
-    data = reason.as_dict() if isinstance(reason, Reason) else reason
-    code, params = data.get("code"), dict(data.get("params") or {})
+    reason = reason if isinstance(reason, Reason) else Reason.from_dict(reason)
+    code, params = reason.code, dict(reason.params or {})
     tiers = {REAL: _("questions réelles mises de côté"), CANARY: _("questions canari"), TEMPLATES: _("modèles de requêtes")}
     for key in ("before", "after", "margin", "tolerance"):
         if isinstance(params.get(key), (int, float)):
@@ -266,17 +224,17 @@ def render_reason(reason: Mapping | Reason) -> str:
         params["tier"] = tiers.get(params["tier"], params["tier"])
     messages = {
         "no_champion": _("Aucun modèle champion : le candidat est promu."),
-        "better": _("Le candidat fait mieux sur les %(tier)s (%(questions)s questions) : R@1 %(before)s %% -> %(after)s %%."),
+        "better": _("Le candidat fait mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> %(after)s %%."),
         "not_better": _(
-            "Le candidat ne fait pas assez mieux sur les %(tier)s (%(questions)s questions) : R@1 %(before)s %% -> "
+            "Le candidat ne fait pas assez mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> "
             "%(after)s %%, gain exigé %(margin)s point."
         ),
         "kind_regressed": _(
-            "Les questions de type « %(kind)s » reculent sur les %(tier)s : R@1 %(before)s %% -> %(after)s %%, "
+            "Les questions de type « %(kind)s » reculent sur les %(tier)s : Hit@1 %(before)s %% -> %(after)s %%, "
             "au-delà de la tolérance de %(tolerance)s points."
         ),
         "real_r1_lower": _(
-            "Les questions réelles mises de côté reculent (R@1 %(before)s %% -> %(after)s %%) : une version qui "
+            "Les questions réelles mises de côté reculent (Hit@1 %(before)s %% -> %(after)s %%) : une version qui "
             "répond moins bien aux usagers n'est jamais promue automatiquement."
         ),
         "real_too_few": _(
@@ -289,7 +247,7 @@ def render_reason(reason: Mapping | Reason) -> str:
     }
     message = messages.get(code)
     if message is None:
-        return str(data.get("text") or code)
+        return str(reason.extra.get("text") or code)
     try:
         return message % params
     except (KeyError, TypeError, ValueError):

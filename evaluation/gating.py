@@ -5,7 +5,7 @@ candidate and for the champion, asked the same questions through the product's o
 exact matches) over each version's serving index, known-question passages left out:
 
 1. ``real``: the installation's held-out labelled questions (never trained on), over the whole validated glossary;
-   they decide once there are ``GATE_MIN_REAL_QUESTIONS`` of them, and a version that lowers their R@1 is never
+   they decide once there are ``GATE_MIN_REAL_QUESTIONS`` of them, and a version that lowers their Hit@1 is never
    promoted automatically;
 2. ``canary``: a synthetic set built from the TEST side of the frozen split covering every kind of question
    (reverse look-ups from the definition's words, typos of the term, "le sigle de ...", English, shared acronyms,
@@ -20,7 +20,6 @@ reader's language, ``gate_reasons``) and as French sentences for older readers o
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone, translation
@@ -28,9 +27,11 @@ from django.utils.translation import gettext as _
 
 from evaluation import selectors
 from evaluation import runs as evaluation_runs
-from evaluation.gate import CANARY, GATE_MODE, REAL, QuestionTier, decide, decide_for_users, render_reason
+from evaluation.gate import CANARY, GATE_MODE, REAL, decide, decide_for_users, render_reason
 from evaluation.models import EvaluationRun
 from evaluation.real_questions import RealQuestion, evaluate_real_questions, real_questions_from_labelled
+from evaluation.gate_records import CANDIDATE, CHAMPION, GateRecord, QuestionTier
+from evaluation.reports import EvaluationReport
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
@@ -42,6 +43,8 @@ logger = logging.getLogger("lexique.evaluation")
 GATE_KIND = "gate"
 # The question tiers use what users get (the template tier: evaluation.gate.GATE_MODE, dense).
 QUESTION_MODE = "hybrid"
+# Questions a tier keeps of those it did not answer first (the report page lists them).
+STORED_WRONG = 20
 
 
 def canary_questions() -> list[RealQuestion]:
@@ -71,37 +74,23 @@ class _Concept:
         self.entry_id, self.term, self.definition, self.variants = entry_id, term, definition, variants
 
 
-def question_tiers(version: ModelVersion, *, real: list[RealQuestion], canary: list[RealQuestion]) -> dict[str, dict[str, Any]]:
-    """Each non-empty tier asked to ``version``: {tier: RealQuestionsResult.as_dict() without the outcomes}."""
+def question_tiers(version: ModelVersion, *, real: list[RealQuestion], canary: list[RealQuestion]) -> dict[str, QuestionTier]:
+    """Each non-empty tier asked to ``version``, with the first questions it did not answer first."""
     tiers = {}
     for tier, questions in ((REAL, real), (CANARY, canary)):
         if questions:
             result = evaluate_real_questions(version=version, questions=questions, mode=QUESTION_MODE, exclude_known_questions=True)
-            data = result.as_dict()
-            data["wrong"] = [
-                {"text": outcome["text"], "kind": outcome["kind"], "rank": outcome["rank"]}
-                for outcome in data.pop("outcomes") if outcome["rank"] != 1
-            ][:20]
-            tiers[tier] = data
+            tiers[tier] = result.tier(wrong=STORED_WRONG)
     return tiers
 
 
-def as_tier(data: dict[str, Any]) -> QuestionTier:
-    """A stored tier (``question_tiers``) as the pure gate reads it."""
-    from evaluation.gate import KindScore
-
-    return QuestionTier(
-        overall=KindScore(data["overall"]["questions"], data["overall"]["r1"]),
-        by_kind={kind: KindScore(metrics["questions"], metrics["r1"]) for kind, metrics in data["by_kind"].items()},
-    )
-
-
-def gate_reasons(gate: dict[str, Any]) -> list[str]:
+def gate_reasons(gate: GateRecord | None) -> list[str]:
     """The gate's reasons as sentences in the active language (stored codes), or as stored (older decisions)."""
-    codes = gate.get("reason_codes")
-    if codes:
-        return [render_reason(reason) for reason in codes]
-    return list(gate.get("reasons") or [])
+    if gate is None:
+        return []
+    if gate.reason_codes:
+        return [render_reason(reason) for reason in gate.reason_codes]
+    return list(gate.reasons)
 
 
 def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> EvaluationRun:
@@ -150,7 +139,7 @@ def gate_execute(*, job_id: int, worker: str = "") -> Job:
         logger.exception("gate %s failed", job.pk)
         runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         return job
-    if gate["promote"]:
+    if gate.promote:
         message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": run.version}
     else:
         message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": run.version}
@@ -158,7 +147,7 @@ def gate_execute(*, job_id: int, worker: str = "") -> Job:
     return job
 
 
-def gate_apply(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
+def gate_apply(run: EvaluationRun, *, job: Job) -> GateRecord:
     """Ask candidate and champion the real and canary questions, compare them (with the template report) and
     record the decision on the run and the version."""
     version = run.version
@@ -166,24 +155,24 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
     champion_run = None if champion.pk == version.pk else _champion_run(champion=champion, candidate_run=run)
     primary = settings.GATE_PRIMARY_METRIC
     templates = decide(
-        candidate=run.report[GATE_MODE],
-        champion=champion_run.report[GATE_MODE] if champion_run else None,
+        candidate=EvaluationReport.from_dict(run.report)[GATE_MODE],
+        champion=EvaluationReport.from_dict(champion_run.report)[GATE_MODE] if champion_run else None,
         primary=primary,
         margin=settings.GATE_MARGIN,
         domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
     )
-    tiers: dict[str, dict[str, Any]] = {}
+    tiers: dict[str, dict[str, QuestionTier]] = {}
     if champion_run is not None:
         real = real_questions_from_labelled(held_out=True)
         canary = canary_questions()
         runner.job_log(job=job, message=f"{len(real)} questions réelles mises de côté, {len(canary)} questions canari.")
         tiers = {
-            "candidate": question_tiers(version, real=real, canary=canary),
-            "champion": question_tiers(champion, real=real, canary=canary),
+            CANDIDATE: question_tiers(version, real=real, canary=canary),
+            CHAMPION: question_tiers(champion, real=real, canary=canary),
         }
     decision = decide_for_users(
-        candidate={tier: as_tier(data) for tier, data in tiers.get("candidate", {}).items()},
-        champion={tier: as_tier(data) for tier, data in tiers.get("champion", {}).items()} if champion_run else None,
+        candidate=tiers.get(CANDIDATE, {}),
+        champion=tiers.get(CHAMPION, {}) if champion_run else None,
         templates=templates if champion_run else None,
         min_real=settings.GATE_MIN_REAL_QUESTIONS,
         min_kind=settings.GATE_MIN_KIND_QUESTIONS,
@@ -191,38 +180,37 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> dict[str, Any]:
         domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
         margin=settings.GATE_MARGIN,
     )
-    codes = [reason.as_dict() for reason in decision.reasons]
     with translation.override(settings.LANGUAGE_CODE):
-        sentences = [render_reason(reason) for reason in codes]
+        sentences = [render_reason(reason) for reason in decision.reasons]
     if champion_run is not None and decision.deciding_tier is None:
         sentences += templates.reasons  # the template gate decided: its own comparison, as before
-    gate = {
-        "decision": "promote" if decision.promote else "keep",
-        "promote": decision.promote,
-        "reasons": sentences,
-        "reason_codes": codes,
-        "deciding_tier": decision.deciding_tier,
-        "tier_deltas": decision.tier_deltas,
-        "kind_deltas": decision.kind_deltas,
-        "tiers": tiers,
-        "kind_tolerance": settings.GATE_KIND_TOLERANCE,
-        "min_real_questions": settings.GATE_MIN_REAL_QUESTIONS,
-        "question_mode": QUESTION_MODE,
-        "primary": primary,
-        "mode": GATE_MODE,
-        "margin": settings.GATE_MARGIN,
-        "domain_tolerance": settings.GATE_DOMAIN_TOLERANCE,
-        "primary_delta": templates.primary_delta,
-        "domain_deltas": templates.domain_deltas,
-        "template_reasons": templates.reasons,
-        "champion_version_id": champion.pk if champion_run else None,
-        "champion_version": champion.display_name if champion_run else None,
-        "champion_evaluation_id": champion_run.pk if champion_run else None,
-        "test_set_hash": run.test_set_hash,
-        "decided_at": timezone.now().isoformat(),
-    }
-    run.gate = gate
+    gate = GateRecord(
+        decision="promote" if decision.promote else "keep",
+        promote=decision.promote,
+        reasons=sentences,
+        reason_codes=list(decision.reasons),
+        deciding_tier=decision.deciding_tier,
+        tier_deltas=decision.tier_deltas,
+        kind_deltas=decision.kind_deltas,
+        tiers=tiers,
+        kind_tolerance=settings.GATE_KIND_TOLERANCE,
+        min_real_questions=settings.GATE_MIN_REAL_QUESTIONS,
+        question_mode=QUESTION_MODE,
+        primary=primary,
+        mode=GATE_MODE,
+        margin=settings.GATE_MARGIN,
+        domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
+        primary_delta=templates.primary_delta,
+        domain_deltas=templates.domain_deltas,
+        template_reasons=templates.reasons,
+        champion_version_id=champion.pk if champion_run else None,
+        champion_version=champion.display_name if champion_run else None,
+        champion_evaluation_id=champion_run.pk if champion_run else None,
+        test_set_hash=run.test_set_hash,
+        decided_at=timezone.now().isoformat(),
+    )
+    run.gate = gate.to_dict()
     run.save(update_fields=["gate"])
-    retrieval_versions.model_version_set_metrics(version=version, metrics={"gate": gate})
+    retrieval_versions.model_version_set_metrics(version=version, metrics={"gate": run.gate})
     runner.job_log(job=job, message=" ".join(sentences))
     return gate

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from evaluation import selectors
 from evaluation.models import EvaluationRun, Leaderboard
 from evaluation.queries import EvalQuery
+from evaluation.reports import EvaluationReport, LeaderboardRow
 from evaluation.runs import evaluate_into, evaluation_run_create, run_succeed
 from evaluation.services import DEFAULT_MODES, evaluate_version, query_as_dict, query_from_dict, test_set_build
 from jobs import runner
@@ -162,7 +163,7 @@ def _leaderboard_compute(board: Leaderboard, *, worker: str) -> None:
     versions = [found[pk] for pk in params.get("version_ids", []) if pk in found]
     user = job.requested_by
     total = len(model_names) + len(versions)
-    rows: list[dict[str, Any]] = []
+    rows: list[LeaderboardRow] = []
 
     def progress(name: str) -> None:
         runner.job_log(job=job, message=_("%(step)s/%(total)s : %(name)s.") % {"step": len(rows) + 1, "total": total, "name": name})
@@ -173,37 +174,32 @@ def _leaderboard_compute(board: Leaderboard, *, worker: str) -> None:
         runner.job_heartbeat(job=job, step=0, total=total)
         for name in model_names:
             progress(name)
-            row: dict[str, Any] = {"name": name, "kind": "model", "version_id": None, "skipped": False, "reason": "", "metrics": {}}
             try:
                 # An unsaved version: the base model's weights with its catalogue prompts, nothing stored.
                 transient = ModelVersion(base_model=retrieval_selectors.model_spec_get(name=name).name)
                 result = evaluate_version(version=transient, queries=test_set.queries, modes=modes, similarity=False, ragas=False)
-                row["metrics"] = _overall(result["report"])
+                row = LeaderboardRow(name=name, kind="model", metrics=result.report.overall())
             except (ModelUnavailableError, UnknownModelError) as error:
-                row.update(skipped=True, reason=str(error))
+                row = LeaderboardRow(name=name, kind="model", skipped=True, reason=str(error))
             rows.append(row)
             runner.job_heartbeat(job=job, step=len(rows))
         for version in versions:
             progress(version.display_name)
             run = evaluation_run_create(version=version, user=user, trigger=EvaluationRun.Trigger.BENCHMARK, modes=modes, queries=queries, parent=job)
             runner.job_claim(job=run.job, worker=worker)
-            row = {"name": version.display_name, "kind": "version", "version_id": version.pk, "skipped": False, "reason": "", "metrics": {}}
+            row = LeaderboardRow(name=version.display_name, kind="version", version_id=version.pk)
             try:
                 run = evaluate_into(run)
                 run_succeed(run)
-                row["metrics"] = _overall(run.report)
+                row = replace(row, metrics=EvaluationReport.from_dict(run.report).overall())
             except ModelUnavailableError as error:
                 runner.job_fail(job=run.job, error=str(error))
-                row.update(skipped=True, reason=str(error))
+                row = replace(row, skipped=True, reason=str(error))
             except BaseException as error:
                 runner.job_fail(job=run.job, error=f"{type(error).__name__}: {error}")
                 raise
             rows.append(row)
             runner.job_heartbeat(job=job, step=len(rows))
     finally:
-        board.rows = rows
+        board.rows = [row.to_dict() for row in rows]
         board.save()
-
-
-def _overall(report: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    return {mode: {protocol: data["overall"] for protocol, data in value["protocols"].items()} for mode, value in report.items()}

@@ -4,18 +4,16 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from jobs.models import Job, JobFields
+from jobs.models import JobStatus
 
 
-class EvaluationRun(JobFields, models.Model):
+class EvaluationRun(JobStatus, models.Model):
     """One evaluation of one model version on the frozen test set. A persisted job row.
 
-    ``report`` holds, per search mode, ``evaluation.protocols.Report.as_dict()`` without the per-query rows
+    ``report`` holds, per search mode, an ``evaluation.reports.ModeReport`` (``to_dict``) without the per-query rows
     (the worst queries are kept, with what ranked above their right answer). Two reports are comparable only
     when their ``test_set_hash`` is equal.
     """
-
-    Status = Job.Status
 
     class Trigger(models.TextChoices):
         AUTO = "auto", _("après entraînement")
@@ -51,18 +49,9 @@ class EvaluationRun(JobFields, models.Model):
     def __str__(self) -> str:
         return f"Évaluation {self.pk} de {self.version} ({self.status})"
 
-    @property
-    def status(self) -> str:
-        return self.job.status
 
-    def get_status_display(self) -> str:
-        return self.job.get_status_display()
-
-
-class Leaderboard(JobFields, models.Model):
+class Leaderboard(JobStatus, models.Model):
     """A benchmark of several base models and versions on one query set, in one run (a job, kind ``leaderboard``)."""
-
-    Status = Job.Status
 
     job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="leaderboard")
     modes = models.JSONField(_("modes évalués"), default=list)
@@ -80,10 +69,3 @@ class Leaderboard(JobFields, models.Model):
 
     def __str__(self) -> str:
         return f"Classement {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
-
-    @property
-    def status(self) -> str:
-        return self.job.status
-
-    def get_status_display(self) -> str:
-        return self.job.get_status_display()

@@ -12,10 +12,10 @@ Passages are identified by their key ``"{entry_id}:{passage_type}:{position}"`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 
 from evaluation.metrics import DEFAULT_CUTOFF, DEFAULT_KS, aggregate, first_relevant_rank, ranking_metrics
 from evaluation.queries import QUERY_SOURCES, EvalQuery
+from evaluation.reports import GroupReport, ModeReport, ProtocolReport, QueryResult, RankingMetrics
 
 PROTOCOLS = ("concept", "def_only")
 # Breakdown group of queries whose domain or kind is unknown or mixed (a merged query spanning several).
@@ -44,49 +44,6 @@ def is_definition_key(key: str) -> bool:
     return key.split(":")[1] == "definition"
 
 
-@dataclass(frozen=True)
-class QueryResult:
-    """One query judged under one protocol."""
-
-    text: str
-    source: str
-    domain: str | None
-    kind: str | None
-    relevant: tuple[str, ...]
-    first_relevant_rank: int | None  # 1-based rank in the whole ranking; None when no relevant passage came back
-    ranked_above: tuple[str, ...]  # the passages ranked above the first relevant one (all of them when none did)
-    metrics: dict[str, float]
-
-
-@dataclass(frozen=True)
-class GroupMetrics:
-    queries: int
-    metrics: dict[str, float]
-
-
-@dataclass
-class ProtocolReport:
-    overall: dict[str, float]
-    by_domain: dict[str, GroupMetrics]
-    by_kind: dict[str, GroupMetrics]
-    by_source: dict[str, GroupMetrics]
-    skipped: list[str]  # queries without any relevant passage in the index: they cannot be judged
-    worst: list[QueryResult]
-    per_query: list[QueryResult]
-
-
-@dataclass
-class Report:
-    queries: int
-    ks: tuple[int, ...]
-    cutoff: int
-    protocols: dict[str, ProtocolReport] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        """JSON-ready form; ``evaluation.gate.decide`` reads this shape."""
-        return asdict(self)
-
-
 def evaluate_rankings(
     queries: Sequence[EvalQuery],
     rankings: Mapping[str, Sequence[str]],
@@ -96,7 +53,7 @@ def evaluate_rankings(
     ks: Sequence[int] = DEFAULT_KS,
     cutoff: int = DEFAULT_CUTOFF,
     worst_count: int = 20,
-) -> Report:
+) -> ModeReport:
     """Judge each query's ranking (passage keys, best first, keyed by query text) under each protocol.
 
     Every query must have a ranking (an empty list when the system returned nothing). A query without any
@@ -106,7 +63,7 @@ def evaluate_rankings(
     missing = [query.text for query in queries if query.text not in rankings]
     if missing:
         raise ValueError(f"no ranking for {len(missing)} queries, e.g. {missing[:3]}")
-    report = Report(queries=len(queries), ks=tuple(ks), cutoff=cutoff)
+    report = ModeReport(queries=len(queries), ks=tuple(ks), cutoff=cutoff)
     for protocol in protocols:
         judged: list[QueryResult] = []
         skipped: list[str] = []
@@ -126,7 +83,7 @@ def evaluate_rankings(
                     relevant=tuple(sorted(relevant)),
                     first_relevant_rank=rank,
                     ranked_above=tuple(ranked if rank is None else ranked[: rank - 1]),
-                    metrics=ranking_metrics(ranked, relevant, ks=ks, cutoff=cutoff),
+                    metrics=RankingMetrics.from_dict(ranking_metrics(ranked, relevant, ks=ks, cutoff=cutoff)),
                 )
             )
         worst = sorted(
@@ -134,13 +91,15 @@ def evaluate_rankings(
             key=lambda result: (result.first_relevant_rank is not None, -(result.first_relevant_rank or 0)),
         )[:worst_count]
         report.protocols[protocol] = ProtocolReport(
-            overall=aggregate(result.metrics for result in judged),
+            overall=_mean(judged),
             by_domain=_breakdown(judged, lambda result: result.domain),
             by_kind=_breakdown(judged, lambda result: result.kind),
             by_source=_breakdown(judged, lambda result: result.source, order=QUERY_SOURCES),
             skipped=skipped,
             worst=worst,
             per_query=judged,
+            judged=len(judged),
+            skipped_count=len(skipped),
         )
     return report
 
@@ -150,13 +109,17 @@ def _breakdown(
     group_of: Callable[[QueryResult], str | None],
     *,
     order: Sequence[str] = (),
-) -> dict[str, GroupMetrics]:
+) -> dict[str, GroupReport]:
     groups: dict[str, list[QueryResult]] = {}
     for result in results:
         groups.setdefault(group_of(result) or NO_GROUP, []).append(result)
     rank = {name: position for position, name in enumerate(order)}
     names = sorted(groups, key=lambda name: (rank.get(name, len(rank)), name == NO_GROUP, name))
     return {
-        name: GroupMetrics(queries=len(groups[name]), metrics=aggregate(r.metrics for r in groups[name]))
+        name: GroupReport(queries=len(groups[name]), metrics=_mean(groups[name]))
         for name in names
     }
+
+
+def _mean(results: Sequence[QueryResult]) -> RankingMetrics:
+    return RankingMetrics.from_dict(aggregate(result.metrics.to_dict() for result in results))

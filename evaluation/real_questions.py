@@ -3,12 +3,12 @@
 Unlike the frozen-split protocols (evaluation.protocols: test-side passages only, templated queries), each question
 goes through the product's own search (retrieval.search.search: pre-processing, exact matches, hybrid fusion)
 over the version's serving index, with every validated entry a candidate. A question is answered right at rank r
-when one of its entries is the r-th result. Reported per kind (retrieval.question_kinds): R@1 (= hit@1), R@10,
-MRR@10. When a MODEL is judged, known-question passages are left out of the ranking: a held-out question would
-otherwise be answered by its own text (``exclude_known_questions``).
+when one of its entries is the r-th result. Reported per kind (retrieval.question_kinds): Hit@1, Hit@10, MRR@10
+(``evaluation.gate_records.QuestionScores``). When a MODEL is judged, known-question passages are left out of the
+ranking: a held-out question would otherwise be answered by its own text (``exclude_known_questions``).
 
 The scoring is pure (``score_outcomes``); ``evaluate_real_questions`` runs the searches. The promotion gate reuses
-``RealQuestionsResult``.
+``RealQuestionsResult`` as a ``QuestionTier``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluation.queries import EvalConcept, QueryFileError, group_by_term, parse_query_file
+from evaluation.gate_records import QuestionScores, QuestionTier, WrongAnswer
 
 CUTOFF = 10
 NO_KIND = "(aucun)"
@@ -40,43 +41,35 @@ class QuestionOutcome:
     ranked_entry_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class KindMetrics:
-    questions: int
-    r1: float
-    r10: float
-    mrr10: float
-
-
 @dataclass
 class RealQuestionsResult:
     version: int  # the version's number (0 = base)
     mode: str
     exclude_known_questions: bool
-    overall: KindMetrics
-    by_kind: dict[str, KindMetrics]
+    overall: QuestionScores
+    by_kind: dict[str, QuestionScores]
     outcomes: list[QuestionOutcome] = field(default_factory=list)
     unresolved: list[QueryFileError] = field(default_factory=list)
 
-    def as_tier(self):
-        """This result as the promotion gate reads a tier of questions (evaluation.gate.QuestionTier)."""
-        from evaluation.gate import KindScore, QuestionTier
-
+    def tier(self, *, wrong: int = 0) -> QuestionTier:
+        """This result as the promotion gate reads and stores a tier of questions, with the first ``wrong`` questions
+        not answered first."""
         return QuestionTier(
-            overall=KindScore(self.overall.questions, self.overall.r1),
-            by_kind={kind: KindScore(metrics.questions, metrics.r1) for kind, metrics in self.by_kind.items()},
+            version=self.version, mode=self.mode, exclude_known_questions=self.exclude_known_questions,
+            overall=self.overall, by_kind=self.by_kind,
+            unresolved=[{"line": error.line, "message": error.message} for error in self.unresolved],
+            wrong=[WrongAnswer(outcome.text, outcome.kind, outcome.rank) for outcome in self.outcomes if outcome.rank != 1][:wrong],
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "mode": self.mode,
-            "exclude_known_questions": self.exclude_known_questions,
-            "overall": asdict(self.overall),
-            "by_kind": {kind: asdict(metrics) for kind, metrics in self.by_kind.items()},
-            "unresolved": [{"line": error.line, "message": error.message} for error in self.unresolved],
-            "outcomes": [{**asdict(outcome), "entry_ids": list(outcome.entry_ids), "ranked_entry_ids": list(outcome.ranked_entry_ids)} for outcome in self.outcomes],
-        }
+        """The tier with every question's outcome (the evaluate command's JSON)."""
+        data = self.tier().to_dict()
+        del data["wrong"]
+        data["outcomes"] = [
+            {**asdict(outcome), "entry_ids": list(outcome.entry_ids), "ranked_entry_ids": list(outcome.ranked_entry_ids)}
+            for outcome in self.outcomes
+        ]
+        return data
 
 
 def outcome_of(question: RealQuestion, ranked_entry_ids: Sequence[int], *, cutoff: int = CUTOFF) -> QuestionOutcome:
@@ -85,20 +78,20 @@ def outcome_of(question: RealQuestion, ranked_entry_ids: Sequence[int], *, cutof
     return QuestionOutcome(question.text, question.kind, tuple(sorted(question.entry_ids)), rank, top)
 
 
-def _metrics(outcomes: Sequence[QuestionOutcome], *, cutoff: int = CUTOFF) -> KindMetrics:
+def _metrics(outcomes: Sequence[QuestionOutcome], *, cutoff: int = CUTOFF) -> QuestionScores:
     count = len(outcomes)
     if not count:
-        return KindMetrics(0, 0.0, 0.0, 0.0)
-    return KindMetrics(
+        return QuestionScores(0, 0.0, 0.0, 0.0)
+    return QuestionScores(
         questions=count,
-        r1=sum(outcome.rank == 1 for outcome in outcomes) / count,
-        r10=sum(outcome.rank is not None and outcome.rank <= cutoff for outcome in outcomes) / count,
-        mrr10=sum(1.0 / outcome.rank for outcome in outcomes if outcome.rank is not None and outcome.rank <= cutoff) / count,
+        hit_at_1=sum(outcome.rank == 1 for outcome in outcomes) / count,
+        hit_at_10=sum(outcome.rank is not None and outcome.rank <= cutoff for outcome in outcomes) / count,
+        mrr_at_10=sum(1.0 / outcome.rank for outcome in outcomes if outcome.rank is not None and outcome.rank <= cutoff) / count,
     )
 
 
-def score_outcomes(outcomes: Sequence[QuestionOutcome]) -> tuple[KindMetrics, dict[str, KindMetrics]]:
-    """Overall and per-kind R@1, R@10, MRR@10 (kinds sorted by name; questions without a kind under NO_KIND)."""
+def score_outcomes(outcomes: Sequence[QuestionOutcome]) -> tuple[QuestionScores, dict[str, QuestionScores]]:
+    """Overall and per-kind Hit@1, Hit@10, MRR@10 (kinds sorted by name; questions without a kind under NO_KIND)."""
     groups: dict[str, list[QuestionOutcome]] = {}
     for outcome in outcomes:
         groups.setdefault(outcome.kind or NO_KIND, []).append(outcome)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -19,6 +17,7 @@ from evaluation.gate import GATE_MODE
 from evaluation.models import EvaluationRun
 from evaluation.protocols import PROTOCOLS
 from evaluation.queries import EvalQuery, QueryFileError
+from evaluation.reports import EvaluationReport, EvaluationSummary
 from evaluation.services import DEFAULT_MODES, query_as_dict, query_from_dict
 from jobs import runner
 from jobs.models import Job
@@ -127,8 +126,8 @@ def evaluate_into(run: EvaluationRun) -> EvaluationRun:
     result = services.evaluate_version(
         version=run.version, queries=queries, modes=run.modes, protocols=run.protocols, log=lambda message: run_log(run, message)
     )
-    run.report, run.similarity, run.ragas = result["report"], result["similarity"], result["ragas"]
-    run.test_set_hash, run.query_count, run.passage_count = result["test_set_hash"], result["query_count"], result["passage_count"]
+    run.report, run.similarity, run.ragas = result.report.to_dict(), result.similarity, result.ragas
+    run.test_set_hash, run.query_count, run.passage_count = result.test_set_hash, result.query_count, result.passage_count
     run.save()
     return run
 
@@ -142,21 +141,18 @@ def run_succeed(run: EvaluationRun) -> None:
     else:
         runner.job_succeed(job=run.job)
     run.refresh_from_db()
-    retrieval_versions.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run)})
+    retrieval_versions.model_version_set_metrics(version=run.version, metrics={"evaluation": evaluation_summary(run).to_dict()})
 
 
-def evaluation_summary(run: EvaluationRun) -> dict[str, Any]:
+def evaluation_summary(run: EvaluationRun) -> EvaluationSummary:
     """What a version keeps of its latest evaluation: overall metrics per mode and protocol, and the test set."""
-    return {
-        "run_id": run.pk,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "test_set_hash": run.test_set_hash,
-        "queries": run.query_count,
-        "overall": {
-            mode: {protocol: data["overall"] for protocol, data in report["protocols"].items()}
-            for mode, report in run.report.items()
-        },
-    }
+    return EvaluationSummary(
+        run_id=run.pk,
+        finished_at=run.finished_at.isoformat() if run.finished_at else None,
+        test_set_hash=run.test_set_hash,
+        queries=run.query_count,
+        overall=EvaluationReport.from_dict(run.report).overall(),
+    )
 
 
 def evaluation_run_execute(*, run_id: int, worker: str = "") -> EvaluationRun:

@@ -18,9 +18,13 @@ from retrieval.models import Flag, ModelVersion, PromotionEvent
 from training import selectors as training_selectors
 from training.models import DataSnapshot, NegativeCandidate
 from evaluation.models import EvaluationRun, Leaderboard
+from evaluation.gate_records import GateRecord, gate_of
+from evaluation.reports import HIT_AT_1, MRR_AT_10, Column, EvaluationReport, LeaderboardRow, RankingMetrics
 
-# The metrics shown for each version (the prototype's "R@1" is hit@1).
-KEY_METRICS = ("hit@1", "mrr@10")
+# The metrics shown for each version, in dense mode.
+KEY_COLUMNS = (Column("def_only", HIT_AT_1), Column("def_only", MRR_AT_10), Column("concept", HIT_AT_1), Column("concept", MRR_AT_10))
+# The differences shown for each version (vs its parent, vs the champion).
+DELTA_COLUMNS = (Column("def_only", MRR_AT_10), Column("concept", HIT_AT_1))
 KEY_PROTOCOLS = ("def_only", "concept")
 KEY_MODE = "dense"
 
@@ -174,19 +178,21 @@ def leaderboard_list() -> QuerySet[Leaderboard]:
     return Leaderboard.objects.order_by("-created_at", "-pk")
 
 
+def leaderboard_rows(board: Leaderboard) -> list[LeaderboardRow]:
+    return [LeaderboardRow.from_dict(row) for row in board.rows]
+
+
 # ---- reading reports ----------------------------------------------------------------------------------
 
-def overall_metric(report: dict[str, Any], *, mode: str, protocol: str, metric: str) -> float | None:
-    return report.get(mode, {}).get("protocols", {}).get(protocol, {}).get("overall", {}).get(metric)
+def report_of(run: EvaluationRun) -> EvaluationReport:
+    return EvaluationReport.from_dict(run.report)
 
 
-def key_metrics(run: EvaluationRun | None) -> dict[str, float | None]:
-    """``{"def_only.hit@1": ..., "def_only.mrr@10": ..., "concept.hit@1": ..., ...}`` in dense mode."""
-    return {
-        f"{protocol}.{metric}": overall_metric(run.report, mode=KEY_MODE, protocol=protocol, metric=metric) if run else None
-        for protocol in KEY_PROTOCOLS
-        for metric in KEY_METRICS
-    }
+def key_metrics(run: EvaluationRun | None) -> dict[str, RankingMetrics]:
+    """The overall metrics of each key protocol in dense mode (nothing measured without a run)."""
+    report = report_of(run).get(KEY_MODE) if run else None
+    overall = report.overall() if report else {}
+    return {protocol: overall.get(protocol, RankingMetrics()) for protocol in KEY_PROTOCOLS}
 
 
 def comparable_run(*, version: ModelVersion | None, test_set_hash: str) -> EvaluationRun | None:
@@ -196,22 +202,22 @@ def comparable_run(*, version: ModelVersion | None, test_set_hash: str) -> Evalu
     return latest_evaluation(version=version, test_set_hash=test_set_hash)
 
 
-def metric_deltas(run: EvaluationRun | None, other: EvaluationRun | None) -> dict[str, float | None]:
-    """Key metrics of ``run`` minus those of ``other``; None where either is missing or the test sets differ."""
+def metric_deltas(run: EvaluationRun | None, other: EvaluationRun | None) -> dict[str, RankingMetrics]:
+    """Key metrics of ``run`` minus those of ``other``; nothing where either is missing or the test sets differ."""
     if run is None or other is None or run.test_set_hash != other.test_set_hash:
-        return {name: None for name in key_metrics(None)}
+        return key_metrics(None)
     mine, theirs = key_metrics(run), key_metrics(other)
-    return {name: None if mine[name] is None or theirs[name] is None else mine[name] - theirs[name] for name in mine}
+    return {protocol: mine[protocol].minus(theirs[protocol]) for protocol in mine}
 
 
 @dataclass
 class VersionRow:
     version: ModelVersion
     evaluation: EvaluationRun | None
-    metrics: dict[str, float | None]
-    delta_parent: dict[str, float | None]
-    delta_champion: dict[str, float | None]
-    gate: dict[str, Any]
+    metrics: dict[str, RankingMetrics]  # by protocol (KEY_PROTOCOLS)
+    delta_parent: dict[str, RankingMetrics]
+    delta_champion: dict[str, RankingMetrics]
+    gate: GateRecord | None
     active_evaluation: EvaluationRun | None
 
 
@@ -233,7 +239,7 @@ def version_rows() -> list[VersionRow]:
                 metrics=key_metrics(run),
                 delta_parent=metric_deltas(run, comparable_run(version=reference, test_set_hash=run.test_set_hash) if run else None),
                 delta_champion=metric_deltas(run, comparable_run(version=champion, test_set_hash=run.test_set_hash) if run and version.pk != champion.pk else None),
-                gate=version.metrics.get("gate", {}),
+                gate=gate_of(version.metrics.get("gate")),
                 active_evaluation=active.get(version.pk),
             )
         )
@@ -244,7 +250,7 @@ def version_rows() -> list[VersionRow]:
 class ChampionPoint:
     at: datetime
     event: PromotionEvent
-    metrics: dict[str, float | None]
+    metrics: dict[str, RankingMetrics]  # by protocol (KEY_PROTOCOLS)
     glossary_size: int
     annotations: int
 
@@ -288,10 +294,10 @@ def report_payload(run: EvaluationRun) -> dict[str, Any]:
         "query_errors": run.query_errors,
         "modes": run.modes,
         "protocols": run.protocols,
-        "report": run.report,
+        "report": report_of(run).to_dict(),
         "similarity": run.similarity,
         "ragas": run.ragas,
-        "gate": run.gate,
+        "gate": gate.to_dict() if (gate := gate_of(run.gate)) else run.gate,
     }
 
 
@@ -302,14 +308,12 @@ def report_csv_rows(run: EvaluationRun) -> list[tuple]:
     """One row per number of the report: metrics overall and per domain, kind and query source, then the
     similarity tests and the RAGAS metrics. Values are fractions (0..1)."""
     rows: list[tuple] = []
-    for mode, report in run.report.items():
-        for protocol, data in report["protocols"].items():
-            for metric, value in data["overall"].items():
-                rows.append(("benchmark", mode, protocol, "overall", "", data["judged"], metric, value))
-            for group_type, key in (("domain", "by_domain"), ("kind", "by_kind"), ("source", "by_source")):
-                for group, values in data[key].items():
-                    for metric, value in values["metrics"].items():
-                        rows.append(("benchmark", mode, protocol, group_type, group, values["queries"], metric, value))
+    for mode, protocol, data in report_of(run).tables():
+        for metric, value in data.overall.items():
+            rows.append(("benchmark", mode, protocol, "overall", "", data.judged, metric, value))
+        for group_type, group, values in data.groups():
+            for metric, value in values.metrics.items():
+                rows.append(("benchmark", mode, protocol, group_type, group, values.queries, metric, value))
     for name, values in run.similarity.items():
         value = values.get("accuracy", values.get("separation"))
         rows.append(("similarity", "dense", "", "", name, values.get("count"), "accuracy" if "accuracy" in values else "separation", value))

@@ -1,15 +1,56 @@
+from django.utils.text import capfirst
 from rest_framework import serializers
 
 from evaluation.models import EvaluationRun
 from evaluation.protocols import PROTOCOLS
+from evaluation.gate_records import gate_of
+from evaluation.reports import EvaluationReport, EvaluationSummary
 from retrieval.hybrid import MODES
 from retrieval.models import ModelVersion
+
+
+def _model_label(model, name: str):
+    """The label a model serializer gives the field (its verbose name), for the fields declared here."""
+    return capfirst(model._meta.get_field(name).verbose_name)
+
+
+def gate_as_stored(data: dict) -> dict:
+    """A stored gate decision, read and written back through its type (``{}``: none)."""
+    gate = gate_of(data)
+    return gate.to_dict() if gate else {}
+
+
+class ReportField(serializers.JSONField):
+    """An evaluation run's report (``evaluation.reports.EvaluationReport``), in its stored shape."""
+
+    def to_representation(self, value):
+        return EvaluationReport.from_dict(value).to_dict()
+
+
+class GateField(serializers.JSONField):
+    """A promotion gate's decision (``evaluation.gate_records.GateRecord``), in its stored shape; ``{}`` when none."""
+
+    def to_representation(self, value):
+        return gate_as_stored(value)
+
+
+class VersionMetricsField(serializers.JSONField):
+    """A version's metrics: its latest evaluation's summary and its gate decision, each read through its type."""
+
+    def to_representation(self, value):
+        metrics = dict(value or {})
+        if "evaluation" in metrics:
+            metrics["evaluation"] = EvaluationSummary.from_dict(metrics["evaluation"]).to_dict()
+        if "gate" in metrics:
+            metrics["gate"] = gate_as_stored(metrics["gate"])
+        return metrics
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
     parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     is_champion = serializers.SerializerMethodField()
+    metrics = VersionMetricsField(read_only=True, label=_model_label(ModelVersion, "metrics"))
     gate = serializers.SerializerMethodField(help_text="The promotion gate's decision, reasons and deltas (after training).")
 
     class Meta:
@@ -24,7 +65,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return version.status == ModelVersion.Status.CHAMPION
 
     def get_gate(self, version: ModelVersion) -> dict:
-        return version.metrics.get("gate", {})
+        return gate_as_stored(version.metrics.get("gate"))
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -39,6 +80,8 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
     log = serializers.CharField(source="job.log", read_only=True)
     started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
     finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
+    report = ReportField(read_only=True, label=_model_label(EvaluationRun, "report"))
+    gate = GateField(read_only=True, label=_model_label(EvaluationRun, "gate"))
 
     class Meta:
         model = EvaluationRun

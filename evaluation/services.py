@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,10 +18,11 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from evaluation import selectors
-from evaluation.protocols import PROTOCOLS, Report, evaluate_rankings, relevant_keys
+from evaluation.protocols import PROTOCOLS, evaluate_rankings, relevant_keys
 from evaluation.queries import EvalConcept, EvalQuery, QueryFileError, build_queries, group_by_term, normalise_query, parse_query_file
 from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
+from evaluation.reports import MRR_AT_10, EvaluationReport, ModeReport
 from evaluation.similarity import pair_retrieval_accuracy, triplet_separation
 from retrieval import serving
 from retrieval import search as retrieval_search
@@ -114,19 +115,25 @@ def _passage_label(key: str, terms: dict[int, str]) -> str:
     return f"{term} ({_('définition')})" if passage_type == "definition" else f"{term} ({_('contexte')} {position})"
 
 
-def _stored_report(report: Report, *, terms: dict[int, str]) -> dict[str, Any]:
+def _stored_report(report: ModeReport, *, terms: dict[int, str]) -> ModeReport:
     """The report as stored: no per-query rows; the worst queries with labels of what ranked above."""
-    data = report.as_dict()
-    for protocol in data["protocols"].values():
-        protocol["judged"] = len(protocol.pop("per_query"))
-        protocol["skipped_count"] = len(protocol["skipped"])
-        protocol["skipped"] = protocol["skipped"][:STORED_WORST]
-        for item in protocol["worst"][:STORED_WORST]:
-            above = list(item["ranked_above"])[:STORED_RANKED_ABOVE]
-            item["ranked_above"] = above
-            item["ranked_above_labels"] = [_passage_label(key, terms) for key in above]
-        protocol["worst"] = protocol["worst"][:STORED_WORST]
-    return data
+    protocols = {
+        name: protocol.for_storage(label=lambda key: _passage_label(key, terms), keep=STORED_WORST, above=STORED_RANKED_ABOVE)
+        for name, protocol in report.protocols.items()
+    }
+    return replace(report, protocols=protocols)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What ``evaluate_version`` measured (an evaluation run stores each part)."""
+
+    report: EvaluationReport
+    similarity: dict[str, Any]
+    ragas: dict[str, Any]
+    test_set_hash: str
+    query_count: int
+    passage_count: int
 
 
 def evaluate_version(
@@ -138,9 +145,8 @@ def evaluate_version(
     similarity: bool = True,
     ragas: bool = True,
     log: Callable[[str], None] = logger.info,
-) -> dict[str, Any]:
-    """Benchmark ``version`` on the test set: ``{"report": {mode: report}, "similarity", "ragas", "test_set_hash",
-    "query_count", "passage_count"}``.
+) -> EvaluationResult:
+    """Benchmark ``version`` on the test set: the report per mode, the similarity tests and the RAGAS report.
 
     dense ranks passages by cosine with the raw query (the model alone); lexical and hybrid apply the serving
     pre-processing (spelling, acronym expansion; no translation) with the vocabulary of the whole glossary, then
@@ -190,25 +196,22 @@ def evaluate_version(
         judged = evaluate_rankings(test_set.queries, rankings[mode], test_set.passages_by_entry, protocols=protocols)
         report[mode] = _stored_report(judged, terms=terms)
         log(f"Mode {mode} : " + ", ".join(
-            f"{protocol} MRR@10 {judged.protocols[protocol].overall.get('mrr@10', 0) * 100:.1f}" for protocol in protocols
+            f"{protocol} {MRR_AT_10.label} {(MRR_AT_10.of(judged.protocols[protocol].overall) or 0) * 100:.1f}" for protocol in protocols
         ))
 
-    result: dict[str, Any] = {
-        "report": report,
-        "similarity": {},
-        "ragas": {},
-        "test_set_hash": test_set.test_set_hash,
-        "query_count": len(test_set.queries),
-        "passage_count": len(test_set.passages),
-    }
+    similarity_part: dict[str, Any] = {}
+    ragas_part: dict[str, Any] = {}
     if similarity:
-        result["similarity"] = similarity_tests(version=version, test_set=test_set, passage_vectors=passage_vectors)
+        similarity_part = similarity_tests(version=version, test_set=test_set, passage_vectors=passage_vectors)
         log("Tests de similarité terminés.")
     if ragas:
         ragas_mode = "hybrid" if "hybrid" in modes else modes[0]
-        result["ragas"] = ragas_of(test_set=test_set, rankings=rankings[ragas_mode], hits=hits_by_mode.get(ragas_mode, {}), mode=ragas_mode)
+        ragas_part = ragas_of(test_set=test_set, rankings=rankings[ragas_mode], hits=hits_by_mode.get(ragas_mode, {}), mode=ragas_mode)
         log(f"Rapport RAGAS ({ragas_mode}) terminé.")
-    return result
+    return EvaluationResult(
+        report=EvaluationReport(report), similarity=similarity_part, ragas=ragas_part,
+        test_set_hash=test_set.test_set_hash, query_count=len(test_set.queries), passage_count=len(test_set.passages),
+    )
 
 
 def similarity_tests(*, version: ModelVersion, test_set: TestSet, passage_vectors: np.ndarray) -> dict[str, Any]:

@@ -19,12 +19,16 @@ from evaluation import charts, selectors
 from evaluation import runs as evaluation_runs
 from evaluation import leaderboard as leaderboards
 from evaluation.models import EvaluationRun
+from evaluation.gate_records import gate_of
+from evaluation.reports import HIT_AT_1, MRR_AT_10, REPORT_METRICS, Column, EvaluationReport, metric_labels, protocol_label
 from retrieval import selectors as retrieval_selectors
 from retrieval import serving
 from retrieval.models import ModelVersion
 
-METRIC_LABELS = {"hit@1": "R@1", "hit@5": "R@5", "hit@10": "R@10", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10"}
-PROTOCOL_LABELS = {"concept": "Concept", "def_only": "Def-only"}
+# The champions' metrics over time, and the leaderboard's columns (for each mode).
+HISTORY_COLUMNS = (Column("def_only", MRR_AT_10), Column("def_only", HIT_AT_1), Column("concept", HIT_AT_1))
+LEADERBOARD_COLUMNS = (Column("def_only", HIT_AT_1), Column("def_only", MRR_AT_10), Column("concept", HIT_AT_1))
+LEADERBOARD_PRIMARY = Column("def_only", MRR_AT_10)
 
 
 def _version_or_404(version_id: int) -> ModelVersion:
@@ -39,7 +43,8 @@ def version_list(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": selectors.version_rows(),
         "previous_champion": retrieval_selectors.previous_champion_get(),
-        "metric_names": ["def_only.hit@1", "def_only.mrr@10", "concept.hit@1", "concept.mrr@10"],
+        "columns": selectors.KEY_COLUMNS,
+        "delta_columns": selectors.DELTA_COLUMNS,
     }
     return render(request, "evaluation/version_list.html", context)
 
@@ -99,26 +104,27 @@ def _report_run(request: HttpRequest, version: ModelVersion) -> EvaluationRun:
     return run
 
 
-def _metric_series(report: dict, protocol: str, group_key: str, metric: str) -> dict[str, float]:
-    groups = report.get("protocols", {}).get(protocol, {}).get(group_key, {})
-    return {name: values["metrics"][metric] for name, values in groups.items() if metric in values["metrics"]}
+def _metric_series(report: EvaluationReport, mode: str, breakdown: str) -> dict[str, float]:
+    """Def-only MRR@10 per group of ``breakdown`` ("by_domain", "by_kind") in ``mode``."""
+    protocol = report[mode].protocols.get("def_only") if mode in report else None
+    return protocol.group_metric(breakdown, MRR_AT_10) if protocol else {}
 
 
-def _report_charts(run: EvaluationRun, reference: EvaluationRun | None) -> list[str]:
+def _report_charts(run: EvaluationRun, report: EvaluationReport, reference: EvaluationRun | None) -> list[str]:
     """Server-side SVG charts of the report (labels escaped by ``evaluation.charts``)."""
-    mode = "dense" if "dense" in run.report else next(iter(run.report))
-    report = run.report[mode]
+    mode = "dense" if "dense" in report else next(iter(report.modes))
+    reference_report = EvaluationReport.from_dict(reference.report) if reference is not None else None
     this_name = run.version.display_name
     svgs = []
-    for group_key, title in (("by_domain", _("Def-only MRR@10 par domaine")), ("by_kind", _("Def-only MRR@10 par type"))):
-        series = {this_name: _metric_series(report, "def_only", group_key, "mrr@10")}
-        if reference is not None and mode in reference.report:
-            series[reference.version.display_name] = _metric_series(reference.report[mode], "def_only", group_key, "mrr@10")
+    for breakdown, title in (("by_domain", _("Def-only MRR@10 par domaine")), ("by_kind", _("Def-only MRR@10 par type"))):
+        series = {this_name: _metric_series(report, mode, breakdown)}
+        if reference_report is not None and mode in reference_report:
+            series[reference.version.display_name] = _metric_series(reference_report, mode, breakdown)
         if any(series.values()):
             svgs.append(charts.bar_chart(series, f"{title} ({mode})"))
     protocols = {
-        PROTOCOL_LABELS[protocol]: {METRIC_LABELS[name]: data["overall"][name] for name in METRIC_LABELS if name in data["overall"]}
-        for protocol, data in report["protocols"].items()
+        protocol_label(protocol): {metric.label: value for metric in REPORT_METRICS if (value := metric.of(data.overall)) is not None}
+        for protocol, data in report[mode].protocols.items()
     }
     if protocols:
         svgs.append(charts.bar_chart(protocols, _("Concept (tolérant) et Def-only (strict), %(mode)s") % {"mode": mode}))
@@ -134,25 +140,27 @@ def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
     run = _report_run(request, version)
     reference_version = version.parent or (retrieval_selectors.model_version_get(ref="base") if version.number else None)
     reference = selectors.comparable_run(version=reference_version, test_set_hash=run.test_set_hash)
+    report = EvaluationReport.from_dict(run.report)
+    reference_report = EvaluationReport.from_dict(reference.report) if reference else EvaluationReport()
     tables = [
         {
             "mode": mode,
             "protocol": protocol,
-            "protocol_label": PROTOCOL_LABELS.get(protocol, protocol),
+            "protocol_label": protocol_label(protocol),
             "data": data,
-            "reference": (reference.report.get(mode, {}).get("protocols", {}).get(protocol) if reference else None),
+            "reference": reference_report[mode].protocols.get(protocol) if mode in reference_report else None,
         }
-        for mode, report in run.report.items()
-        for protocol, data in report["protocols"].items()
+        for mode, protocol, data in report.tables()
     ]
     context = {
         "version": version,
         "run": run,
+        "gate": gate_of(run.gate),
         "reference": reference,
         "reference_version": reference_version,
         "tables": tables,
-        "metric_labels": METRIC_LABELS,
-        "charts": _report_charts(run, reference),
+        "metric_labels": metric_labels(REPORT_METRICS),
+        "charts": _report_charts(run, report, reference) if report else [],
         "evaluations": selectors.evaluation_run_list(version=version)[:20],
         "served_encoder": serving.query_encoder_variant(version),
         "query_encoder_setting": settings.QUERY_ENCODER,
@@ -184,10 +192,7 @@ def history(request: HttpRequest) -> HttpResponse:
     points = selectors.champion_history()
     labels = [f"{point.event.version.display_name} ({point.at:%d/%m/%y})" for point in points]
     metric_lines = [
-        (label, {name: value for name, value in (
-            ("Def-only MRR@10", point.metrics["def_only.mrr@10"]), ("Def-only R@1", point.metrics["def_only.hit@1"]),
-            ("Concept R@1", point.metrics["concept.hit@1"]),
-        ) if value is not None})
+        (label, {column.title: value for column in HISTORY_COLUMNS if (value := column.of(point.metrics)) is not None})
         for label, point in zip(labels, points)
     ]
     count_lines = [
@@ -196,6 +201,7 @@ def history(request: HttpRequest) -> HttpResponse:
     ]
     context = {
         "points": points,
+        "columns": HISTORY_COLUMNS,
         "metrics_chart": charts.line_chart(metric_lines, _("Championnes successives (mode dense)")) if points else "",
         "counts_chart": charts.line_chart(count_lines, _("Taille du glossaire et annotations")) if points else "",
     }
@@ -238,18 +244,14 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         return render(request, "evaluation/_leaderboard_progress.html", {"active": active, "progress": _leaderboard_progress(active)})
     rows = []
     if board is not None:
-        def primary(row):
-            value = row["metrics"].get("dense", {}).get("def_only", {}).get("mrr@10")
-            return (row["skipped"], -(value or 0.0))
-
-        rows = sorted(board.rows, key=primary)
+        rows = sorted(selectors.leaderboard_rows(board), key=lambda row: (row.skipped, -(row.metric("dense", LEADERBOARD_PRIMARY) or 0.0)))
     chart = ""
-    scored = {row["name"]: row["metrics"]["dense"]["def_only"]["mrr@10"] for row in rows if not row["skipped"] and "def_only" in row["metrics"].get("dense", {})}
+    scored = {row.name: value for row in rows if not row.skipped and (value := row.metric("dense", LEADERBOARD_PRIMARY)) is not None}
     if scored:
-        chart = charts.bar_chart({"Def-only MRR@10": scored}, _("Classement (dense, Def-only MRR@10)"))
-    colspan = 3 * len(board.modes) if board else 0
+        chart = charts.bar_chart({LEADERBOARD_PRIMARY.title: scored}, _("Classement (dense, Def-only MRR@10)"))
+    colspan = len(LEADERBOARD_COLUMNS) * len(board.modes) if board else 0
     context = {
-        "board": board, "rows": rows, "chart": chart, "colspan": colspan,
+        "board": board, "rows": rows, "chart": chart, "colspan": colspan, "columns": LEADERBOARD_COLUMNS,
         "active": active, "progress": _leaderboard_progress(active),
         # What the button would evaluate (only maintainers see it; it reads the catalogue and the model cache).
         "plan": selectors.leaderboard_plan() if has_role(request.user, MAINTAINER) and active is None else None,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from glossary import views
+from glossary import import_views, views
 
 app_name = "glossary"
 urlpatterns = [
@@ -12,11 +12,11 @@ urlpatterns = [
     path("entries/<int:pk>/delete/", views.entry_delete, name="entry-delete"),
     path("entries/<int:pk>/status/", views.entry_set_status, name="entry-status"),
     path("domains/", views.domain_list, name="domain-list"),
-    path("imports/", views.import_list, name="import-list"),
-    path("imports/new/", views.import_upload, name="import-upload"),
-    path("imports/confirm/", views.import_confirm, name="import-confirm"),
-    path("imports/<int:pk>/", views.import_detail, name="import-detail"),
-    path("imports/<int:pk>/retry/", views.import_retry, name="import-retry"),
-    path("imports/<int:pk>/preview/", views.import_preview, name="import-preview"),
-    path("export/", views.export, name="export"),
+    path("imports/", import_views.import_list, name="import-list"),
+    path("imports/new/", import_views.import_upload, name="import-upload"),
+    path("imports/confirm/", import_views.import_confirm, name="import-confirm"),
+    path("imports/<int:pk>/", import_views.import_detail, name="import-detail"),
+    path("imports/<int:pk>/retry/", import_views.import_retry, name="import-retry"),
+    path("imports/<int:pk>/preview/", import_views.import_preview, name="import-preview"),
+    path("export/", import_views.export, name="export"),
 ]

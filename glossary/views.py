@@ -1,7 +1,7 @@
-"""The expert web UI of the glossary: thin views over glossary.selectors, glossary.services and glossary.imports."""
-from __future__ import annotations
+"""The expert web UI of the glossary's entries and domains: thin views over glossary.selectors and glossary.services.
 
-import secrets
+Imports and exports: glossary.import_views."""
+from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -10,44 +10,23 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.cache import patch_vary_headers
-from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.htmx import render_full_or_fragment
 from config.roles import EXPERT, role_required
-from glossary import imports, pending_uploads, selectors, services
-from glossary.forms import BulkStatusForm, EntryEditForm, EntryFilterForm, EntryForm, ImportConfirmForm, ImportUploadForm
-from glossary.models import Domain, Entry, ImportBatch
+from glossary import imports, selectors, services
+from glossary.forms import BulkStatusForm, EntryEditForm, EntryFilterForm, EntryForm
+from glossary.models import Domain, Entry
 from glossary.text import definition_key, term_key
 
 ENTRIES_PER_PAGE = 50
 ENTRY_FORM_FIELDS = ("term", "kind", "definition", "variants", "contexts", "status", "source", "source_url")
-IMPORTS_PER_PAGE = 50
-# Between its preview and the user's confirmation, the session names the uploaded file (kept in the artifact
-# store, or on the batch a worker previewed); the file itself never goes into the session.
-PENDING_IMPORT_SESSION_KEY = "glossary_pending_import"
-EXPORT_CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/jsonl; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 # Changed by every save: the history shows what people changed, not these.
 BOOKKEEPING_FIELDS = {"revision", "updated_at"}
 HISTORY_TYPE_LABELS = {"+": gettext_lazy("Création"), "~": gettext_lazy("Modification"), "-": gettext_lazy("Suppression")}
-
-
-def _is_fragment_request(request: HttpRequest) -> bool:
-    """An htmx request that swaps part of the page (a history restore needs the whole page)."""
-    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
-
-
-def _render_full_or_fragment(request, *, page: str, fragment: str, context: dict) -> HttpResponse:
-    response = render(request, fragment if _is_fragment_request(request) else page, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -77,12 +56,13 @@ def entry_list(request: HttpRequest) -> HttpResponse:
         "current_url": request.get_full_path(),
         "export_formats": imports.EXPORT_FORMATS,
     }
-    return _render_full_or_fragment(
+    return render_full_or_fragment(
         request, page="glossary/entry_list.html", fragment="glossary/_entry_results.html", context=context
     )
 
 
-def _kind_label(kind: str) -> str:
+def kind_label(kind: str) -> str:
+    """An entry kind's label in the reader's language (the value itself when it is not a kind)."""
     return str(Entry.Kind(kind).label) if kind in Entry.Kind.values else kind
 
 
@@ -94,7 +74,7 @@ def _display_value(field: str, value, domain_names: dict[int, str]) -> str:
     if field == "status":
         return str(Entry.Status(value).label)
     if field == "kind":
-        return _kind_label(value)
+        return kind_label(value)
     if field == "split":
         return str(Entry.Split(value).label)
     if field == "examples":
@@ -278,147 +258,3 @@ def entries_bulk_status(request: HttpRequest) -> HttpResponse:
 @require_GET
 def domain_list(request: HttpRequest) -> HttpResponse:
     return render(request, "glossary/domain_list.html", {"domains": selectors.domain_list()})
-
-
-@require_GET
-def import_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.import_batch_list(), IMPORTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "glossary/import_list.html", {"page": page})
-
-
-@role_required(EXPERT)
-@require_http_methods(["GET", "POST"])
-def import_upload(request: HttpRequest) -> HttpResponse:
-    """Upload a file and see what its import would do; nothing is written before the confirmation.
-
-    Small text files are previewed here; spreadsheets and large files by a worker, whose preview page polls.
-    """
-    form = ImportUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        file_format = form.cleaned_data["file_format"]
-        options = form.import_options()
-        content = upload.read()
-        token = secrets.token_urlsafe(16)
-        try:
-            if imports.preview_in_worker(size=len(content), file_format=file_format):
-                batch = imports.import_enqueue(
-                    content=content, file_name=upload.name, file_format=file_format,
-                    options={**options, "dry_run": True}, user=request.user,
-                )
-                request.session[PENDING_IMPORT_SESSION_KEY] = {"token": token, "batch_id": batch.pk}
-                return redirect("glossary:import-preview", pk=batch.pk)
-            report = imports.import_preview(
-                content=content, file_name=upload.name, file_format=file_format,
-                domain=options["domain"], status=options["status"], split=options["split"],
-            )
-        except imports.ImportRefused as refusal:
-            form.add_error("file", str(refusal))
-        else:
-            request.session[PENDING_IMPORT_SESSION_KEY] = {
-                "token": token,
-                "file_name": upload.name,
-                "file_format": file_format,
-                "options": options,
-                "stored_path": pending_uploads.save(content=content, file_name=upload.name),
-            }
-            return _render_preview(
-                request, report=report, rows=report.preview, file_name=upload.name, token=token, skip_invalid=options["skip_invalid"],
-            )
-    return render(request, "glossary/import_upload.html", {"form": form})
-
-
-def _render_preview(request, *, report, rows: list[dict], file_name: str, token: str, skip_invalid: bool, batch=None) -> HttpResponse:
-    """``report``: an ImportReport, or its dict as a worker stored it on the batch."""
-    confirm_form = ImportConfirmForm(initial={"token": token, "skip_invalid": skip_invalid})
-    preview = [{**row, "kind_label": _kind_label(row["kind"])} for row in rows]
-    context = {"report": report, "preview": preview, "file_name": file_name, "confirm_form": confirm_form, "batch": batch}
-    return render(request, "glossary/import_preview.html", context)
-
-
-@role_required(EXPERT)
-@require_GET
-def import_preview(request: HttpRequest, pk: int) -> HttpResponse:
-    """The preview a worker is making of an uploaded file: polls until it is ready, then the same page as a
-    preview made in the request (every bad row with its line, the confirmation)."""
-    batch = ImportBatch.objects.select_related("job").filter(pk=pk, created_by=request.user).first()
-    pending = request.session.get(PENDING_IMPORT_SESSION_KEY) or {}
-    if batch is None or not batch.is_preview or pending.get("batch_id") != batch.pk:
-        raise Http404(_("Cet aperçu n'existe pas ou n'est plus en attente."))
-    if batch.is_active:
-        return render(request, "glossary/import_preview_wait.html", {"batch": batch})
-    if batch.status != ImportBatch.Status.PREVIEWED:
-        return render(request, "glossary/import_preview_wait.html", {"batch": batch, "failed": True})
-    return _render_preview(
-        request, report=batch.report, rows=batch.report.get("preview", []), file_name=batch.file_name, token=pending["token"],
-        skip_invalid=bool(batch.options.get("skip_invalid")), batch=batch,
-    )
-
-
-@role_required(EXPERT)
-@require_POST
-def import_confirm(request: HttpRequest) -> HttpResponse:
-    form = ImportConfirmForm(request.POST)
-    pending = request.session.get(PENDING_IMPORT_SESSION_KEY)
-    if not form.is_valid() or not pending or not secrets.compare_digest(pending["token"], form.cleaned_data["token"]):
-        messages.error(request, _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
-        return redirect("glossary:import-upload")
-    del request.session[PENDING_IMPORT_SESSION_KEY]
-    skip_invalid = form.cleaned_data["skip_invalid"]
-    try:
-        if "batch_id" in pending:
-            batch = imports.import_confirm_preview(batch_id=pending["batch_id"], skip_invalid=skip_invalid)
-        else:
-            batch = imports.import_enqueue(
-                content=pending_uploads.read(pending["stored_path"]),
-                file_name=pending["file_name"],
-                file_format=pending["file_format"],
-                options={**pending["options"], "skip_invalid": skip_invalid},
-                user=request.user,
-            )
-            pending_uploads.delete(pending["stored_path"])
-    except (imports.ImportRefused, FileNotFoundError) as refusal:
-        messages.error(request, str(refusal) if isinstance(refusal, imports.ImportRefused) else _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
-        return redirect("glossary:import-upload")
-    # No flash here: the import has not succeeded yet. Its page shows it running, then its real outcome.
-    return redirect("glossary:import-detail", pk=batch.pk)
-
-
-@role_required(EXPERT)
-@require_POST
-def import_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    """Run a failed import's stored file again, skipping the invalid rows (a new batch)."""
-    try:
-        batch = imports.import_retry_skipping_invalid(batch_id=pk, user=request.user)
-    except ImportBatch.DoesNotExist:
-        raise Http404(_("Cet import n'existe pas.")) from None
-    except imports.ImportRefused as refusal:
-        messages.error(request, str(refusal))
-        return redirect("glossary:import-detail", pk=pk)
-    return redirect("glossary:import-detail", pk=batch.pk)
-
-
-@require_GET
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The batch's status and report; htmx polls the status fragment until the import is over."""
-    try:
-        batch = selectors.import_batch_get(batch_id=pk)
-    except ImportBatch.DoesNotExist:
-        raise Http404(_("Cet import n'existe pas.")) from None
-    context = {"batch": batch, "is_over": not batch.is_active}
-    return _render_full_or_fragment(
-        request, page="glossary/import_detail.html", fragment="glossary/_import_batch.html", context=context
-    )
-
-
-@require_GET
-def export(request: HttpRequest) -> HttpResponse:
-    file_format = request.GET.get("format", "csv")
-    if file_format not in imports.EXPORT_FORMATS:
-        return HttpResponseBadRequest(_("Format d'export inconnu : %(format)s.") % {"format": file_format})
-    file_name = f"lexique-glossaire-{timezone.localdate():%Y-%m-%d}.{file_format}"
-    return HttpResponse(
-        imports.export_glossary(file_format=file_format),
-        content_type=EXPORT_CONTENT_TYPES[file_format],
-        headers={"Content-Disposition": content_disposition_header(True, file_name)},
-    )

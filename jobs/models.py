@@ -125,3 +125,17 @@ class JobFields:
     @property
     def progress_percent(self) -> int:
         return self.job.progress_percent
+
+
+class JobStatus(JobFields):
+    """The read-through of a result row whose status is its job's, as it is (a row with a status of its own, such
+    as a training run's cycle, reads through ``JobFields`` and says its status itself)."""
+
+    Status = Job.Status
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    def get_status_display(self) -> str:
+        return self.job.get_status_display()

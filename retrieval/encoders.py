@@ -35,9 +35,9 @@ BACKEND_CHOICES = ("auto", TORCH, ONNX, ONNX_INT8)
 
 ONNX_FILES = {ONNX: "onnx/model.onnx", ONNX_INT8: "onnx/model_qint8.onnx"}
 ENCODER_CONFIG = "lexique_encoder.json"
-# A variant serves only if its R@1 on the frozen test queries is within this many points of torch's ...
+# A variant serves only if its Hit@1 on the frozen test queries is within this many points of torch's ...
 MAX_RECALL_DROP_POINTS = 0.5
-# ... and its query vectors point where torch's do (a disagreement the test queries happen not to expose in R@1).
+# ... and its query vectors point where torch's do (a disagreement the test queries happen not to expose in Hit@1).
 MIN_MEAN_COSINE = 0.97
 _OPSET = 17
 _SUPPORTED_POOLING = ("mean", "cls", "max", "lasttoken")
@@ -236,7 +236,7 @@ def compare_variant(
     max_recall_drop: float = MAX_RECALL_DROP_POINTS,
     min_mean_cosine: float = MIN_MEAN_COSINE,
 ) -> VariantCheck:
-    """Cosine agreement with torch's query vectors and R@1 of both against the same (torch) passage vectors."""
+    """Cosine agreement with torch's query vectors and Hit@1 of both against the same (torch) passage vectors."""
     queries = len(torch_vectors)
     if not queries:
         return VariantCheck(variant, False, "aucune requête de test", queries=0)
@@ -253,7 +253,7 @@ def compare_variant(
     elif float(cosines.mean()) < min_mean_cosine:
         reasons.append(f"cosinus moyen {cosines.mean():.4f} < {min_mean_cosine}")
     if r1_torch - r1_variant > max_recall_drop:
-        reasons.append(f"R@1 {r1_variant:.2f} contre {r1_torch:.2f} avec torch (écart > {max_recall_drop} point)")
+        reasons.append(f"Hit@1 {r1_variant:.2f} contre {r1_torch:.2f} avec torch (écart > {max_recall_drop} point)")
     return VariantCheck(
         variant=variant,
         passed=not reasons and queries > 0,

@@ -63,7 +63,7 @@ def _lexique_section(version: ModelVersion, onnx_files: list[str]) -> str:
     variants = (version.encoder_check or {}).get("variants", {})
     if variants:
         lines += ["", "### ONNX query encoders (checked against torch on the frozen test queries)", "",
-                  "| variant | passed | cosine min / mean | R@1 torch / variant | reason |", "| --- | --- | --- | --- | --- |"]
+                  "| variant | passed | cosine min / mean | Hit@1 torch / variant | reason |", "| --- | --- | --- | --- | --- |"]
         for name, check in variants.items():
             lines.append(
                 f"| {name} | {'yes' if check.get('passed') else 'no'} | {_fmt(check.get('cosine_min'))} / {_fmt(check.get('cosine_mean'))} "

@@ -1,21 +1,18 @@
-"""Questions with known answers (retrieval.LabelledQuestion): writes, reads, import, and their life in the loop.
+"""Questions with known answers (retrieval.LabelledQuestion): writes, reads, and known questions in search.
 
 Every expert decision that ties a real question to its entry is kept here: a flag's correction, a workbench
 answer (the workbench calls ``labelled_question_record``), an accepted answer, an exam question written or
 imported by an expert. Each one is at once a "known question" passage of its entry (the instant fix: the
 entry's index update is enqueued when one is recorded), training material unless held out, and a question to
 judge versions with (evaluation.real_questions, with known-question passages left out of the ranking).
+
+Imported from a file: retrieval.labelled_import; a flag's life in the loop: retrieval.flags.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,18 +21,14 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from glossary.imports import RowError
 from glossary.models import Entry
-from glossary.text import collapse_spaces, definition_key, term_key
+from glossary.text import collapse_spaces
 from retrieval.lexical import tokenize
-from retrieval.models import Flag, LabelledQuestion, ModelVersion, QuestionLog
+from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from retrieval.passages import QUESTION, Passage
 from retrieval.question_kinds import KINDS, KindEntry, is_held_out, normalise_question, question_kind
 
-logger = logging.getLogger(__name__)
-
 Source = LabelledQuestion.Source
-IMPORT_FORMATS = ("csv", "jsonl")
 # A query whose content words are at least this similar (Jaccard) to a known question's ranks that question's
 # entry first lexically: the same question and close rewordings ("que veut dire CAF ?" / "CAF, ça veut dire quoi").
 KNOWN_QUESTION_MIN_SIMILARITY = 0.5
@@ -200,150 +193,7 @@ def labelled_question_delete(*, question: LabelledQuestion) -> None:
         _serve_known_questions_of(entry_id)
 
 
-# ---- import -----------------------------------------------------------------------------------------
-
-@dataclass
-class LabelledImportReport:
-    total_rows: int
-    created: int
-    unchanged: int
-    errors: list[RowError]
-    imported: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total_rows": self.total_rows, "created": self.created, "unchanged": self.unchanged, "imported": self.imported,
-            "errors": [{"line": error.line, "reason": error.reason} for error in self.errors],
-        }
-
-
-@dataclass
-class _Row:
-    line: int
-    text: str
-    entry: Entry
-    kind: str | None
-
-
-class _BadRow(ValueError):
-    pass
-
-
-def _file_rows(content: bytes, file_format: str) -> tuple[list[tuple[int, dict]], list[RowError]]:
-    """``(line, record)`` of every non-blank row, and the rows that are not records (CSV header = line 1)."""
-    if b"\x00" in content:
-        raise ValidationError(_("Ce fichier n'est pas un fichier texte."))
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(_("Encodage du fichier illisible : enregistrez-le en UTF-8.")) from None
-    rows: list[tuple[int, dict]] = []
-    errors: list[RowError] = []
-    if file_format == "jsonl":
-        for line, raw in enumerate(text.split("\n"), start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as error:
-                errors.append(RowError(line, _("JSON invalide (colonne %(column)s).") % {"column": error.colno}))
-                continue
-            if not isinstance(value, dict):
-                errors.append(RowError(line, _("La ligne n'est pas un objet JSON.")))
-                continue
-            rows.append((line, value))
-        return rows, errors
-    sample = text[:4096]
-    delimiter = ";" if sample.split("\n", 1)[0].count(";") > sample.split("\n", 1)[0].count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames or "question" not in [name.strip().lower() for name in reader.fieldnames]:
-        raise ValidationError(_("Colonne « question » absente de la première ligne."))
-    line = 1
-    for record in reader:
-        line = reader.line_num
-        values = {(key or "").strip().lower(): (value or "").strip() if isinstance(value, str) else value for key, value in record.items()}
-        if not any(isinstance(value, str) and value for value in values.values()):
-            continue
-        rows.append((line, values))
-    return rows, errors
-
-
-def _resolve_entry(record: dict) -> Entry:
-    """The entry a row names: ``entry_id``, or ``term`` (+ ``definition`` among homonyms)."""
-    entry_id = record.get("entry_id")
-    if entry_id not in (None, ""):
-        try:
-            number = int(entry_id)
-        except (TypeError, ValueError):
-            raise _BadRow(_("entry_id : nombre entier attendu.")) from None
-        entry = Entry.objects.filter(pk=number).select_related("domain").first()
-        if entry is None:
-            raise _BadRow(_("Entrée %(id)s inconnue.") % {"id": number})
-        return entry
-    term = record.get("term")
-    if not isinstance(term, str) or not collapse_spaces(term):
-        raise _BadRow(_("Il faut « term » ou « entry_id »."))
-    candidates = list(Entry.objects.filter(term_key=term_key(term)).exclude(status=Entry.Status.REJECTED).select_related("domain").order_by("id"))
-    if not candidates:
-        raise _BadRow(_("Terme inconnu du glossaire : « %(term)s ».") % {"term": collapse_spaces(term)})
-    definition = record.get("definition")
-    if isinstance(definition, str) and definition.strip():
-        wanted = definition_key(definition)
-        candidates = [entry for entry in candidates if definition_key(entry.definition) == wanted]
-        if not candidates:
-            raise _BadRow(_("Aucune définition de « %(term)s » ne correspond à celle donnée.") % {"term": collapse_spaces(term)})
-    validated = [entry for entry in candidates if entry.status == Entry.Status.VALIDATED] or candidates
-    if len(validated) > 1:
-        raise _BadRow(
-            _("« %(term)s » a %(count)s sens : donnez la définition ou entry_id (%(ids)s).")
-            % {"term": collapse_spaces(term), "count": len(validated), "ids": ", ".join(str(entry.pk) for entry in validated)}
-        )
-    return validated[0]
-
-
-def _parse_row(line: int, record: dict) -> _Row:
-    text = record.get("question")
-    if not isinstance(text, str) or not collapse_spaces(text):
-        raise _BadRow(_("La colonne « question » est vide."))
-    if len(collapse_spaces(text)) > settings.QUERY_MAX_CHARS:
-        raise _BadRow(_("La question dépasse %(limit)s caractères.") % {"limit": settings.QUERY_MAX_CHARS})
-    kind = record.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        raise _BadRow(_("Type de question inconnu : %(kind)s (attendu : %(kinds)s).") % {"kind": kind, "kinds": ", ".join(KINDS)})
-    return _Row(line, collapse_spaces(text), _resolve_entry(record), kind)
-
-
-def labelled_questions_import(*, content: bytes, file_format: str, user=None, dry_run: bool = False) -> LabelledImportReport:
-    """Exam questions from a CSV or JSONL file (question, term or entry_id, definition?, kind?), all or nothing.
-
-    Every bad line is reported with its number (the CSV header is line 1); when there is one, nothing is written.
-    """
-    if file_format not in IMPORT_FORMATS:
-        raise ValidationError(_("Format inconnu : %(format)s.") % {"format": file_format})
-    if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ValidationError(_("Fichier trop volumineux."))
-    records, errors = _file_rows(content, file_format)
-    rows: list[_Row] = []
-    for line, record in records:
-        try:
-            rows.append(_parse_row(line, record))
-        except _BadRow as bad:
-            errors.append(RowError(line, str(bad)))
-    errors.sort(key=lambda error: error.line)
-    total = len(records) + len({error.line for error in errors} - {line for line, _record in records})
-    if errors or dry_run:
-        return LabelledImportReport(total_rows=total, created=0, unchanged=0, errors=errors, imported=False)
-    created = unchanged = 0
-    with transaction.atomic():
-        for row in rows:
-            before = LabelledQuestion.objects.filter(normalised=normalise_question(row.text)[:500], entry=row.entry).exists()
-            labelled_question_record(text=row.text, entry=row.entry, source=Source.IMPORT, user=user, kind=row.kind)
-            unchanged += before
-            created += not before
-    return LabelledImportReport(total_rows=total, created=created, unchanged=unchanged, errors=[], imported=True)
-
-
-# ---- the life of flags and questions in the loop ----------------------------------------------------
+# ---- used by training ------------------------------------------------------------------------------
 
 def labelled_questions_mark_used(*, run_id: int, ids: Iterable[int]) -> int:
     """Training run ``run_id`` trained on these labelled questions: record it on them and on their flags.
@@ -359,76 +209,6 @@ def labelled_questions_mark_used(*, run_id: int, ids: Iterable[int]) -> int:
             used_by_run_id=run_id, status=Flag.Status.USED, status_changed_at=timezone.now()
         )
     return marked
-
-
-@dataclass
-class FlagCheck:
-    flag_id: int
-    question: str
-    entry_id: int
-    rank: int | None  # of the right entry in the version's top 10; None when absent
-    right: bool
-
-
-@dataclass
-class FlagCheckReport:
-    version: int
-    checks: list[FlagCheck] = field(default_factory=list)
-
-    @property
-    def right(self) -> int:
-        return sum(check.right for check in self.checks)
-
-    @property
-    def wrong(self) -> int:
-        return len(self.checks) - self.right
-
-
-def flags_check_version(*, version: ModelVersion, top_k: int = 10) -> FlagCheckReport:
-    """Ask every corrected (or used) flag's question to ``version``, known questions left out of the ranking.
-
-    Answered right (its entry first): the flag is "answered right by version M". Still wrong: it is open again,
-    back in the review queue, with the rank the version gave. The pipeline calls this after a promotion.
-    """
-    from retrieval.search import search
-
-    report = FlagCheckReport(version=version.number)
-    flags = Flag.objects.filter(
-        status__in=[Flag.Status.CORRECTED, Flag.Status.USED], correct_entry__isnull=False
-    ).select_related("question_log").order_by("id")
-    for flag in flags:
-        result = search(query=flag.question_log.question, version=version, top_k=top_k, exclude_known_questions=True)
-        ranked = [item.entry.id for item in result.hits]
-        rank = ranked.index(flag.correct_entry_id) + 1 if flag.correct_entry_id in ranked else None
-        right = rank == 1
-        Flag.objects.filter(pk=flag.pk).update(
-            checked_version=version, checked_rank=rank, answered_right=right, checked_at=timezone.now(),
-            status=Flag.Status.ANSWERED if right else Flag.Status.OPEN, status_changed_at=timezone.now(),
-        )
-        report.checks.append(FlagCheck(flag.pk, flag.question_log.question, flag.correct_entry_id, rank, right))
-    logger.info("Flags checked against %s: %s right, %s still wrong", version, report.right, report.wrong)
-    return report
-
-
-def flag_life(flag: Flag) -> list[dict[str, Any]]:
-    """The steps a flag went through, for the flag list and detail: what happened and when."""
-    steps: list[dict[str, Any]] = [{"step": "open", "label": _("ouvert"), "at": flag.created_at}]
-    if flag.corrected_at:
-        steps.append({"step": "corrected", "label": _("corrigé"), "at": flag.corrected_at})
-    if flag.used_by_run_id:
-        steps.append({"step": "used", "label": _("utilisé par l'entraînement n° %(run)s") % {"run": flag.used_by_run_id}, "at": None})
-    if flag.checked_version_id and flag.answered_right is not None:
-        version = flag.checked_version
-        if flag.answered_right:
-            label = _("répondu juste par la version %(version)s") % {"version": version}
-        else:
-            label = _("toujours faux avec la version %(version)s (rang %(rank)s) : à revoir") % {
-                "version": version, "rank": flag.checked_rank or "> 10"
-            }
-        steps.append({"step": "answered" if flag.answered_right else "still_wrong", "label": label, "at": flag.checked_at})
-    if flag.status == Flag.Status.DISMISSED:
-        steps.append({"step": "dismissed", "label": _("écarté"), "at": flag.status_changed_at})
-    return steps
 
 
 # ---- reads ------------------------------------------------------------------------------------------

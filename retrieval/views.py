@@ -10,10 +10,11 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.htmx import is_fragment_request, render_full_or_fragment
 from config.roles import EXPERT, MAINTAINER, has_role, role_required
 from glossary.selectors import entry_list
 from retrieval import flags as retrieval_flags
-from retrieval import labelled, selectors
+from retrieval import labelled, labelled_import, selectors
 from retrieval.answering import answer_question
 from retrieval.indexing import SearchUnavailableError
 from retrieval.forms import (
@@ -29,10 +30,6 @@ from retrieval.models import Flag, LabelledQuestion, QuestionLog
 
 FLAGS_PER_PAGE = 50
 ENTRY_SUGGESTIONS = 8
-
-
-def _is_fragment_request(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
 
 def _question_or_404(question_id: int) -> QuestionLog:
@@ -67,7 +64,7 @@ def ask(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             context.update(_answer_context(request, log=log))
-    if request.method == "POST" and _is_fragment_request(request):
+    if request.method == "POST" and is_fragment_request(request):
         response = render(request, "retrieval/_answer.html", context)
     else:
         response = render(request, "retrieval/ask.html", context)
@@ -101,11 +98,11 @@ def flag_create(request: HttpRequest, question_id: int) -> HttpResponse:
             for message in error.messages:
                 form.add_error(None, message)
         else:
-            if not _is_fragment_request(request):
+            if not is_fragment_request(request):
                 messages.success(request, _("Merci : le signalement est enregistré."))
                 return redirect("retrieval:question-detail", question_id=log.pk)
             return render(request, "retrieval/_flags.html", {**_answer_context(request, log=log), "flag_saved": True})
-    template = "retrieval/_flags.html" if _is_fragment_request(request) else "retrieval/ask.html"
+    template = "retrieval/_flags.html" if is_fragment_request(request) else "retrieval/ask.html"
     return render(request, template, {"form": AskForm(initial={"question": log.question}), **_answer_context(request, log=log, flag_form=form)})
 
 
@@ -123,10 +120,7 @@ def flag_list(request: HttpRequest) -> HttpResponse:
     flags = selectors.flag_list(**filter_form.filters())
     page = Paginator(flags, FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"filter_form": filter_form, "page": page, "can_act": has_role(request.user, EXPERT), "current_url": request.get_full_path()}
-    template = "retrieval/_flag_results.html" if _is_fragment_request(request) else "retrieval/flag_list.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_full_or_fragment(request, page="retrieval/flag_list.html", fragment="retrieval/_flag_results.html", context=context)
 
 
 @role_required(EXPERT)
@@ -141,7 +135,7 @@ def flag_set_status(request: HttpRequest, flag_id: int) -> HttpResponse:
         flag = retrieval_flags.flag_set_status(flag=flag, status=request.POST.get("status", ""), user=request.user)
     except ValidationError as error:
         return HttpResponse(" ".join(error.messages), status=400)
-    if _is_fragment_request(request):
+    if is_fragment_request(request):
         return render(request, "retrieval/_flag_row.html", {"flag": flag, "can_act": True})
     messages.success(request, _("Signalement mis à jour."))
     return redirect("retrieval:flag-list")
@@ -161,7 +155,7 @@ def answer_accept(request: HttpRequest, question_id: int) -> HttpResponse:
         accepted = labelled.labelled_question_accept_answer(question_log=log, user=request.user)
     except ValidationError as error:
         return HttpResponse(" ".join(error.messages), status=400)
-    if _is_fragment_request(request):
+    if is_fragment_request(request):
         return render(request, "retrieval/_accept_answer.html", {"log": log, "accepted": accepted})
     messages.success(request, _("Merci : cette question est désormais une question connue de « %(term)s ».") % {"term": accepted.entry.term})
     return redirect("retrieval:question-detail", question_id=log.pk)
@@ -177,7 +171,7 @@ def _labelled_page(request: HttpRequest, *, form: LabelledQuestionForm | None = 
         "form": form or LabelledQuestionForm(), "import_form": import_form or LabelledQuestionImportForm(),
         "import_report": import_report, "kind_choices": LabelledQuestion.Kind.choices,
     }
-    template = "retrieval/_labelled_results.html" if request.method == "GET" and _is_fragment_request(request) else "retrieval/labelled_list.html"
+    template = "retrieval/_labelled_results.html" if request.method == "GET" and is_fragment_request(request) else "retrieval/labelled_list.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -223,7 +217,7 @@ def labelled_question_set_kind(request: HttpRequest, labelled_id: int) -> HttpRe
     if not form.is_valid():
         return HttpResponse(" ".join(message for errors in form.errors.values() for message in errors), status=400)
     question = labelled.labelled_question_set_kind(question=question, kind=form.cleaned_data["kind"])
-    if _is_fragment_request(request):
+    if is_fragment_request(request):
         return render(request, "retrieval/_labelled_row.html", {"question": question, "can_act": True, "kind_choices": LabelledQuestion.Kind.choices})
     messages.success(request, _("Type de question corrigé."))
     return redirect("retrieval:labelled-list")
@@ -233,7 +227,7 @@ def labelled_question_set_kind(request: HttpRequest, labelled_id: int) -> HttpRe
 @require_POST
 def labelled_question_delete(request: HttpRequest, labelled_id: int) -> HttpResponse:
     labelled.labelled_question_delete(question=_labelled_or_404(labelled_id))
-    if _is_fragment_request(request):
+    if is_fragment_request(request):
         return HttpResponse("")
     messages.success(request, _("Question supprimée."))
     return redirect("retrieval:labelled-list")
@@ -247,7 +241,7 @@ def labelled_question_import(request: HttpRequest) -> HttpResponse:
     if not import_form.is_valid():
         return _labelled_page(request, import_form=import_form, status=400)
     try:
-        report = labelled.labelled_questions_import(
+        report = labelled_import.labelled_questions_import(
             content=import_form.cleaned_data["file"].read(), file_format=import_form.file_format(), user=request.user
         )
     except ValidationError as error:

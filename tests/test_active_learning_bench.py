@@ -4,19 +4,9 @@ import json
 import pytest
 
 from bench import report
-from bench.active_learning import (
-    ACTIVE,
-    GENERATED,
-    RANDOM,
-    UNSEEN,
-    WRITTEN,
-    Settings,
-    build_scenario,
-    decisions_to_match,
-    expert_answers,
-    measure,
-    section_of,
-)
+from bench.active_learning import decisions_to_match, measure, section_of
+from bench.active_learning_scenario import GENERATED, UNSEEN, WRITTEN, Settings, build_scenario
+from bench.active_learning_simulation import ACTIVE, RANDOM, expert_answers
 from bench.synthetic import Question, synthetic_entries
 
 TINY = Settings(
@@ -81,6 +71,6 @@ def test_quick_path_returns_both_curves_and_the_ratio(tmp_path):
 
     section = section_of(numbers)
     markdown = report.section_markdown(section)
-    assert "Active MRR@10" in markdown and "Random R@1" in markdown
+    assert "Active MRR@10" in markdown and "Random Hit@1" in markdown
     assert section.targets[0].met in (True, False)
     json.dumps(section.data)  # stored by the bench runner as JSON

@@ -159,8 +159,8 @@ def test_sigles_judging_counts_any_meaning_for_concept_and_the_asked_one_for_def
     cpam = Target(Question("c koi la cpam", "CPAM", "Caisse primaire d'assurance maladie", "typo"), frozenset({3}), frozenset({3}))
     # CAF: the other meaning first, the asked one second; CPAM: not in the top 10.
     scores = judge({"CAF chez les pompiers": [1, 2, 9], "c koi la cpam": [7, 8]}, [caf_fire, cpam])
-    assert scores["concept"] == {"R@1": 50.0, "R@10": 50.0, "MRR@10": 50.0}
-    assert scores["def_only"] == {"R@1": 0.0, "R@10": 50.0, "MRR@10": 25.0}
+    assert scores["concept"] == {"hit@1": 50.0, "hit@10": 50.0, "mrr@10": 50.0}
+    assert scores["def_only"] == {"hit@1": 0.0, "hit@10": 50.0, "mrr@10": 25.0}
 
 
 def test_question_split_is_stable_balanced_per_kind_and_disjoint():
@@ -182,13 +182,13 @@ def test_sigles_tuning_chooses_the_best_dev_setting_that_keeps_every_kind_at_or_
     from bench.sigles_tuning import admissible, choose
 
     def scores(acronym, reverse, overall, mrr=0.0):
-        return {"acronym": {"R@1": acronym}, "reverse": {"R@1": reverse}, "all": {"R@1": overall, "MRR@10": mrr}}
+        return {"acronym": {"hit@1": acronym}, "reverse": {"hit@1": reverse}, "all": {"hit@1": overall, "mrr@10": mrr}}
 
     base = scores(90.0, 20.0, 50.0)
     results = {
         ("templates", 1.0): scores(80.0, 60.0, 70.0),  # the best overall, but acronym look-ups lose: refused
         ("questions", 1.0): scores(90.0, 40.0, 60.0, mrr=65.0),
-        ("questions", 0.5): scores(92.0, 38.0, 60.0, mrr=65.0),  # tie on R@1 and MRR: the smaller weight
+        ("questions", 0.5): scores(92.0, 38.0, 60.0, mrr=65.0),  # tie on Hit@1 and MRR: the smaller weight
         ("questions", 0.25): scores(91.0, 30.0, 55.0),
     }
     assert not admissible(results[("templates", 1.0)], base) and admissible(results[("questions", 1.0)], base)

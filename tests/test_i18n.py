@@ -102,7 +102,7 @@ def test_query_encoder_part_of_the_version_report_is_in_english(recorded):
     english = ["Query encoder", "Download the model (sentence-transformers, zip)"]
     english += (
         ["This version's queries are encoded by <strong>onnx-int8</strong>.", "(the check's choice: onnx-int8; setting QUERY_ENCODER=auto)",
-         "Variant", "May serve", "Cosine min / mean", "R@1 torch / variant", "ms per query", "Reason for refusal",
+         "Variant", "May serve", "Cosine min / mean", "Hit@1 torch / variant", "ms per query", "Reason for refusal",
          "Compared with torch on 40 queries of the frozen test set"]
         if recorded else ["No ONNX variant yet: queries are encoded by torch"]
     )

@@ -1,5 +1,5 @@
-"""The serving bench's own machinery (bench/query_encoders.py, bench/api.py): the replayed traffic, the choice of
-the web set-up, the interleaved measurements. No timing is asserted."""
+"""The serving bench's own machinery (bench/query_encoders.py, bench/query_encoders_api.py, bench/api.py): the
+replayed traffic, the choice of the web set-up, the interleaved measurements. No timing is asserted."""
 from __future__ import annotations
 
 import threading
@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bench import api
-from bench.query_encoders import (
+from bench.query_encoders import interleaved_single_ms
+from bench.query_encoders_api import (
     ANCHOR, MAX_WORKERS_ALIVE, PHASES, TODAY, ApiRow, ServerSpec, Setup, best_setup, final_phases, grid_ratios,
-    interleaved_single_ms, littles_law_note, replay, same_phase,
+    littles_law_note, replay, same_phase,
 )
 
 

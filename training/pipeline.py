@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from jobs import runner, selectors as job_selectors
 from jobs.models import Job
+from retrieval import flags as retrieval_flags
 from retrieval import labelled
 from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion, PromotionEvent
@@ -75,11 +76,13 @@ def _gate(evaluation_job: Job) -> Job:
 
 def _promote(gate_job: Job) -> Job | None:
     from evaluation.models import EvaluationRun
+    from evaluation.gate_records import gate_of
 
     evaluation = EvaluationRun.objects.select_related("version").get(pk=gate_job.params["evaluation_run_id"])
-    if not evaluation.gate.get("promote"):
+    gate = gate_of(evaluation.gate)
+    if gate is None or not gate.promote:
         return None
-    reasons = " ".join(evaluation.gate.get("reasons", []))
+    reasons = " ".join(gate.reasons)
     return promotion_request(version=evaluation.version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO, parent=gate_job)
 
 
@@ -128,7 +131,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
     message = _("%(v)s sert désormais.") % {"v": version}
     try:
         # Every corrected flag is asked again: "answered right by version M", or open again, back in the queue.
-        checked = labelled.flags_check_version(version=version)
+        checked = retrieval_flags.flags_check_version(version=version)
     except Exception as error:  # the promotion stands; the flags keep their state until the next check
         logger.exception("flag check after promoting %s failed", version)
         runner.job_log(job=job, message=f"{type(error).__name__}: {error}")

@@ -5,7 +5,7 @@ Pure functions over plain data (no Django). Two uses:
 * training pairs on the train side (``generated_questions``): what users ask is mostly not "C'est quoi X ?" but
   reverse look-ups from a description ("sigle de la direction des finances publiques"), paraphrases, typos,
   lowercase and accent-less acronyms, English glosses. A model trained on term templates only learns
-  term -> definition and forgets description -> term (issue 12: hybrid R@1 0.32 -> 0.10 after one cycle).
+  term -> definition and forgets description -> term (issue 12: hybrid Hit@1 0.32 -> 0.10 after one cycle).
 * a synthetic "canary" query set on the TEST side (``canary_queries``) that covers every kind, for the gate.
 
 Everything is deterministic given the seed: the same concept and seed always give the same questions (the

@@ -27,10 +27,16 @@ def points(value: float | None) -> str:
 
 @register.filter
 def get(mapping, key):
-    """``mapping[key]`` in a template (keys such as "def_only.mrr@10" cannot be written with dots)."""
+    """``mapping[key]`` in a template (a mode, a protocol, a metric key such as "mrr@10"); None when absent."""
     if not mapping:
         return None
     return mapping.get(key)
+
+
+@register.filter
+def of(column, overall):
+    """The value of a table column (``evaluation.reports.Column``) in overall metrics by protocol."""
+    return column.of(overall or {})
 
 
 @register.filter
@@ -38,25 +44,7 @@ def gate_reasons(gate) -> list[str]:
     """A stored gate decision's reasons in the reader's language (evaluation.gating.gate_reasons)."""
     from evaluation.gating import gate_reasons as reasons
 
-    return reasons(gate or {})
-
-
-@register.filter
-def gate_kind_rows(gate) -> list[dict]:
-    """Per question tier and kind: questions, champion and candidate R@1 (fractions) and the change."""
-    tiers = (gate or {}).get("tiers") or {}
-    candidate, champion = tiers.get("candidate") or {}, tiers.get("champion") or {}
-    rows = []
-    for tier, data in candidate.items():
-        theirs = champion.get(tier) or {}
-        for kind, metrics in [*sorted(data.get("by_kind", {}).items()), ("all", data.get("overall", {}))]:
-            before = (theirs.get("by_kind", {}).get(kind) if kind != "all" else theirs.get("overall")) or {}
-            rows.append({
-                "tier": tier, "kind": kind, "questions": metrics.get("questions"), "before": before.get("r1"),
-                "after": metrics.get("r1"),
-                "delta": None if before.get("r1") is None or metrics.get("r1") is None else metrics["r1"] - before["r1"],
-            })
-    return rows
+    return reasons(gate)
 
 
 @register.filter

@@ -1,7 +1,7 @@
-"""Template helpers of the flag pages: the life of a flag (retrieval.labelled.flag_life)."""
+"""Template helpers of the flag pages: the life of a flag (retrieval.flags.flag_life)."""
 from django import template
 
-from retrieval.labelled import flag_life as _flag_life
+from retrieval.flags import flag_life as _flag_life
 
 register = template.Library()
 

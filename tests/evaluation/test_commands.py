@@ -29,7 +29,7 @@ def test_evaluate_prints_a_table_and_reports_query_file_errors(tmp_path, capsys)
     call_command("evaluate", "--queries", str(queries), "--scope", "test", "--mode", "hybrid")
     captured = capsys.readouterr()
     assert "queries.jsonl, line 2" in captured.err and "INCONNU" in captured.err
-    assert "1 queries" in captured.out and "hybrid" in captured.out and "def_only" in captured.out and "mrr@10" in captured.out
+    assert "1 queries" in captured.out and "hybrid" in captured.out and "def_only" in captured.out and "MRR@10" in captured.out and "Hit@1" in captured.out
 
 
 def test_benchmark_stores_a_leaderboard_with_skipped_models(capsys):

@@ -1,11 +1,12 @@
 """Promotion gate: better, worse, per-domain regression, no champion."""
 import pytest
 
-from evaluation.gate import decide, metric_at
+from evaluation.gate import decide
+from evaluation.reports import ModeReport, metric_path
 
 
 def report(overall, domains, queries=100):
-    return {
+    return ModeReport.from_dict({
         "queries": queries,
         "protocols": {
             "def_only": {
@@ -13,7 +14,7 @@ def report(overall, domains, queries=100):
                 "by_domain": {name: {"queries": 10, "metrics": {"mrr@10": value}} for name, value in domains.items()},
             }
         },
-    }
+    })
 
 
 CHAMPION = report(0.70, {"Fiscalité": 0.80, "Social": 0.60})
@@ -46,7 +47,7 @@ def test_refuses_a_per_domain_regression():
 def test_no_champion_promotes_and_missing_metric_refuses():
     first = decide(candidate=report(0.5, {}), champion=None)
     assert first.promote and first.primary_delta is None and "Aucun modèle champion" in first.reasons[0]
-    assert not decide(candidate={"protocols": {}}, champion=CHAMPION).promote
+    assert not decide(candidate=ModeReport.from_dict({"protocols": {}}), champion=CHAMPION).promote
 
 
 def test_warns_when_query_counts_differ():
@@ -56,7 +57,7 @@ def test_warns_when_query_counts_differ():
 
 
 def test_metric_path():
-    assert metric_at(CHAMPION, "def_only.mrr@10") == 0.70
-    assert metric_at(CHAMPION, "concept.mrr@10") is None
+    assert CHAMPION.metric(metric_path("def_only.mrr@10")) == 0.70
+    assert CHAMPION.metric(metric_path("concept.mrr@10")) is None
     with pytest.raises(ValueError):
-        metric_at(CHAMPION, "mrr@10")
+        metric_path("mrr@10")

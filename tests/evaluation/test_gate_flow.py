@@ -4,7 +4,7 @@ import pytest
 from evaluation import services
 from evaluation import runs as evaluation_runs
 from evaluation.models import EvaluationRun
-from retrieval import labelled
+from evaluation.reports import EvaluationReport
 from retrieval import selectors as retrieval_selectors
 from retrieval import flags as retrieval_flags
 from retrieval import search as retrieval_search
@@ -31,7 +31,10 @@ def crafted(mrr, domains):
         "by_kind": {}, "by_source": {}, "skipped": [], "worst": [],
     }
     report = {"queries": 12, "ks": [1], "cutoff": 10, "protocols": {"def_only": protocol, "concept": protocol}}
-    return {"report": {"dense": report, "hybrid": report}, "similarity": {}, "ragas": {}, "test_set_hash": HASH, "query_count": 12, "passage_count": 8}
+    return services.EvaluationResult(
+        report=EvaluationReport.from_dict({"dense": report, "hybrid": report}), similarity={}, ragas={}, test_set_hash=HASH,
+        query_count=12, passage_count=8,
+    )
 
 
 @pytest.fixture
@@ -196,7 +199,7 @@ def test_the_cycle_marks_the_flags_it_trained_on_and_asks_them_again_after_the_p
     # Asked again to the new champion after its promotion: answered right, or open again with its rank.
     assert flag.checked_version_id == run.model_version_id
     assert (flag.status, flag.answered_right) in ((Flag.Status.ANSWERED, True), (Flag.Status.OPEN, False))
-    steps = [step["step"] for step in labelled.flag_life(flag)]
+    steps = [step["step"] for step in retrieval_flags.flag_life(flag)]
     assert steps[:3] == ["open", "corrected", "used"] and steps[-1] in ("answered", "still_wrong")
     assert "Poids de l'adaptateur" in run.log
 

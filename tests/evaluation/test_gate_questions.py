@@ -118,7 +118,7 @@ def test_a_candidate_that_answers_users_worse_is_refused_with_the_reasons(django
     assert "not_better" in codes(gate) and "kind_regressed" in codes(gate)
     regressed = [reason["params"]["kind"] for reason in gate["reason_codes"] if reason["code"] == "kind_regressed"]
     assert all(gate["kind_deltas"]["canary"][kind] < -gate["kind_tolerance"] for kind in regressed)
-    # The reason, in the maintainer's words, names the kind and both R@1.
+    # The reason, in the maintainer's words, names the kind and both Hit@1.
     assert any("reculent sur les questions canari" in reason for reason in gate["reasons"])
     assert not PromotionEvent.objects.exists() and retrieval_selectors.champion_version_get().number == 0
     assert "non promue" in TrainingRun.objects.get(pk=run.pk).log

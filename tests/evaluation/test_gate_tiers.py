@@ -2,13 +2,14 @@
 import pytest
 from django.utils import translation
 
-from evaluation.gate import CANARY, REAL, GateDecision, KindScore, QuestionTier, decide_for_users, render_reason
+from evaluation.gate import CANARY, REAL, GateDecision, decide_for_users, render_reason
+from evaluation.gate_records import QuestionScores, QuestionTier
 
 
 def tier(overall, kinds, questions=40):
     return QuestionTier(
-        overall=KindScore(questions, overall),
-        by_kind={kind: KindScore(questions // len(kinds), value) for kind, value in kinds.items()},
+        overall=QuestionScores(questions, overall),
+        by_kind={kind: QuestionScores(questions // len(kinds), value) for kind, value in kinds.items()},
     )
 
 
@@ -56,8 +57,8 @@ def test_too_few_real_questions_leave_the_decision_to_the_canaries():
 
 
 def test_small_kinds_do_not_decide_and_templates_domain_regressions_refuse():
-    candidate = {CANARY: QuestionTier(KindScore(40, 0.70), {"reverse": KindScore(36, 0.70), "english": KindScore(4, 0.0)})}
-    champion = {CANARY: QuestionTier(KindScore(40, 0.60), {"reverse": KindScore(36, 0.60), "english": KindScore(4, 1.0)})}
+    candidate = {CANARY: QuestionTier(overall=QuestionScores(40, 0.70), by_kind={"reverse": QuestionScores(36, 0.70), "english": QuestionScores(4, 0.0)})}
+    champion = {CANARY: QuestionTier(overall=QuestionScores(40, 0.60), by_kind={"reverse": QuestionScores(36, 0.60), "english": QuestionScores(4, 1.0)})}
     assert decide_for_users(candidate=candidate, champion=champion, min_kind=5).promote
     templates = GateDecision(True, ["..."], 0.01, {"Fiscalité": -0.05, "Social": 0.02})
     decision = decide_for_users(candidate=candidate, champion=champion, templates=templates, min_kind=5)
@@ -75,7 +76,7 @@ def test_templates_decide_alone_without_question_tiers_and_no_champion_promotes(
 def test_reasons_are_codes_rendered_in_the_reader_language():
     candidate = {REAL: tier(0.60, {"reverse": 0.30, "acronym": 0.90}), CANARY: CHAMPION[CANARY]}
     reason = next(r for r in decide_for_users(candidate=candidate, champion=CHAMPION).reasons if r.code == "kind_regressed")
-    stored = reason.as_dict()
+    stored = reason.to_dict()
     assert stored["params"]["kind"] == "reverse"
     with translation.override("fr"):
         french = render_reason(stored)

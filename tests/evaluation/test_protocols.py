@@ -45,14 +45,14 @@ def test_report_overall_breakdowns_worst_and_skipped():
     concept, strict = report.protocols["concept"], report.protocols["def_only"]
 
     # Concept: TVA hit@1, "C'est quoi" hit@1 (a context counts), CSG missed.
-    assert concept.overall["hit@1"] == pytest.approx(2 / 3)
+    assert concept.overall.hit_at_1 == pytest.approx(2 / 3)
     # Def-only: TVA rank 1, "C'est quoi" rank 3, CSG missed.
-    assert strict.overall["mrr@10"] == pytest.approx((1 + 1 / 3 + 0) / 3)
+    assert strict.overall.mrr_at_10 == pytest.approx((1 + 1 / 3 + 0) / 3)
     assert strict.skipped == ["absent"] and concept.skipped == ["absent"]
 
     assert list(strict.by_domain) == ["Fiscalité", "Social"]
     assert strict.by_domain["Fiscalité"].queries == 2
-    assert strict.by_domain["Social"].metrics["mrr@10"] == 0.0
+    assert strict.by_domain["Social"].metrics.mrr_at_10 == 0.0
     assert list(strict.by_source) == ["term", "cest_quoi"]
     assert strict.by_kind["acronym"].queries == 3
 
@@ -61,10 +61,12 @@ def test_report_overall_breakdowns_worst_and_skipped():
     assert strict.worst[1].ranked_above == ("1:context:1", "2:definition:0")
     assert strict.worst[0].ranked_above == ("1:context:1", "3:definition:0")
 
-    as_dict = report.as_dict()
+    as_dict = report.to_dict()
     json.dumps(as_dict)  # JSON-ready
-    assert as_dict["protocols"]["def_only"]["overall"]["mrr@10"] == strict.overall["mrr@10"]
+    assert as_dict["protocols"]["def_only"]["overall"]["mrr@10"] == strict.overall.mrr_at_10
     assert as_dict["protocols"]["def_only"]["by_domain"]["Social"]["queries"] == 1
+    assert as_dict["protocols"]["def_only"]["judged"] == 3 and as_dict["protocols"]["def_only"]["skipped_count"] == 1
+    assert "per_query" not in as_dict["protocols"]["def_only"]  # never stored
 
 
 def test_unknown_domain_grouped_last_and_missing_ranking_refused():

@@ -25,9 +25,9 @@ def test_scores_per_kind():
     ]
     overall, by_kind = score_outcomes(outcomes)
     assert [o.rank for o in outcomes] == [1, 2, None, 2]
-    assert (overall.questions, overall.r1, overall.r10, overall.mrr10) == (4, 0.25, 0.75, 0.5)
+    assert (overall.questions, overall.hit_at_1, overall.hit_at_10, overall.mrr_at_10) == (4, 0.25, 0.75, 0.5)
     assert list(by_kind) == ["(aucun)", "acronym", "reverse"]
-    assert (by_kind["acronym"].r1, by_kind["acronym"].mrr10) == (0.5, 0.75) and by_kind["reverse"].r10 == 0.0
+    assert (by_kind["acronym"].hit_at_1, by_kind["acronym"].mrr_at_10) == (0.5, 0.75) and by_kind["reverse"].hit_at_10 == 0.0
 
 
 @pytest.mark.django_db
@@ -59,12 +59,14 @@ def test_known_questions_are_left_out_when_the_model_is_judged(glossary):  # noq
     asked = [RealQuestion(question, frozenset({pension.pk}), "paraphrase"), RealQuestion("que veut dire URSSAF ?", frozenset({glossary["urssaf"].pk}), "acronym")]
     served = evaluate_real_questions(version=version, questions=asked, exclude_known_questions=False)
     model = evaluate_real_questions(version=version, questions=asked)
-    assert served.by_kind["paraphrase"].r1 == 1.0  # what users see: the known question answers it
+    assert served.by_kind["paraphrase"].hit_at_1 == 1.0  # what users see: the known question answers it
     assert model.outcomes[0].rank != 1 and model.exclude_known_questions  # the model alone does not
-    assert served.by_kind["acronym"].r1 == model.by_kind["acronym"].r1 == 1.0
+    assert served.by_kind["acronym"].hit_at_1 == model.by_kind["acronym"].hit_at_1 == 1.0
     assert set(served.as_dict()["by_kind"]) == {"acronym", "paraphrase"}
-    tier = model.as_tier()  # what the promotion gate reads
-    assert tier.overall.questions == 2 and tier.by_kind["acronym"].r1 == 1.0
+    tier = model.tier(wrong=20)  # what the promotion gate reads and stores
+    assert tier.overall.questions == 2 and tier.by_kind["acronym"].hit_at_1 == 1.0
+    assert [wrong.text for wrong in tier.wrong] == [question]
+    assert tier.to_dict()["by_kind"]["acronym"]["r1"] == 1.0  # stored under the keys the gate always wrote
 
 
 @pytest.mark.django_db
@@ -74,7 +76,7 @@ def test_evaluate_command_scopes(glossary, tmp_path, capsys):  # noqa: F811
     call_command("evaluate", "--queries", str(path))
     captured = capsys.readouterr()
     assert "real.jsonl, line 2" in captured.err and "INCONNU" in captured.err
-    assert "1 questions, 1 unresolved" in captured.out and "acronym" in captured.out and "R@1" in captured.out
+    assert "1 questions, 1 unresolved" in captured.out and "acronym" in captured.out and "Hit@1" in captured.out
 
     for text in ("que veut dire URSSAF", "c'est quoi la CAF", "taxe sur la valeur ajoutée", "question 1", "question 3"):
         labelled.labelled_question_record(text=text, entry=glossary["urssaf"], source="exam")

@@ -121,8 +121,8 @@ def test_screened_negatives_and_flags_join_the_evaluation():
         score=0.8, positive_score=0.82, reason="proche", decision="different",
     )
     result = services.evaluate_version(version=retrieval_selectors.model_version_get(ref="base"), modes=("dense",), ragas=False)
-    assert result["similarity"]["screened_negatives"]["count"] == 1
-    assert result["similarity"]["screened_negatives"]["separation"] in (0.0, 1.0)
+    assert result.similarity["screened_negatives"]["count"] == 1
+    assert result.similarity["screened_negatives"]["separation"] in (0.0, 1.0)
 
 
 def test_query_file_reports_unknown_terms_and_bad_lines():

@@ -30,7 +30,7 @@ def test_compare_refuses_a_variant_whose_queries_land_elsewhere():
         passage_entry_ids=[1, 2, 3], relevant=[{1}, {2}, {3}],
     )
     assert not swapped.passed
-    assert swapped.recall_at_1_variant == pytest.approx(100 / 3, abs=0.01) and "R@1" in swapped.reason and "cosinus" in swapped.reason
+    assert swapped.recall_at_1_variant == pytest.approx(100 / 3, abs=0.01) and "Hit@1" in swapped.reason and "cosinus" in swapped.reason
 
 
 def test_choose_variant_takes_the_fastest_that_passed_and_never_a_refused_one():

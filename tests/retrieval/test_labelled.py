@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from glossary.models import Entry
-from retrieval import flags, indexing, labelled, selectors
+from retrieval import flags, indexing, labelled, labelled_import, selectors
 from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from retrieval.question_kinds import is_held_out, normalise_question
 from tests.factories import EntryFactory
@@ -70,7 +70,7 @@ def test_mark_used_then_check_version_tells_the_flag_life(glossary, expert):
 
     marked = labelled.labelled_questions_mark_used(run_id=7, ids=ids)
     assert marked == len(ids) - len(held_out)
-    report = labelled.flags_check_version(version=selectors.champion_version_get())
+    report = flags.flags_check_version(version=selectors.champion_version_get())
 
     right.refresh_from_db()
     wrong.refresh_from_db()
@@ -78,11 +78,11 @@ def test_mark_used_then_check_version_tells_the_flag_life(glossary, expert):
     # The model alone (known questions left out) does not tie a pension to sales tax: back in the review queue.
     assert wrong.status == Flag.Status.OPEN and wrong.answered_right is False and wrong.checked_rank != 1
     assert (report.right, report.wrong) == (1, 1)
-    steps = [step["step"] for step in labelled.flag_life(right)]
+    steps = [step["step"] for step in flags.flag_life(right)]
     assert steps[:2] == ["open", "corrected"] and steps[-1] == "answered"
     if LabelledQuestion.objects.get(flag=right).held_out is False:
         assert right.used_by_run_id == 7 and "used" in steps
-    assert labelled.flag_life(wrong)[-1]["step"] == "still_wrong"
+    assert flags.flag_life(wrong)[-1]["step"] == "still_wrong"
 
 
 def test_an_answered_question_comes_before_the_entry_it_merely_names(glossary, expert):
@@ -114,7 +114,7 @@ CSV_OK = "question,term,entry_id,definition,kind\nque veut dire CAF,CAF,,,\nl'im
 
 def test_import_csv_and_jsonl_all_or_nothing_with_line_numbers(glossary, expert):
     other_caf = EntryFactory(term="CAF", definition="Capacité d'autofinancement d'une entreprise.")
-    report = labelled.labelled_questions_import(content=b"question,term,definition\nque veut dire CAF,CAF,\n\nbonjour,ZZZ,\n,TVA,\n", file_format="csv", user=expert)
+    report = labelled_import.labelled_questions_import(content=b"question,term,definition\nque veut dire CAF,CAF,\n\nbonjour,ZZZ,\n,TVA,\n", file_format="csv", user=expert)
     assert not report.imported and LabelledQuestion.objects.count() == 0
     assert [(error.line, ("2 sens" in error.reason) or ("ZZZ" in error.reason) or ("vide" in error.reason)) for error in report.errors] == [
         (2, True), (4, True), (5, True)
@@ -127,11 +127,11 @@ def test_import_csv_and_jsonl_all_or_nothing_with_line_numbers(glossary, expert)
         json.dumps({"question": "x", "entry_id": 999999}),
         json.dumps({"question": "y", "term": "TVA", "kind": "haiku"}),
     ]).encode()
-    report = labelled.labelled_questions_import(content=jsonl, file_format="jsonl", user=expert)
+    report = labelled_import.labelled_questions_import(content=jsonl, file_format="jsonl", user=expert)
     assert [error.line for error in report.errors] == [2, 4, 5] and not report.imported
 
     good = "\n".join(jsonl.decode().split("\n")[i] for i in (0, 2)).encode()
-    report = labelled.labelled_questions_import(content=good, file_format="jsonl", user=expert)
+    report = labelled_import.labelled_questions_import(content=good, file_format="jsonl", user=expert)
     assert report.imported and report.created == 2
     reverse_question = LabelledQuestion.objects.get(entry=other_caf)
     assert (reverse_question.kind, reverse_question.kind_set_by, reverse_question.source) == ("reverse", "expert", "import")

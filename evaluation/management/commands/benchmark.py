@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import leaderboard, services
+from evaluation import leaderboard, selectors, services
+from evaluation.reports import HIT_AT_1, MRR_AT_10
 from evaluation.management.commands._common import percent, user_from_name, version_from_ref
 from retrieval import selectors as retrieval_selectors
 
@@ -29,12 +30,12 @@ class Command(BaseCommand):
         except Exception as error:
             raise CommandError(f"Benchmark failed: {error}") from error
         self.stdout.write(f"Leaderboard {board.pk}: {board.query_count} queries, test set {board.test_set_hash[:12]}")
-        for row in board.rows:
-            if row["skipped"]:
-                self.stdout.write(f"{row['name']:<45} skipped: {row['reason'].splitlines()[0][:160]}")
+        for row in selectors.leaderboard_rows(board):
+            if row.skipped:
+                self.stdout.write(f"{row.name:<45} skipped: {row.reason.splitlines()[0][:160]}")
                 continue
             cells = []
-            for mode, protocols in row["metrics"].items():
+            for mode, protocols in row.metrics.items():
                 for protocol, overall in protocols.items():
-                    cells.append(f"{mode}/{protocol} R@1 {percent(overall.get('hit@1'))} MRR@10 {percent(overall.get('mrr@10'))}")
-            self.stdout.write(f"{row['name']:<45} " + "; ".join(cells))
+                    cells.append(" ".join([f"{mode}/{protocol}", *(f"{metric.label} {percent(metric.of(overall))}" for metric in (HIT_AT_1, MRR_AT_10))]))
+            self.stdout.write(f"{row.name:<45} " + "; ".join(cells))

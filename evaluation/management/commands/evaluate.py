@@ -8,8 +8,9 @@ from evaluation import real_questions, services
 from evaluation import runs as evaluation_runs
 from evaluation.management.commands._common import percent, version_from_ref
 from evaluation.models import EvaluationRun
+from evaluation.reports import HIT_AT_1, HIT_AT_5, HIT_AT_10, MRR_AT_10, NDCG_AT_10, RECALL_AT_10, EvaluationReport, metric_label
 
-TABLE_METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10")
+TABLE_METRICS = (HIT_AT_1, HIT_AT_5, HIT_AT_10, MRR_AT_10, NDCG_AT_10, RECALL_AT_10)
 PROTOCOL_CHOICES = {"concept": ["concept"], "def-only": ["def_only"], "both": ["concept", "def_only"]}
 
 
@@ -79,15 +80,14 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Evaluation {run.pk} of {version} ({version.base_model}): {run.query_count} queries, "
                           f"{run.passage_count} passages, test set {run.test_set_hash[:12]}")
-        header = f"{'mode':<8} {'protocol':<9} " + " ".join(f"{name:>9}" for name in TABLE_METRICS)
+        header = f"{'mode':<8} {'protocol':<9} " + " ".join(f"{metric.label:>9}" for metric in TABLE_METRICS)
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
-        for mode, report in run.report.items():
-            for protocol, data in report["protocols"].items():
-                values = " ".join(f"{percent(data['overall'].get(name)):>9}" for name in TABLE_METRICS)
-                self.stdout.write(f"{mode:<8} {protocol:<9} {values}")
-                for domain, group in data["by_domain"].items():
-                    self.stdout.write(f"{'':<8}   {domain[:30]:<30} ({group['queries']} q.) MRR@10 {percent(group['metrics'].get('mrr@10'))}")
+        for mode, protocol, data in EvaluationReport.from_dict(run.report).tables():
+            values = " ".join(f"{percent(metric.of(data.overall)):>9}" for metric in TABLE_METRICS)
+            self.stdout.write(f"{mode:<8} {protocol:<9} {values}")
+            for domain, group in data.by_domain.items():
+                self.stdout.write(f"{'':<8}   {domain[:30]:<30} ({group.queries} q.) {MRR_AT_10.label} {percent(MRR_AT_10.of(group.metrics))}")
         similarity = run.similarity
         if similarity:
             self.stdout.write(
@@ -132,11 +132,12 @@ class Command(BaseCommand):
             f"Real questions of {source} on {version} over the whole validated glossary: {len(questions)} questions, "
             f"{len(errors)} unresolved line(s){'' if options['with_known_questions'] else ', known questions left out'}"
         )
-        header = f"{'mode':<8} {'kind':<12} {'questions':>9} {'R@1':>7} {'R@10':>7} {'MRR@10':>7}"
+        labels = [metric_label(key) for key in ("hit@1", "hit@10", "mrr@10")]
+        header = f"{'mode':<8} {'kind':<12} {'questions':>9} " + " ".join(f"{label:>7}" for label in labels)
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for result in results:
             for kind, metrics in [("all", result.overall), *result.by_kind.items()]:
                 self.stdout.write(
-                    f"{result.mode:<8} {kind:<12} {metrics.questions:>9} {percent(metrics.r1):>7} {percent(metrics.r10):>7} {percent(metrics.mrr10):>7}"
+                    f"{result.mode:<8} {kind:<12} {metrics.questions:>9} {percent(metrics.hit_at_1):>7} {percent(metrics.hit_at_10):>7} {percent(metrics.mrr_at_10):>7}"
                 )

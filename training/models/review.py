@@ -1,4 +1,5 @@
-"""Learning: training configs, runs, data snapshots, hard-negative screening and equivalences."""
+"""The expert workbench: review queue refreshes, review items and decisions, question labels, annotation guides
+and the overlap required per source."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -7,202 +8,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from jobs.models import Job, JobFields
+from jobs.models import JobStatus
+from training.models.learning import NegativeCandidate
 
 
-class TrainingConfig(models.Model):
-    """Hyperparameters of a training cycle, editable by maintainers. One row is the default."""
-
-    class Loss(models.TextChoices):
-        MNRL = "mnrl", "MultipleNegativesRankingLoss"
-        CACHED_MNRL = "cached_mnrl", "CachedMultipleNegativesRankingLoss"
-
-    name = models.CharField(_("nom"), max_length=80, unique=True)
-    is_default = models.BooleanField(_("par défaut"), default=False)
-    base_model = models.CharField(_("modèle de base"), max_length=200, blank=True, help_text=_("Vide : le modèle de base de la version championne."))
-    epochs = models.FloatField(_("époques"), default=1.0)
-    batch_size = models.PositiveIntegerField(_("taille de lot"), default=32)
-    learning_rate = models.FloatField(_("taux d'apprentissage"), default=1e-3)
-    warmup_ratio = models.FloatField(_("part d'échauffement"), default=0.1)
-    lora_r = models.PositiveIntegerField(_("rang LoRA (r)"), default=16)
-    lora_alpha = models.PositiveIntegerField(_("alpha LoRA"), default=32)
-    lora_dropout = models.FloatField(_("dropout LoRA"), default=0.05)
-    target_modules = models.JSONField(_("modules ciblés"), default=list, blank=True, help_text=_("Vide : choisis selon l'architecture."))
-    loss = models.CharField(_("fonction de perte"), max_length=20, choices=Loss.choices, default=Loss.MNRL)
-    num_negatives = models.PositiveIntegerField(_("négatifs par exemple"), default=1)
-    mining_range_min = models.PositiveIntegerField(_("rang minimal de minage"), default=3, help_text=_("Rangs du haut ignorés lors du minage."))
-    mining_relative_margin = models.FloatField(_("marge relative de minage"), default=0.05)
-    replay_ratio = models.FloatField(_("part de rejeu"), default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
-    max_pairs = models.PositiveIntegerField(_("paires au plus"),
-        null=True, blank=True, default=1280,
-        help_text=_("Paires au plus par cycle (borne la durée de l'entraînement) ; vide : toutes."),
-    )
-    max_steps = models.PositiveIntegerField(_("étapes au plus"), null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
-    seed = models.PositiveIntegerField(_("graine aléatoire"), default=13)
-    min_new_material = models.PositiveIntegerField(_("nouveaux éléments minimum"),
-        default=20, help_text=_("Entraînement planifié : nombre minimal de nouveaux éléments validés depuis le dernier entraînement.")
-    )
-    updated_at = models.DateTimeField(_("modifiée le"), auto_now=True)
-
-    class Meta:
-        ordering = ["-is_default", "name"]
-        verbose_name = _("configuration d'entraînement")
-        verbose_name_plural = _("configurations d'entraînement")
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class DataSnapshot(models.Model):
-    """The exact training data of a run: content hash, counts, and the JSONL in the artifact store."""
-
-    content_hash = models.CharField(max_length=64, db_index=True)
-    total = models.PositiveIntegerField(default=0)
-    counts = models.JSONField(default=dict, blank=True)
-    artifact_path = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = _("instantané de données")
-        verbose_name_plural = _("instantanés de données")
-
-    def __str__(self) -> str:
-        return f"{self.content_hash[:12]} ({self.total})"
-
-
-class TrainingRun(JobFields, models.Model):
-    """One training cycle's results: its data, its model version, its timings. The lifecycle is its job's
-    (``jobs.Job`` of kind ``training``); the cycle goes on as a chain of jobs (training.pipeline)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        MINING = "mining", _("minage")
-        TRAINING = "training", _("entraînement")
-        EVALUATING = "evaluating", _("évaluation")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
-        CANCELLED = "cancelled", _("annulé")
-
-    ACTIVE = (Status.QUEUED, Status.MINING, Status.TRAINING, Status.EVALUATING)
-
-    class Stage(models.TextChoices):
-        MINING = "mining", _("minage")
-        TRAINING = "training", _("entraînement")
-
-    class Trigger(models.TextChoices):
-        BUTTON = "button", _("bouton")
-        API = "api", _("API")
-        COMMAND = "command", _("commande")
-        SCHEDULE = "schedule", _("planification")
-
-    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="training_run")
-    # What the running job is doing now (the job only knows it is running).
-    stage = models.CharField(max_length=10, choices=Stage.choices, blank=True)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.BUTTON)
-    config = models.ForeignKey(TrainingConfig, null=True, on_delete=models.SET_NULL, related_name="runs")
-    config_values = models.JSONField(default=dict, blank=True)
-    parent_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    model_version = models.ForeignKey("retrieval.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    snapshot = models.ForeignKey(DataSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
-    created_at = models.DateTimeField(auto_now_add=True)
-    current_loss = models.FloatField(null=True, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    stats = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = _("entraînement")
-        verbose_name_plural = _("entraînements")
-
-    def __str__(self) -> str:
-        return f"Run {self.pk} ({self.status})"
-
-    def _cycle(self):
-        from training import pipeline
-
-        if "_cycle_state" not in self.__dict__:
-            self.__dict__["_cycle_state"] = pipeline.cycle_state(self)
-        return self.__dict__["_cycle_state"]
-
-    def refresh_from_db(self, *args, **kwargs) -> None:
-        self.__dict__.pop("_cycle_state", None)
-        super().refresh_from_db(*args, **kwargs)
-
-    @property
-    def steps(self):
-        """The cycle's jobs in order (train, evaluate, gate, promote), for the run's page."""
-        return self._cycle().steps
-
-    @property
-    def status(self) -> str:
-        """The cycle's status: the training job's, then "evaluating" while its evaluation and gate run, and
-        "failed" when one of them failed (the version stays ready, never promoted)."""
-        return self._cycle().status
-
-    def get_status_display(self) -> str:
-        return str(self.Status(self.status).label)
-
-    @property
-    def error(self) -> str:
-        return self._cycle().error
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def log(self) -> str:
-        """The whole cycle's log: training, then its evaluation, gate and promotion."""
-        return "".join(step.log for step in self.steps)
-
-
-class NegativeCandidate(models.Model):
-    """A mined negative suspected to be a false negative, waiting for an expert's screening."""
-
-    class Decision(models.TextChoices):
-        PENDING = "pending", _("à examiner")
-        DIFFERENT = "different", _("vraiment différent")
-        SAME = "same", _("même sens")
-
-    anchor = models.TextField()
-    anchor_entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
-    negative_entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
-    negative_text = models.TextField()
-    score = models.FloatField()
-    positive_score = models.FloatField()
-    reason = models.CharField(max_length=200)
-    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING, db_index=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="negative_candidates")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-score"]
-        constraints = [models.UniqueConstraint(fields=["anchor_entry", "negative_entry"], name="negative_candidate_unique_pair")]
-        verbose_name = _("négatif à examiner")
-        verbose_name_plural = _("négatifs à examiner")
-
-
-class Equivalence(models.Model):
-    """Two entries experts declared to mean the same thing: never used as negatives of each other."""
-
-    entry_a = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
-    entry_b = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["entry_a", "entry_b"], name="equivalence_unique_pair")]
-        verbose_name = _("équivalence")
-        verbose_name_plural = _("équivalences")
-
-
-class QueueRefresh(JobFields, models.Model):
+class QueueRefresh(JobStatus, models.Model):
     """One recomputation of the review queue: what it found (its lifecycle is its job's, kind ``queue_refresh``)."""
-
-    Status = Job.Status
 
     class Trigger(models.TextChoices):
         CHAMPION = "champion", _("nouvelle championne")
@@ -224,17 +35,6 @@ class QueueRefresh(JobFields, models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.job.get_status_display()})"
-
-    @property
-    def status(self) -> str:
-        return self.job.status
-
-    def get_status_display(self) -> str:
-        return self.job.get_status_display()
-
-    @property
-    def error(self) -> str:
-        return self.job.error
 
 
 class ReviewItem(models.Model):
