@@ -26,6 +26,12 @@ and measured on the held-out questions: Def-only Hit@1 and MRR@10 over entries, 
 from the base model on everything labelled so far (not continuing the previous adapter) keeps each point a
 function of the labelled set only, so the two curves differ by what was selected and nothing else.
 
+As in the product, about 30 % of the answers (a stable hash of the question) are held out of training to judge
+versions, and after each training the product's promotion gate (``evaluation.gate.decide_for_users``) compares the
+candidate with the served version: on those held-out answers once there are 30, else on the canary set built from
+the entries nobody asked about. The served version (the champion) is what the next cycle's active order scores
+questions with; the report gives each cycle's candidate and what users are served.
+
 Why pure functions and not the Django workbench: the same code paths (queue scoring and order, builder, trainer,
 metrics) without a database, a search index rebuild and Celery per cycle, which would triple the time of a cycle
 on a 2-core machine without changing what is measured.
@@ -49,7 +55,7 @@ import numpy as np
 
 from bench import report, results
 from bench.active_learning_scenario import FULL, QUICK, UNSEEN, WRITTEN, Scenario, Settings, build_scenario, sigles_rows
-from bench.active_learning_simulation import ACTIVE, RANDOM, simulate
+from bench.active_learning_simulation import ACTIVE, GATE_MIN_REAL_QUESTIONS, RANDOM, simulate
 from bench.environment import BENCH_DIR, ROOT, data_dir
 from bench.results import Section
 from bench.synthetic import Question, questions
@@ -132,6 +138,9 @@ def measure(*, rows: Sequence[dict[str, str]], asked: Sequence[Question], settin
         },
         "base": outcome["base"],
         "curves": curves,
+        "served": outcome["served"],
+        "gate": outcome["gate"],
+        "canary_questions": outcome["canary_questions"],
         "decisions_to_match": needed,
         "random_decisions": random_decisions,
         "ratio": None if needed is None else needed / random_decisions,
@@ -154,6 +163,10 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}"
+
+
 def section_of(numbers: dict, *, name: str = "active_learning", title: str = "Quality: active learning vs random selection") -> Section:
     """The report section of ``measure``'s numbers (tables, the ratio as a target, notes)."""
     section = Section(name=name, title=title, data=numbers)
@@ -164,6 +177,26 @@ def section_of(numbers: dict, *, name: str = "active_learning", title: str = "Qu
         [
             [point["decisions"], *(_percent(curves[strategy][position][metric.key]) for strategy in (ACTIVE, RANDOM) for metric in KEY_METRICS)]
             for position, point in enumerate(curves[ACTIVE])
+        ],
+    )
+    served = numbers["served"]
+    section.table(
+        "The version users are served after each cycle's gate (held-out Def-only quality, percent)",
+        ["Decisions", *(f"{STRATEGY_LABELS[strategy]} served {metric.label}" for strategy in (ACTIVE, RANDOM) for metric in KEY_METRICS)],
+        [
+            [point["decisions"], *(_percent(served[strategy][position][metric.key]) for strategy in (ACTIVE, RANDOM) for metric in KEY_METRICS)]
+            for position, point in enumerate(served[ACTIVE])
+        ],
+    )
+    section.table(
+        "The promotion gate after each cycle (the product's decide_for_users: held-out answers decide from "
+        f"{GATE_MIN_REAL_QUESTIONS}, else {numbers['canary_questions']} canary questions on the entries nobody asked about)",
+        ["Order", "Cycle", "Decisions", "Answers trained on", "Held-out answers", "Deciding tier", "Hit@1 change (points)", "Decision", "Reasons"],
+        [
+            [STRATEGY_LABELS[strategy], row["cycle"], row["decisions"], row["trained_answers"], row["real_questions"], row["deciding_tier"] or "-",
+             _points(row["tier_deltas"].get(row["deciding_tier"])) if row["deciding_tier"] else "-",
+             "promote" if row["promote"] else "keep", "; ".join(row["reasons"])]
+            for strategy in (ACTIVE, RANDOM) for row in numbers["gate"][strategy]
         ],
     )
     by_kind = numbers["by_kind"]
@@ -210,7 +243,13 @@ def section_of(numbers: dict, *, name: str = "active_learning", title: str = "Qu
         "(the 'unseen' rows of the by-kind table: answering the pool must not hurt the rest of the glossary).",
         f"Each cycle: the expert answers {settings['per_cycle']} questions, then a LoRA adapter is trained from the base MiniLM "
         f"for {settings['max_steps']} steps of {settings['batch_size']} (learning rate {settings['learning_rate']}) on "
-        f"{settings['glossary_pairs']} definitional pairs of the glossary plus every answer so far; {settings['cycles']} cycles, seed {settings['seed']}.",
+        f"{settings['glossary_pairs']} pairs sampled from the glossary's training pairs as a cycle builds them (term templates and "
+        "generated questions of every kind: reverse look-ups, paraphrases, typos, English, ambiguous acronyms) plus every answer so far "
+        f"that is not held out (about 30 % of the answers are, by the product's stable hash, to judge versions with); adapter weight as "
+        f"the product's default; {settings['cycles']} cycles, seed {settings['seed']}.",
+        "After each training the product's gate decides whether the candidate replaces the served version; the served version is "
+        "what the queue scores the next cycle's questions with (as in the product). The first table is each cycle's candidate, "
+        "the second what users get.",
         "Active order: the product's question uncertainty (training/queue.py, from the top score and the top-2 margin) and its "
         f"diversity order (relevance weight {settings['relevance_weight']}). Random order: a seeded shuffle of the same pool.",
         "Level: the product's pure functions (queue, builder, finetune, metrics) without Django, to spend the time on training, "

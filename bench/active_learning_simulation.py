@@ -1,6 +1,7 @@
 """The active-learning benchmark's simulation (bench.active_learning): dense retrieval over entries, the simulated
-expert, LoRA training from the base model after each cycle, and both selection orders (active, random) over the
-same pool. Pure functions of the product (queue, builder, finetune, metrics), no Django."""
+expert, LoRA training from the base model after each cycle, the product's promotion gate after each training, and
+both selection orders (active, random) over the same pool. Pure functions of the product (queue, builder,
+finetune, question kinds, canary set, gate, metrics), no Django."""
 from __future__ import annotations
 
 import logging
@@ -16,15 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from bench.active_learning_scenario import LoggedQuestion, Scenario, Settings
+from evaluation.gate import CANARY, REAL, decide_for_users
+from evaluation.gate_records import QuestionScores, QuestionTier
 from evaluation.metrics import aggregate, ranking_metrics
 from evaluation.reports import KEY_METRICS
+from retrieval.question_kinds import is_held_out, normalise_question
 from training import queue
 from training.builder import ConceptData, FlagData, build_pairs, concept_passages
+from training.questions import canary_queries
 
 logger = logging.getLogger("bench.active_learning")
 
 ACTIVE, RANDOM = "active", "random"
 RANKED = 10  # entries a logged question keeps, as the search logs its hits
+# The product's gate settings (config/settings.py defaults): real questions decide from 30, canaries per kind.
+GATE_MIN_REAL_QUESTIONS, GATE_CANARY_PER_KIND, GATE_MIN_KIND_QUESTIONS, GATE_KIND_TOLERANCE = 30, 100, 5, 0.02
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,55 @@ class _Trainer:
         return index, question_metrics(ranked_ids, self.scenario.held_out)
 
 
+class _Gate:
+    """The product's promotion gate at the simulation's level (``evaluation.gate.decide_for_users``, the settings'
+    defaults): the held-out share of the expert's answers (``retrieval.question_kinds.is_held_out``, never trained
+    on) decide once there are ``GATE_MIN_REAL_QUESTIONS``; before that, the canary set the product builds from the
+    test side (``training.questions.canary_queries`` over the entries nobody asked about, never trained on). Each
+    candidate is asked the same questions as the champion, with dense retrieval over the simulation's glossary."""
+
+    def __init__(self, trainer: _Trainer, scenario: Scenario, settings: Settings):
+        self.trainer = trainer
+        test_side = [concept for concept in scenario.concepts if concept.entry_id in scenario.held_out_entry_ids]
+        self.canary = canary_queries(test_side, seed=settings.seed, per_kind=GATE_CANARY_PER_KIND)
+
+    def tier(self, model, index: EntryIndex, questions_: Sequence) -> QuestionTier | None:
+        """Hit@1 overall and per kind of ``questions_`` (objects with query, entry_id and kind)."""
+        if not questions_:
+            return None
+        ranked_ids, _scores = self.trainer.rank(model, index, questions_)
+        right_by_kind: dict[str, list[bool]] = defaultdict(list)
+        for row, question in zip(ranked_ids.tolist(), questions_):
+            right_by_kind[question.kind].append(bool(row) and row[0] == question.entry_id)
+        every = [right for rights in right_by_kind.values() for right in rights]
+        return QuestionTier(
+            overall=QuestionScores(questions=len(every), hit_at_1=sum(every) / len(every)),
+            by_kind={kind: QuestionScores(questions=len(rights), hit_at_1=sum(rights) / len(rights)) for kind, rights in right_by_kind.items()},
+        )
+
+    def decide(self, *, candidate: tuple, champion: tuple, real: Sequence[LoggedQuestion]) -> dict:
+        """The gate's decision on ``candidate`` over ``champion`` ((model, index) each), as plain data."""
+        asked = {}
+        for name, (model, index) in (("candidate", candidate), ("champion", champion)):
+            asked[name] = {tier: scores for tier, scores in ((REAL, self.tier(model, index, real)), (CANARY, self.tier(model, index, self.canary))) if scores}
+        decision = decide_for_users(
+            candidate=asked["candidate"], champion=asked["champion"], min_real=GATE_MIN_REAL_QUESTIONS,
+            min_kind=GATE_MIN_KIND_QUESTIONS, kind_tolerance=GATE_KIND_TOLERANCE,
+        )
+        return {
+            "promote": decision.promote,
+            "deciding_tier": decision.deciding_tier,
+            "real_questions": len(real),
+            "tier_deltas": dict(decision.tier_deltas),
+            "reasons": [reason.code + (f" {dict(reason.params)}" if reason.params else "") for reason in decision.reasons],
+        }
+
+
+def held_out_answer(question: LoggedQuestion) -> bool:
+    """Whether the product would keep this answered question out of training, to judge versions with."""
+    return is_held_out(normalise_question(question.query))
+
+
 def _select(strategy: str, *, remaining: list[LoggedQuestion], shuffled: list[LoggedQuestion], trainer: _Trainer, model, index: EntryIndex, count: int, relevance_weight: float):
     """The questions the expert answers this cycle, and the current model's ranking of them."""
     if strategy == RANDOM:
@@ -181,37 +237,59 @@ def simulate(scenario: Scenario, settings: Settings, *, workdir: Path) -> dict:
         start_model = trainer.train([])
         start_index, start_metrics = trainer.measure(start_model)
         logger.info("start: base %s, glossary-tuned %s", point(0, base_metrics), point(0, start_metrics))
+        gate = _Gate(trainer, scenario, settings)
         curves: dict[str, list[dict]] = {}
+        served: dict[str, list[dict]] = {}
+        gate_decisions: dict[str, list[dict]] = {}
         finals: dict[str, list[dict[str, float]]] = {}
         kinds_chosen: dict[str, dict[str, int]] = {}
         cycle_seconds: list[float] = []
         for strategy in (ACTIVE, RANDOM):
-            model, index, answers = start_model, start_index, []
+            # The champion is what users are served and what the queue scores questions with; each cycle's
+            # candidate replaces it only when the gate says so.
+            champion = (start_model, start_index, start_metrics)
+            trained_answers: list[FlagData] = []
+            judging: list[LoggedQuestion] = []
+            decisions = 0
             remaining = list(scenario.pool)
             shuffled = random.Random(settings.seed).sample(scenario.pool, len(scenario.pool))
             curves[strategy] = [point(0, start_metrics)]
+            served[strategy] = [point(0, start_metrics)]
+            gate_decisions[strategy] = []
             kinds_chosen[strategy] = defaultdict(int)
-            per_question = start_metrics
             for cycle in range(1, settings.cycles + 1):
                 cycle_started = time.perf_counter()
                 chosen, ranked_ids = _select(
-                    strategy, remaining=remaining, shuffled=shuffled, trainer=trainer, model=model, index=index,
+                    strategy, remaining=remaining, shuffled=shuffled, trainer=trainer, model=champion[0], index=champion[1],
                     count=settings.per_cycle, relevance_weight=settings.relevance_weight,
                 )
-                answers += expert_answers(ranked_ids, chosen)
+                for question, answer in zip(chosen, expert_answers(ranked_ids, chosen)):
+                    if held_out_answer(question):
+                        judging.append(question)
+                    else:
+                        trained_answers.append(answer)
+                decisions += len(chosen)
                 chosen_keys = {question.key for question in chosen}
                 remaining = [question for question in remaining if question.key not in chosen_keys]
                 for question in chosen:
                     kinds_chosen[strategy][f"{question.origin}/{question.kind}"] += 1
-                model = trainer.train(answers)
+                model = trainer.train(trained_answers)
                 index, per_question = trainer.measure(model)
-                curves[strategy].append(point(len(answers), per_question))
+                decision = gate.decide(candidate=(model, index), champion=champion[:2], real=judging)
+                if decision["promote"]:
+                    champion = (model, index, per_question)
+                curves[strategy].append(point(decisions, per_question))
+                served[strategy].append(point(decisions, champion[2]))
+                gate_decisions[strategy].append({"cycle": cycle, "decisions": decisions, "trained_answers": len(trained_answers), **decision})
                 cycle_seconds.append(time.perf_counter() - cycle_started)
-                logger.info("%s cycle %s: %s (%.0f s)", strategy, cycle, curves[strategy][-1], cycle_seconds[-1])
+                logger.info("%s cycle %s: %s, gate %s (%.0f s)", strategy, cycle, curves[strategy][-1], decision, cycle_seconds[-1])
             finals[strategy] = per_question
     return {
         "base": point(0, base_metrics),
         "curves": curves,
+        "served": served,
+        "gate": gate_decisions,
+        "canary_questions": len(gate.canary),
         "finals": finals,
         "start": start_metrics,
         "kinds_chosen": {strategy: dict(sorted(counts.items())) for strategy, counts in kinds_chosen.items()},

@@ -6,7 +6,7 @@ import pytest
 from bench import report
 from bench.active_learning import decisions_to_match, measure, section_of
 from bench.active_learning_scenario import GENERATED, UNSEEN, WRITTEN, Settings, build_scenario
-from bench.active_learning_simulation import ACTIVE, RANDOM, expert_answers
+from bench.active_learning_simulation import ACTIVE, RANDOM, expert_answers, held_out_answer
 from bench.synthetic import Question, synthetic_entries
 
 TINY = Settings(
@@ -68,9 +68,34 @@ def test_quick_path_returns_both_curves_and_the_ratio(tmp_path):
     assert "ratio" in numbers and numbers["random_decisions"] == 6
     assert sum(numbers["kinds_chosen"][ACTIVE].values()) == sum(numbers["kinds_chosen"][RANDOM].values()) == 6
     assert chart_path.read_text(encoding="utf-8").startswith("<svg")
+    # The product's gate after each training: held-out answers are not trained on, the served curve follows the
+    # candidates the gate promoted and stays at the start otherwise.
+    assert numbers["canary_questions"] > 0
+    for strategy in (ACTIVE, RANDOM):
+        rows_ = numbers["gate"][strategy]
+        assert [row["cycle"] for row in rows_] == [1, 2] and all(row["decisions"] == 3 * row["cycle"] for row in rows_)
+        assert all(row["trained_answers"] + row["real_questions"] == row["decisions"] for row in rows_)
+        assert all(row["deciding_tier"] == "canary" for row in rows_)  # fewer than 30 held-out answers
+        quality = lambda point: {key: value for key, value in point.items() if key != "decisions"}  # noqa: E731
+        served, curve = numbers["served"][strategy], numbers["curves"][strategy]
+        assert [point["decisions"] for point in served] == [0, 3, 6]
+        for position, row in enumerate(rows_, start=1):
+            if row["promote"]:
+                assert quality(served[position]) == quality(curve[position])
+            else:
+                assert quality(served[position]) == quality(served[position - 1])
 
     section = section_of(numbers)
     markdown = report.section_markdown(section)
     assert "Active MRR@10" in markdown and "Random Hit@1" in markdown
+    assert "Active served Hit@1" in markdown and "The promotion gate after each cycle" in markdown
     assert section.targets[0].met in (True, False)
     json.dumps(section.data)  # stored by the bench runner as JSON
+
+
+def test_held_out_answers_follow_the_products_stable_hash():
+    from retrieval.question_kinds import is_held_out, normalise_question
+
+    rows, asked = tiny_glossary()
+    pool = build_scenario(rows=rows, asked=asked, settings=TINY).pool
+    assert [held_out_answer(question) for question in pool] == [is_held_out(normalise_question(question.query)) for question in pool]
