@@ -10,6 +10,12 @@ from rest_framework.views import exception_handler
 from config import errors
 
 # Each kind of refusal of a service (config.errors) answers one status; a plain ValidationError is Invalid.
+# The largest integer the databases store (a 64-bit id): a query parameter beyond it is refused with a 400, not
+# passed to the database driver, which raises OverflowError (a 500) on SQLite and PostgreSQL.
+ID_MAX = 2**63 - 1
+# A PositiveIntegerField's largest value on every database Django supports.
+POSITIVE_INT_MAX = 2**31 - 1
+
 HTTP_STATUS = {
     errors.Invalid: status.HTTP_400_BAD_REQUEST,
     errors.Forbidden: status.HTTP_403_FORBIDDEN,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from config.api import ID_MAX, POSITIVE_INT_MAX
+
 from django.conf import settings
 
 from glossary.imports import EXPORT_FORMATS, FORMATS, IMPORT_STATUSES, PINNED_SPLITS
@@ -85,7 +87,7 @@ class EntryCreateSerializer(EntryInputSerializer):
 
 class EntryUpdateSerializer(EntryInputSerializer):
     revision = serializers.IntegerField(
-        min_value=1, required=False, write_only=True,
+        min_value=1, max_value=POSITIVE_INT_MAX, required=False, write_only=True,
         help_text="The revision the edit started from; when the entry has changed since, the API answers 409.",
     )
 
@@ -114,7 +116,7 @@ class EntryHistorySerializer(serializers.Serializer):
 
 
 class BulkStatusSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10_000)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=ID_MAX), allow_empty=False, max_length=10_000)
     status = serializers.ChoiceField(choices=Entry.Status.choices)
 
 

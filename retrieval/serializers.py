@@ -5,6 +5,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import ID_MAX
+
 from glossary.models import Domain, Entry
 from retrieval.models import Flag, LabelledQuestion, QuestionLog
 from retrieval.hybrid import MODES as SEARCH_MODES
@@ -181,5 +183,5 @@ class LabelledQuestionFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=LabelledQuestion.Kind.choices, required=False)
     source = serializers.ChoiceField(choices=LabelledQuestion.Source.choices, required=False)
     held_out = serializers.BooleanField(required=False, allow_null=True, default=None)
-    entry = serializers.IntegerField(required=False, help_text="Entry id.")
+    entry = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX, help_text="Entry id.")
     search = serializers.CharField(required=False, help_text="Words of the question or the entry's term.")

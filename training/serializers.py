@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api import POSITIVE_INT_MAX
 from training.models import NegativeCandidate, TrainingRun
 
 
@@ -28,8 +29,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 class TrainingRunRequestSerializer(serializers.Serializer):
     config = serializers.CharField(required=False, help_text="Name of a training config (default: the default one).")
     epochs = serializers.FloatField(required=False, min_value=0.01, max_value=50)
-    max_pairs = serializers.IntegerField(required=False, min_value=1)
-    max_steps = serializers.IntegerField(required=False, min_value=1)
+    max_pairs = serializers.IntegerField(required=False, min_value=1, max_value=POSITIVE_INT_MAX)
+    max_steps = serializers.IntegerField(required=False, min_value=1, max_value=POSITIVE_INT_MAX)
 
 
 class NegativeCandidateSerializer(serializers.ModelSerializer):

@@ -209,6 +209,8 @@ def test_bulk_status(as_expert):
     assert response.json() == {"changed": 2}
     assert set(Entry.objects.values_list("status", flat=True)) == {"validated"}
     assert as_expert.post("/api/entries/bulk-status/", {"ids": [], "status": "validated"}, format="json").status_code == 400
+    huge = as_expert.post("/api/entries/bulk-status/", {"ids": [2**63], "status": "validated"}, format="json")
+    assert huge.status_code == 400 and "reason" in huge.json()
 
 
 def test_history(as_expert):

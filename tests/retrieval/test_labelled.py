@@ -185,3 +185,8 @@ def test_api_lists_with_filters_and_experts_create(api_client, reader, expert, g
     assert [item["id"] for item in api_client.get("/api/labelled-questions/", {"source": "exam"}).json()["results"]] == [body["id"]]
     assert api_client.get("/api/labelled-questions/", {"source": "flag"}).json()["results"] == []
     assert api_client.get("/api/labelled-questions/", {"kind": "nonsense"}).status_code == 400
+    # Ids beyond what a database stores are refused with a reason (the driver raised OverflowError: a 500).
+    for entry in ("-14159294737791025152", str(2**63), "0"):
+        refused = api_client.get("/api/labelled-questions/", {"entry": entry})
+        assert refused.status_code == 400 and "entry" in refused.json()["reason"], entry
+    assert api_client.get("/api/labelled-questions/", {"entry": glossary["tva"].pk}).json()["count"] == 1
