@@ -19,9 +19,9 @@ import numpy as np
 from glossary.text import fold
 from retrieval.passages import EntryData
 
-# Changed entries served from overlays (BM25 here, and the term lookup and vocabulary of retrieval.serving) before
-# a serving process rebuilds them from the entries it holds: per edit, the cost of the edit; once per this many
-# edits, the cost of the glossary.
+# Changed entries served from overlays (BM25 here; the term lookup and the vocabulary that retrieval.serving lays
+# over its full build) before a serving process rebuilds them from the entries it holds: per edit, the cost of the
+# edit; once per this many edits, the cost of the glossary.
 OVERLAY_MAX_ENTRIES = 256
 
 # Elided articles and pronouns ("l'URSSAF", "d'assurance", "qu'est-ce", "jusqu'au"), in folded text.

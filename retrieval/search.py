@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from retrieval import indexing, labelled, selectors, serving, versions
+from retrieval import encoding, indexing, labelled, selectors, versions
 from retrieval.answers import LLMClient, translate_to_french
 from retrieval.hybrid import MODES as SEARCH_MODES
 from retrieval.hybrid import SearchHit, fuse
@@ -109,7 +109,7 @@ def search(
     dense: list[tuple[Passage, float]] = []
     if mode != "lexical":
         step = time.perf_counter()
-        query_vector = serving.encode_search_queries(version, [final])[0]
+        query_vector = encoding.encode_search_queries(version, [final])[0]
         if exclude_known_questions and known.count:
             dense = [item for item in served.vectors.search(query_vector, top_k=candidates + known.count) if not is_known_question(item[0])][:candidates]
         else:

