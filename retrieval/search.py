@@ -157,8 +157,13 @@ def elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
-    """A hit as JSON (question log, flags, API)."""
+    """A hit as JSON (question log, flags, API), with the types and key order of retrieval.serializers.HitSerializer:
+    the API sends it as it is (an exact-match-only hit has a fused score of 0.0, not 0)."""
     hit, passage = item.hit, item.hit.passage
     return {
         "entry_id": hit.entry_id,
@@ -169,11 +174,11 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
         "passage_type": passage.passage_type if passage else None,
         "passage_position": passage.position if passage else None,
         "passage_text": passage.text if passage else item.entry.definition,
-        "dense_score": hit.dense_score,
-        "lexical_score": hit.lexical_score,
+        "dense_score": _float_or_none(hit.dense_score),
+        "lexical_score": _float_or_none(hit.lexical_score),
         "dense_rank": hit.dense_rank,
         "lexical_rank": hit.lexical_rank,
-        "fused_score": hit.fused_score,
+        "fused_score": float(hit.fused_score),
         "rank": hit.rank,
         "exact_match": hit.exact_match,
         "answered": hit.answered,
@@ -189,7 +194,9 @@ def processed_query_as_dict(processed: ProcessedQuery | None) -> dict[str, Any]:
 
 
 def search_payload(result: SearchResult) -> dict[str, Any]:
-    """A search result as JSON: the API's response body and ``manage.py search --json``."""
+    """A search result as JSON: the API's response body and ``manage.py search --json``. Shaped and typed as
+    retrieval.serializers.SearchResultSerializer documents it, so that the API sends it without running the serializer
+    (tests/retrieval/test_api.py checks that the serializer would change nothing)."""
     return {
         "query": result.query,
         "processed": processed_query_as_dict(result.processed) or None,

@@ -3,7 +3,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.throttling import ScopedRateThrottle
 
-from retrieval import flags, selectors, versions
+from retrieval import flags, search, selectors, versions
 from retrieval.models import Flag, QuestionLog
 
 
@@ -38,6 +38,48 @@ def test_search_modes_and_versions(signed_in, glossary):
     assert all(hit["dense_score"] is None for hit in body["hits"])
     response = signed_in.get("/api/search", {"q": "TVA", "version": "v42"})
     assert response.status_code == 400 and "version" in response.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "c'est quoi l'ursaf ?"},
+        {"q": "taxe sur la valeur ajoutée", "mode": "lexical", "preprocess": "false"},
+        {"q": "aide au logement des familles", "mode": "dense", "top_k": 6},
+        {"q": "what is the TVA", "top_k": 2},
+    ],
+)
+def test_search_sends_what_the_result_serializer_would(signed_in, glossary, params):
+    """The view sends search_payload without running SearchResultSerializer (its cost was a third of a warm search's):
+    the payload must already be that serializer's output, key order and types included (0.0, not 0)."""
+    from rest_framework.renderers import JSONRenderer
+
+    from retrieval.serializers import SearchResultSerializer
+
+    response = signed_in.get("/api/search", params)
+    assert response.status_code == 200
+    sent = response.json()
+    sent.pop("timings_ms")
+    # The same search again in process, through the serializer: identical bytes apart from the timings.
+    result = search.search(
+        query=params["q"], top_k=int(params.get("top_k", 10)), mode=params.get("mode", "hybrid"), preprocess=params.get("preprocess") != "false"
+    )
+    payload = search.search_payload(result)
+    serialized = SearchResultSerializer(payload).data
+    assert JSONRenderer().render(serialized) == JSONRenderer().render(payload)
+    payload.pop("timings_ms")
+    assert sent == payload and list(sent) == list(payload) and [list(hit) for hit in sent["hits"]] == [list(hit) for hit in payload["hits"]]
+
+
+def test_a_hit_found_only_by_its_exact_term_has_a_float_fused_score(glossary):
+    from retrieval.hybrid import SearchHit
+    from retrieval.serializers import HitSerializer
+
+    hit = SearchHit(entry_id=glossary["tva"].pk, passage=None, dense_score=None, lexical_score=None, dense_rank=None, lexical_rank=None,
+                    fused_score=0, rank=1, exact_match=True)
+    entry = selectors.validated_entry_data(entry_ids=[glossary["tva"].pk])[glossary["tva"].pk]
+    data = search.hit_as_dict(search.RetrievedEntry(hit=hit, entry=entry))
+    assert type(data["fused_score"]) is float and data == dict(HitSerializer(data).data)
 
 
 @pytest.mark.parametrize("query", ["", "   ", "x" * 501])
