@@ -33,6 +33,9 @@ INDEX_CACHE_SIZE = 3
 _lock = threading.RLock()
 _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
 _revision_checks: dict[int, tuple[float, "IndexRevision"]] = {}
+# The versions that references ("champion", "v3") named when last read, by reference, and how many are kept.
+_version_refs: OrderedDict[str, tuple[float, ModelVersion]] = OrderedDict()
+VERSION_REF_CACHE_SIZE = 32
 
 
 @dataclass
@@ -219,6 +222,32 @@ def _served(*, version_id: int, revision: int, artifact_path: str, vectors: Vect
     )
 
 
+def version_for_search(*, ref: str) -> ModelVersion:
+    """The version ``ref`` names (retrieval.selectors.model_version_get), read at most every
+    INDEX_REVISION_CHECK_SECONDS by this process, as the version's index revision is: after a promotion elsewhere
+    the API searches with the new champion within that delay. A version saved or deleted in this process is read
+    again at once (retrieval.signals). A copy each time: what one search changes on it, the next does not see."""
+    key = str(ref).strip().lower()
+    ttl = getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0)
+    now = time.monotonic()
+    with _lock:
+        cached = _version_refs.get(key)
+    if cached is None or now - cached[0] >= ttl:
+        cached = (now, selectors.model_version_get(ref=ref))
+        with _lock:
+            _version_refs[key] = cached
+            _version_refs.move_to_end(key)
+            while len(_version_refs) > VERSION_REF_CACHE_SIZE:
+                _version_refs.popitem(last=False)
+    return copy.copy(cached[1])
+
+
+def forget_versions() -> None:
+    """Make this process read again which version each reference names (a version was saved or deleted)."""
+    with _lock:
+        _version_refs.clear()
+
+
 def forget(version_id: int) -> None:
     """Make this process re-read the version's revision at its next search (after it changed the index)."""
     _revision_checks.pop(version_id, None)
@@ -229,6 +258,7 @@ def forget_indexes() -> None:
     with _lock:
         _indexes.clear()
         _revision_checks.clear()
+        _version_refs.clear()
     encoding.clear_query_cache()
 
 

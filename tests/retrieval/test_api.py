@@ -3,8 +3,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.throttling import ScopedRateThrottle
 
-from retrieval import flags, search, selectors, versions
-from retrieval.models import Flag, QuestionLog
+from retrieval import flags, search, selectors, serving, versions
+from retrieval.models import Flag, ModelVersion, QuestionLog
 
 
 @pytest.fixture
@@ -80,6 +80,37 @@ def test_a_hit_found_only_by_its_exact_term_has_a_float_fused_score(glossary):
     entry = selectors.validated_entry_data(entry_ids=[glossary["tva"].pk])[glossary["tva"].pk]
     data = search.hit_as_dict(search.RetrievedEntry(hit=hit, entry=entry))
     assert type(data["fused_score"]) is float and data == dict(HitSerializer(data).data)
+
+
+def test_the_api_reads_which_version_a_reference_names_once_per_revision_check(signed_in, glossary, settings, django_assert_num_queries):
+    settings.INDEX_REVISION_CHECK_SECONDS = 3600
+    base = selectors.champion_version_get()
+    assert signed_in.get("/api/search", {"q": "TVA"}).json()["version"] == "base"
+    with django_assert_num_queries(0):
+        first = serving.version_for_search(ref="champion")
+        second = serving.version_for_search(ref=" Champion")
+    assert first.pk == second.pk == base.pk and first is not second  # a copy per search
+
+    # Another process promotes a version (no signal reaches this one): seen once the delay has passed.
+    other = versions.model_version_create(base_model=base.base_model, label="autre")
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    ModelVersion.objects.filter(pk=base.pk).update(status=ModelVersion.Status.ARCHIVED)
+    ModelVersion.objects.filter(pk=other.pk).update(status=ModelVersion.Status.CHAMPION)
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    settings.INDEX_REVISION_CHECK_SECONDS = 0
+    assert serving.version_for_search(ref="champion").pk == other.pk
+
+    # Saved in this process (a promotion, a rollback, a version marked broken): read again at once.
+    settings.INDEX_REVISION_CHECK_SECONDS = 3600
+    assert serving.version_for_search(ref="champion").pk == other.pk
+    other.refresh_from_db()
+    other.status = ModelVersion.Status.READY
+    other.save(update_fields=["status"])
+    base.refresh_from_db()
+    base.status = ModelVersion.Status.CHAMPION
+    base.save(update_fields=["status"])
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    assert signed_in.get("/api/search", {"q": "TVA", "version": "v999"}).status_code == 400
 
 
 @pytest.mark.parametrize("query", ["", "   ", "x" * 501])
