@@ -143,8 +143,8 @@ def _exact_passages_missing(
     if not missing:
         return []
     rows = [
-        row for row, passage in enumerate(index.passages)
-        if passage.entry_id in missing and not (exclude_known_questions and is_known_question(passage))
+        int(row) for row in index.rows_of_entries(missing)
+        if not (exclude_known_questions and is_known_question(index.passages[row]))
     ]
     if not rows:
         return []

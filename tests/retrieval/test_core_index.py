@@ -175,6 +175,16 @@ def test_an_entry_delta_round_trips_and_applies_like_an_upsert_or_a_removal():
     assert not compaction_due(delta_passages=9_999, passage_count=100_000) and compaction_due(delta_passages=10_000, passage_count=100_000)
 
 
+def test_rows_of_entries_are_the_rows_of_their_passages_after_edits():
+    index = VectorIndex.build(passages_for(1, contexts=2) + passages_for(2, contexts=1) + passages_for(3, contexts=0), unit_rows(6))
+    index.upsert_entry(2, passages_for(2, contexts=3), unit_rows(4, seed=3))  # more passages: appended at the end
+    index.remove_entry(1)
+    index.upsert_entry(4, passages_for(4, contexts=1), unit_rows(2, seed=4))
+    for wanted in ({1}, {2}, {3, 4}, {2, 3, 4, 9}, set()):
+        expected = [row for row, passage in enumerate(index.passages) if passage.entry_id in wanted]
+        assert index.rows_of_entries(wanted).tolist() == expected
+
+
 LEXICAL_ENTRIES = [
     EntryData(id=10, term="URSSAF", definition="Organisme qui collecte les cotisations sociales."),
     EntryData(id=11, term="CPAM", definition="Caisse primaire d'assurance maladie.", kind="acronym"),
