@@ -186,3 +186,23 @@ def test_lowercase_english_words_do_not_match_acronyms(glossary):
     assert result.processed.language == "en"
     assert not any(item.hit.exact_match for item in result.hits)
     assert search.search(query="what is IS", mode="lexical").hits[0].entry.term == "IS"
+
+
+def test_hit_entries_are_read_as_the_orm_reads_them(glossary):
+    """Search reads its hits' entries with one written-out query (selectors._validated_hit_entries): the same
+    EntryData as the ORM gives, only validated entries, whatever the JSON, the domain or its absence."""
+    from glossary.models import Entry
+    from tests.factories import EntryFactory
+
+    odd = EntryFactory(term="L'« œuvre »", variants=['Guillemets "doubles"', "émoji 🙂"], contexts=[], domain=None)
+    empty = EntryFactory(term="Vide", variants=[], contexts=["Une phrase ; avec des signes : % _ ' \\\\ ."])
+    draft = EntryFactory(term="Brouillon", status=Entry.Status.DRAFT)
+    wanted = [odd.pk, empty.pk, draft.pk, glossary["tva"].pk, glossary["urssaf"].pk, 987654]
+    rows = Entry.objects.filter(pk__in=wanted, status=Entry.Status.VALIDATED).order_by("id").values_list(
+        "id", "term", "definition", "kind", "variants", "contexts", "domain__name"
+    )
+    expected = {row[0]: selectors._entry_data(*row) for row in rows}
+    found = selectors.validated_entry_data(entry_ids=iter(wanted))
+    assert found == expected and list(found) == list(expected) and draft.pk not in found and len(found) == 4
+    assert found[odd.pk].domain == "" and found[odd.pk].variants == ('Guillemets "doubles"', "émoji 🙂")
+    assert selectors.validated_entry_data(entry_ids=[]) == {}
