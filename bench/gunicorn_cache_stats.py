@@ -10,9 +10,9 @@ def worker_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     if not folder:
         return
     try:
-        from retrieval import serving
+        from retrieval import encoding
 
-        counters = serving.query_cache().stats()
+        counters = encoding.query_cache().stats()
     except Exception as error:  # noqa: BLE001 - a worker that never set Django up still exits cleanly
         counters = {"error": repr(error)}
     Path(folder).mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,11 @@ def main() -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as config/wsgi.py
     django.setup()
-    from retrieval import indexing, search, selectors, serving
+    from retrieval import encoding, indexing, search, selectors
 
     steps = {"django": rss_mb()}
     version = selectors.champion_version_get()
-    serving.model_for_version(version)
+    encoding.model_for_version(version)
     steps["model"] = rss_mb()
     served = indexing.served_index_get(version=version)
     steps["index"] = rss_mb()

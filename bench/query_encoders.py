@@ -65,7 +65,7 @@ def run(ctx) -> Section:
     import torch
     from django.conf import settings
 
-    from retrieval import encoder_check, indexing, selectors, serving
+    from retrieval import encoder_check, encoding, indexing, selectors
     from retrieval.embedding import encode_documents, encode_queries
 
     section = Section(name="query_encoders", title="query_encoders")
@@ -100,8 +100,8 @@ def run(ctx) -> Section:
 
     # ---- encoding speed: one query at a time, one thread (as a web worker encodes), interleaved -------------
     torch.set_num_threads(1)
-    model, spec = serving.model_for_version(version)
-    onnx = {name: serving.onnx_encoder(version, name) for name in ("onnx", "onnx-int8")}
+    model, spec = encoding.model_for_version(version)
+    onnx = {name: encoding.onnx_encoder(version, name) for name in ("onnx", "onnx-int8")}
 
     def encoder_of(name):
         if name == "torch":
@@ -165,11 +165,11 @@ def run(ctx) -> Section:
     cache = {}
     for size in (0, 4096):
         settings.QUERY_CACHE_SIZE = size
-        serving.query_cache().clear()
+        encoding.query_cache().clear()
         started = time.perf_counter()
         for text in traffic:
-            serving.encode_search_queries(version, [text])
-        cache[size] = {"ms": 1000 * (time.perf_counter() - started) / len(traffic), **serving.query_cache().stats()}
+            encoding.encode_search_queries(version, [text])
+        cache[size] = {"ms": 1000 * (time.perf_counter() - started) / len(traffic), **encoding.query_cache().stats()}
     section.table(
         f"Query cache on a replay of {len(traffic)} questions ({distinct} distinct, Zipf s={ZIPF_S}: the 30 most asked make "
         f"{100 * top_share:.0f} % of the traffic), in process, {served_variant} encoder",

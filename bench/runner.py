@@ -63,17 +63,23 @@ The API target at 10 concurrent clients is a throughput target: by Little's law 
 10 / throughput (each API row of the serving parts sits on that floor), so p50 <= 50 ms needs about 200 searches/s on 2 cores
 shared with the load generator. With the torch query encoder (a MiniLM forward pass, about 13 ms of CPU on a quiet
 core) the serving part measured 67 searches/s with 3 workers on a quiet machine: p50 146 ms, floor 149 ms. The
-query_encoders part (2026-12-02, one run, 1-minute load average 7 to 11 on the 2 cores: only the ratios carry over)
-serves queries with the int8 ONNX encoder, 4.8x faster per query than torch (10.4 vs 50.0 ms median), and measured
-the API at 2.2x torch's throughput in the same phase (18.9 vs 8.6 searches/s, p50 520 vs 1107 ms, floors 529 and
-1164 ms; 2 workers vs torch's 3), 2.7x with the query cache on repeated questions (59 % of the requests hit it).
-What is left is mostly not the encoder: with 2 workers a request holds one for about 2 / 18.9 s = 106 ms (torch: 2 / 9.5 s
-= 210 ms), of which the search is 62 ms (43 ms encoding and vector scan) and Django, token authentication and
-serialisation most of the rest, so a request that is never encoded still holds a worker about 63 ms: a faster
-encoder alone can bring at most about 3.3x torch's throughput. At the quiet machine's scale the measured 2.2x
-would be about 150 searches/s and a p50 floor near 70 ms (an extrapolation from the ratio, not a measurement):
-50 ms at 10 clients still needs more cores (one sync worker per core) or a lighter request path than Django REST
-framework's, not a faster encoder.
+query_encoders part (2026-12-02 08:02 UTC, one run, 1-minute load average 5.5 to 6.8 on the 2 cores: only the ratios
+carry over) serves queries with the int8 ONNX encoder, 5.8x faster per query than torch in that run (2.32 vs 13.52 ms
+median), and measured the API at 2.2x torch's throughput in the same phase (85.2 vs 38.0 searches/s, p50 112 vs 264
+ms, floors 117 and 263 ms; 2 workers vs torch's 3; 2.65x against torch on 2 workers too), 2.4x with the query cache on
+repeated questions (90.9 searches/s, p50 96 ms; 57 % of the requests hit it). The ratio moves by a few tenths from
+run to run on this shared machine: 2.3x an hour earlier (74.7 vs 32.4 searches/s, load 5.5 to 7.3, encoder 4.4x),
+2.2x before the request path was lightened (18.9 vs 8.6 searches/s, load 7 to 11). The lightening (each process
+reads a token's user and the version "champion" names at most once a second instead of on every request, sends the
+response without running the result serializer, reads the hits' entries with one written-out query, builds only
+the top hits in fusion) took a warm API search from 8.7-9.9 to 5.2-6.0 ms of CPU in process, the part besides
+encoding the query from 6.1-6.9 to 2.9-3.4 ms (thread CPU time through the test client, 10k passages). Most of what
+is left is paid by the torch path too, so the ratio gains less than the int8 path: Django's middleware and DRF about
+1 ms, the exact vector scan 0.75 ms, the hits' entries 0.3 ms, pre-processing, BM25 and fusion about 0.2 ms each,
+gunicorn's HTTP handling, and the load generator's own 1.2 to 1.7 ms of CPU per request on the same cores. 3x
+torch's throughput needs everything besides encoding, the load generator included, under (torch ms - 3 x int8 ms) / 2
+per request: 3.3 ms with this run's encoders, 1.5 ms with the earlier run's; it is about 5 ms. 50 ms at 10 clients
+(200 searches/s) needs more cores, one sync worker per core.
 """
 
 

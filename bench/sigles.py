@@ -95,11 +95,11 @@ def judge(rankings: dict[str, list[int]], targets: list[Target]) -> dict[str, di
 
 
 def quality_rows(label: str, *, version, targets: list[Target], variants=VARIANTS) -> tuple[list[list], dict]:
-    from retrieval import serving
+    from retrieval import encoding
 
     queries = [target.question.query for target in targets]
     # One batch for the model-only variants; the product variants encode each query as a search does.
-    vectors = dict(zip(queries, serving.encode_queries_with(version, queries)))
+    vectors = dict(zip(queries, encoding.encode_queries_with(version, queries)))
     rows, scores = [], {}
     for variant in variants:
         rankings = {query: rank_entries(query, version=version, variant=variant, query_vector=vectors[query]) for query in queries}
@@ -122,7 +122,7 @@ def index_build_ratio(version, *, pairs: int) -> tuple[list[list], float, int]:
     """Full index build (``index_rebuild``) vs raw ``model.encode`` of the same passage texts, alternated."""
     import torch
 
-    from retrieval import indexing, selectors, serving
+    from retrieval import encoding, indexing, selectors
     from retrieval.passages import entry_passages
 
     texts = [
@@ -130,7 +130,7 @@ def index_build_ratio(version, *, pairs: int) -> tuple[list[list], float, int]:
         for pk, term, definition, contexts in selectors.validated_entries().values_list("pk", "term", "definition", "contexts")
         for passage in entry_passages(entry_id=pk, term=term, definition=definition, contexts=contexts)
     ]
-    model, _spec = serving.model_for_version(version)
+    model, _spec = encoding.model_for_version(version)
     rows, ratios = [], []
     for number in range(1, pairs + 1):
         build = stats.timed(lambda: indexing.index_rebuild(version=version))

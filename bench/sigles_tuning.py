@@ -80,7 +80,7 @@ class Bench:
         import torch
 
         fresh_django()
-        from retrieval import indexing, selectors, serving
+        from retrieval import encoding, indexing, selectors
 
         asked = questions()
         started = time.perf_counter()
@@ -88,7 +88,7 @@ class Bench:
         self.base_version = selectors.champion_version_get()
         indexing.index_rebuild(version=self.base_version)
         self.served = indexing.served_index_get(version=self.base_version)
-        self.model, self.spec = serving.model_for_version(self.base_version)
+        self.model, self.spec = encoding.model_for_version(self.base_version)
         targets, self.missing = question_targets(asked)
         self.halves = split_targets(targets)
         self.prepared = {half: prepare_queries([t.question.query for t in chosen], served=self.served) for half, chosen in self.halves.items()}

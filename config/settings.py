@@ -242,7 +242,8 @@ ENTRY_MAX_LIST_ITEMS = int(os.environ.get("ENTRY_MAX_LIST_ITEMS", "200"))
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous requests answer 401 rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, with each token's user remembered for API_TOKEN_CACHE_SECONDS (config/authentication.py).
+        "config.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -328,8 +329,10 @@ EXTRA_EMBEDDING_MODELS = json.loads(os.environ.get("EXTRA_EMBEDDING_MODELS", "{}
 # bundled MiniLM on the demo glossary; E5-style models, whose cosines are all high, need about 0.8.
 ANSWER_MIN_SCORE = float(os.environ.get("ANSWER_MIN_SCORE", "0.6"))
 ANSWER_TOP_K = int(os.environ.get("ANSWER_TOP_K", "5"))
-# How long a process trusts the index revision it last read before checking again.
+# How long a process trusts the index revision it last read (and which version "champion" names) before checking again.
 INDEX_REVISION_CHECK_SECONDS = float(os.environ.get("INDEX_REVISION_CHECK_SECONDS", "1"))
+# How long a process trusts which active user an API token belongs to (config/authentication.py); 0: every request.
+API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "1"))
 # Which encoder turns queries into vectors (retrieval.encoders): "auto" serves the fastest variant that passed
 # its check against torch on the frozen test queries (onnx-int8, then onnx, then torch); "torch", "onnx" or
 # "onnx-int8" force one (a variant that failed its check still never serves: torch does).

@@ -24,7 +24,7 @@ from evaluation.ragas_report import LLMJudge, RagasSample, ragas_report
 from evaluation.rankings import dense_ranking, fingerprint, fused_ranking, rows_by_entry
 from evaluation.reports import MRR_AT_10, EvaluationReport, ModeReport
 from evaluation.similarity import pair_retrieval_accuracy, triplet_separation
-from retrieval import serving
+from retrieval import artifacts, encoding
 from retrieval import search as retrieval_search
 from retrieval.hybrid import MODES
 from retrieval.lexical import LexicalIndex, lexical_document
@@ -164,9 +164,9 @@ def evaluate_version(
         raise ValidationError(_("Aucune requête de test."))
     log(f"Jeu de test {test_set.test_set_hash[:12]} : {len(test_set.queries)} requêtes, {len(test_set.passages)} passages.")
 
-    passage_vectors = serving.encode_documents_with(version, [passage.text for passage in test_set.passages])
+    passage_vectors = encoding.encode_documents_with(version, [passage.text for passage in test_set.passages])
     texts = [query.text for query in test_set.queries]
-    raw_scores = serving.encode_queries_with(version, texts) @ passage_vectors.T if "dense" in modes else None
+    raw_scores = encoding.encode_queries_with(version, texts) @ passage_vectors.T if "dense" in modes else None
 
     rankings: dict[str, dict[str, list[str]]] = {}
     hits_by_mode: dict[str, dict[str, list]] = {}
@@ -180,7 +180,7 @@ def evaluate_version(
         entry_rows = rows_by_entry(test_set.passages)
         processed_scores = None
         if "hybrid" in fused_modes:
-            processed_scores = serving.encode_queries_with(version, finals) @ passage_vectors.T
+            processed_scores = encoding.encode_queries_with(version, finals) @ passage_vectors.T
         for mode in fused_modes:
             rankings[mode], hits_by_mode[mode] = {}, {}
             for row, (text, final) in enumerate(zip(texts, finals)):
@@ -220,9 +220,9 @@ def similarity_tests(*, version: ModelVersion, test_set: TestSet, passage_vector
     definition_rows = [row for row, passage in enumerate(test_set.passages) if passage.position == 0]
     definitions = passage_vectors[definition_rows]
     concepts = test_set.concepts
-    term_vectors = serving.encode_queries_with(version, [concept.term for concept in concepts])
+    term_vectors = encoding.encode_queries_with(version, [concept.term for concept in concepts])
     questions = [(question, index) for index, concept in enumerate(concepts) for question in concept.examples]
-    question_vectors = serving.encode_queries_with(version, [question for question, _ in questions])
+    question_vectors = encoding.encode_queries_with(version, [question for question, _ in questions])
     result: dict[str, Any] = {
         "term_to_definition": {
             "accuracy": _number(pair_retrieval_accuracy(query_vectors=term_vectors, candidate_vectors=definitions, positive_indices=list(range(len(concepts))))),
@@ -241,7 +241,7 @@ def similarity_tests(*, version: ModelVersion, test_set: TestSet, passage_vector
     snapshot = selectors.latest_snapshot()
     triplets: list[tuple[str, str, str]] = []
     if snapshot is not None:
-        with serving.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
+        with artifacts.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
             pairs = pairs_from_jsonl(handle.read())
         triplets = [(pair.anchor, pair.positive, negative) for pair in pairs for negative in pair.negatives][:SNAPSHOT_TRIPLET_LIMIT]
     result["snapshot_negatives"] = {**_separation(version, triplets), "snapshot": snapshot.content_hash if snapshot else None}
@@ -255,9 +255,9 @@ def _separation(version: ModelVersion, triplets: list[tuple[str, str, str]]) -> 
     return {
         "separation": _number(
             triplet_separation(
-                anchor_vectors=serving.encode_queries_with(version, list(anchors)),
-                positive_vectors=serving.encode_documents_with(version, list(positives)),
-                negative_vectors=serving.encode_documents_with(version, list(negatives)),
+                anchor_vectors=encoding.encode_queries_with(version, list(anchors)),
+                positive_vectors=encoding.encode_documents_with(version, list(positives)),
+                negative_vectors=encoding.encode_documents_with(version, list(negatives)),
             )
         ),
         "count": len(triplets),

@@ -22,7 +22,7 @@ from evaluation.models import EvaluationRun
 from evaluation.gate_records import gate_of
 from evaluation.reports import HIT_AT_1, MRR_AT_10, REPORT_METRICS, Column, EvaluationReport, metric_labels, protocol_label
 from retrieval import selectors as retrieval_selectors
-from retrieval import serving
+from retrieval import encoding
 from retrieval.models import ModelVersion
 
 # The champions' metrics over time, and the leaderboard's columns (for each mode).
@@ -162,7 +162,7 @@ def version_report(request: HttpRequest, version_id: int) -> HttpResponse:
         "metric_labels": metric_labels(REPORT_METRICS),
         "charts": _report_charts(run, report, reference) if report else [],
         "evaluations": selectors.evaluation_run_list(version=version)[:20],
-        "served_encoder": serving.query_encoder_variant(version),
+        "served_encoder": encoding.query_encoder_variant(version),
         "query_encoder_setting": settings.QUERY_ENCODER,
     }
     return render(request, "evaluation/report.html", context)

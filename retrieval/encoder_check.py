@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.files.base import File
 from django.utils import timezone
 
-from retrieval import encoders, selectors, serving
+from retrieval import artifacts, encoders, encoding, selectors
 from retrieval.models import ModelVersion
 from retrieval.passages import entry_passages
 
@@ -32,7 +32,7 @@ def encoder_folder(version: ModelVersion) -> str:
 
 def _upload_folder(local: Path, prefix: str) -> dict[str, str]:
     """Copy ``local`` into the artifact store under ``prefix``; returns {storage path: sha256}."""
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     checksums = {}
     for path in sorted(item for item in local.rglob("*") if item.is_file()):
         target = f"{prefix}/{path.relative_to(local).as_posix()}"
@@ -87,7 +87,7 @@ def encoders_build(
     """
     from retrieval.embedding import encode_documents, encode_queries
 
-    model, spec = serving.model_for_version(version)
+    model, spec = encoding.model_for_version(version)
     record: dict[str, Any] = {"checked_at": timezone.now().isoformat(), "variants": {}, "folder": "", "checksums": {}}
     with tempfile.TemporaryDirectory(prefix="lexique-encoders-") as scratch:
         folder = Path(scratch)
@@ -126,7 +126,7 @@ def _save(version: ModelVersion, record: dict[str, Any]) -> dict[str, Any]:
     record["served"] = encoders.choose_variant(record["variants"])
     version.encoder_check = record
     version.save(update_fields=["encoder_check"])
-    serving.forget_encoders(version.pk)
+    encoding.forget_encoders(version.pk)
     logger.info(
         "Query encoders of %s: %s serves (%s)", version, record["served"],
         ", ".join(f"{name} {'ok' if check['passed'] else 'refused: ' + check['reason']}" for name, check in record["variants"].items()),

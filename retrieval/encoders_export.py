@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from retrieval import serving
+from retrieval import artifacts, encoding
 from retrieval.catalogue import PACKAGE_PREFIX
 from retrieval.models import ModelVersion
 
@@ -26,12 +26,12 @@ def _torch_model(version: ModelVersion):
     """The version's weights as one plain SentenceTransformer (merged: no adapter to carry around)."""
     from retrieval.embedding import load_model
 
-    spec = serving.version_spec(version)
-    serving.verify_artifacts(version)
+    spec = encoding.version_spec(version)
+    artifacts.verify_artifacts(version)
     if version.merged_path:
         from dataclasses import replace
 
-        return load_model(replace(spec, path=serving.local_artifact_dir(version.merged_path))), spec
+        return load_model(replace(spec, path=artifacts.local_artifact_dir(version.merged_path))), spec
     if version.adapter_path:
         raise ExportError(f"La version {version} n'a pas de poids fusionnés : seul son adaptateur LoRA est stocké.")
     return load_model(spec), spec
@@ -113,7 +113,7 @@ def version_export(*, version: ModelVersion, path: str | Path) -> Path:
 
     onnx_files = []
     check = version.encoder_check or {}
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     for name, result in check.get("variants", {}).items():
         from retrieval.encoders import ONNX_FILES
 

@@ -5,6 +5,7 @@ it appears in, so no score calibration between cosine and BM25 is needed. Pure m
 """
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -64,11 +65,19 @@ def fuse(
     exact = set(exact_entry_ids)
     answered = set(answered_entry_ids)
 
-    hits = []
+    # Ties (same fused score) go to the better dense rank, then lexical rank, then the smaller id: stable results.
+    # Only the top_k entries become hits: the ordering needs their ranks and fused score alone.
+    unranked = float("inf")
+    ordered = []
     for entry_id in dense_ranking.keys() | lexical_ranking.keys() | exact | answered:
+        dense_rank = dense_ranking[entry_id][0] if entry_id in dense_ranking else None
+        lexical_rank = lexical_ranking[entry_id][0] if entry_id in lexical_ranking else None
+        fused = sum(1.0 / (k + rank) for rank in (dense_rank, lexical_rank) if rank is not None)
+        ordered.append((entry_id not in answered, entry_id not in exact, -fused, dense_rank or unranked, lexical_rank or unranked, entry_id, fused))
+    hits = []
+    for position, (not_answered, not_exact, *_ranks, entry_id, fused) in enumerate(heapq.nsmallest(top_k, ordered), start=1):
         dense_rank, passage, dense_score = dense_ranking.get(entry_id, (None, None, None))
         lexical_rank, lexical_score = lexical_ranking.get(entry_id, (None, None))
-        fused = sum(1.0 / (k + rank) for rank in (dense_rank, lexical_rank) if rank is not None)
         hits.append(
             SearchHit(
                 entry_id=entry_id,
@@ -78,24 +87,9 @@ def fuse(
                 dense_rank=dense_rank,
                 lexical_rank=lexical_rank,
                 fused_score=fused,
-                rank=0,
-                exact_match=entry_id in exact,
-                answered=entry_id in answered,
+                rank=position,
+                exact_match=not not_exact,
+                answered=not not_answered,
             )
         )
-    # Ties (same fused score) go to the better dense rank, then lexical rank, then the smaller id: stable results.
-    unranked = float("inf")
-    hits.sort(
-        key=lambda hit: (
-            not hit.answered,
-            not hit.exact_match,
-            -hit.fused_score,
-            hit.dense_rank or unranked,
-            hit.lexical_rank or unranked,
-            hit.entry_id,
-        )
-    )
-    hits = hits[:top_k]
-    for position, hit in enumerate(hits, start=1):
-        hit.rank = position
     return hits

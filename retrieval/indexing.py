@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from glossary.models import Entry
 from jobs import runner
 from jobs.models import Job
-from retrieval import encoder_check, selectors, serving
+from retrieval import artifacts, encoder_check, encoding, selectors, serving
 from retrieval.models import IndexState, ModelVersion
 from retrieval.passages import Passage, entry_passages
 from retrieval.vector_index import EntryDelta, VectorIndex, compaction_due
@@ -43,7 +43,7 @@ def _load_vector_index(state: IndexState) -> VectorIndex:
 def _delete_stale_artifacts(folder: str, *, keep_from: int, revision: int) -> None:
     """Drop the full artifacts before ``keep_from`` and every delta before ``revision``, a full artifact (a
     reader still reading those deltas falls back to it)."""
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     _, files = storage.listdir(folder)
     for name in files:
         number = name[1:-4]
@@ -54,7 +54,7 @@ def _delete_stale_artifacts(folder: str, *, keep_from: int, revision: int) -> No
 
 
 def _write_artifact(path: str, data: bytes) -> None:
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     if storage.exists(path):
         storage.delete(path)  # left over by a transaction that rolled back
     storage.save(path, ContentFile(data))
@@ -126,7 +126,7 @@ def index_rebuild(*, version: ModelVersion, job: Job | None = None) -> IndexStat
         entries = list(selectors.validated_entries())
         passages = [passage for entry in entries for passage in _passages_of(entry)]
         runner.job_log(job=job, message=f"{len(entries)} entrées, {len(passages)} passages à encoder.")
-        index = VectorIndex.build(passages, serving.encode_documents_with(version, [passage.text for passage in passages]))
+        index = VectorIndex.build(passages, encoding.encode_documents_with(version, [passage.text for passage in passages]))
         with transaction.atomic():
             state = IndexState.objects.select_for_update().select_related("version").get(pk=state.pk)
             _catch_up(index, version=version, read={entry.pk: entry.updated_at for entry in entries})
@@ -176,7 +176,7 @@ def _catch_up(index: VectorIndex, *, version: ModelVersion, read: dict[int, Any]
     changed = [entry_id for entry_id, stamp in current.items() if read.get(entry_id) != stamp]
     for entry in selectors.validated_entries().filter(pk__in=changed):
         passages = _passages_of(entry)
-        index.upsert_entry(entry.pk, passages, serving.encode_documents_with(version, [p.text for p in passages]))
+        index.upsert_entry(entry.pk, passages, encoding.encode_documents_with(version, [p.text for p in passages]))
 
 
 def _entry_stamp(entry: Entry | None) -> tuple | None:
@@ -209,7 +209,7 @@ def _update_entry_in(*, version: ModelVersion, entry_id: int) -> None:
         if current is None or current.status != Entry.Status.VALIDATED:
             return [], None
         passages = _passages_of(current)
-        return passages, serving.encode_documents_with(version, [p.text for p in passages])
+        return passages, encoding.encode_documents_with(version, [p.text for p in passages])
 
     # Encode outside the lock; re-encode under it only if the entry changed meanwhile.
     passages, vectors = encoded(entry)

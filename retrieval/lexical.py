@@ -19,9 +19,9 @@ import numpy as np
 from glossary.text import fold
 from retrieval.passages import EntryData
 
-# Changed entries served from overlays (BM25 here, and the term lookup and vocabulary of retrieval.serving) before
-# a serving process rebuilds them from the entries it holds: per edit, the cost of the edit; once per this many
-# edits, the cost of the glossary.
+# Changed entries served from overlays (BM25 here; the term lookup and the vocabulary that retrieval.serving lays
+# over its full build) before a serving process rebuilds them from the entries it holds: per edit, the cost of the
+# edit; once per this many edits, the cost of the glossary.
 OVERLAY_MAX_ENTRIES = 256
 
 # Elided articles and pronouns ("l'URSSAF", "d'assurance", "qu'est-ce", "jusqu'au"), in folded text.
@@ -78,6 +78,7 @@ class LexicalIndex:
         self._hidden = hidden  # entries of the full build whose document is stale or gone
         self._overlay = overlay or {}  # entry id -> (token counts, length) of the documents changed since
         self._row_of = row_of  # entry id -> row of the full build, made on first need and shared with changed copies
+        self._overlay_matrix: tuple | None = None  # the overlay's term-document matrix, made on its first search
 
     @classmethod
     def build(cls, docs: Sequence[tuple[int, str]]) -> LexicalIndex:
@@ -124,22 +125,42 @@ class LexicalIndex:
             self._row_of = {entry_id: row for row, entry_id in enumerate(self.entry_ids)}
         return self._row_of
 
+    def _overlay_columns(self) -> tuple[list[int], np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """The overlay as a sparse term-document matrix, made on its first search (an index is never changed, only
+        replaced): its entry ids, each document's BM25 length norm, and per token the rows that hold it and their
+        counts."""
+        if self._overlay_matrix is None:
+            k1, b = self._bm25.k1 if self._bm25 else 1.5, self._bm25.b if self._bm25 else 0.75
+            entry_ids = list(self._overlay)
+            norms = np.array([k1 * ((1 - b) + b * length / self._average_length) for counts, length in self._overlay.values()], dtype=np.float64)
+            postings: dict[str, tuple[list[int], list[int]]] = {}
+            for row, (counts, _length) in enumerate(self._overlay.values()):
+                for token, count in counts.items():
+                    rows, values = postings.setdefault(token, ([], []))
+                    rows.append(row)
+                    values.append(count)
+            columns = {token: (np.array(rows, dtype=np.int64), np.array(values, dtype=np.float64)) for token, (rows, values) in postings.items()}
+            self._overlay_matrix = (entry_ids, norms, columns)
+        return self._overlay_matrix
+
     def _overlay_scores(self, tokens: list[str]) -> list[tuple[int, float]]:
+        """BM25 (Lucene) of the overlay's documents with the full build's statistics: per query token (repeats count
+        again), ``idf * tf / (norm + tf)`` added to the documents holding it, in the query's order, in float64, so
+        the sums are those of scoring each document alone."""
         if not self._overlay:
             return []
-        k1, b = self._bm25.k1 if self._bm25 else 1.5, self._bm25.b if self._bm25 else 0.75
+        entry_ids, norms, columns = self._overlay_columns()
         documents = len(self.entry_ids)
-        idf = {
-            token: math.log(1 + (documents - self._document_frequencies[token] + 0.5) / (self._document_frequencies[token] + 0.5))
-            for token in set(tokens)
-        }
-        scored = []
-        for entry_id, (counts, length) in self._overlay.items():
-            norm = k1 * ((1 - b) + b * length / self._average_length)
-            score = sum(idf[token] * counts[token] / (norm + counts[token]) for token in tokens if token in counts)
-            if score > 0:
-                scored.append((entry_id, score))
-        return scored
+        scores = np.zeros(len(entry_ids), dtype=np.float64)
+        for token in tokens:
+            column = columns.get(token)
+            if column is None:
+                continue
+            rows, counts = column
+            frequency = self._document_frequencies[token]
+            idf = math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
+            scores[rows] += idf * counts / (norms[rows] + counts)
+        return [(entry_ids[row], float(scores[row])) for row in np.flatnonzero(scores > 0)]
 
     def search(self, query: str, *, top_k: int) -> list[tuple[int, float]]:
         if top_k <= 0 or (self._bm25 is None and not self._overlay):

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from retrieval import indexing, labelled, selectors, serving, versions
+from retrieval import encoding, indexing, labelled, selectors, versions
 from retrieval.answers import LLMClient, translate_to_french
 from retrieval.hybrid import MODES as SEARCH_MODES
 from retrieval.hybrid import SearchHit, fuse
@@ -109,7 +109,7 @@ def search(
     dense: list[tuple[Passage, float]] = []
     if mode != "lexical":
         step = time.perf_counter()
-        query_vector = serving.encode_search_queries(version, [final])[0]
+        query_vector = encoding.encode_search_queries(version, [final])[0]
         if exclude_known_questions and known.count:
             dense = [item for item in served.vectors.search(query_vector, top_k=candidates + known.count) if not is_known_question(item[0])][:candidates]
         else:
@@ -143,8 +143,8 @@ def _exact_passages_missing(
     if not missing:
         return []
     rows = [
-        row for row, passage in enumerate(index.passages)
-        if passage.entry_id in missing and not (exclude_known_questions and is_known_question(passage))
+        int(row) for row in index.rows_of_entries(missing)
+        if not (exclude_known_questions and is_known_question(index.passages[row]))
     ]
     if not rows:
         return []
@@ -157,8 +157,13 @@ def elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
-    """A hit as JSON (question log, flags, API)."""
+    """A hit as JSON (question log, flags, API), with the types and key order of retrieval.serializers.HitSerializer:
+    the API sends it as it is (an exact-match-only hit has a fused score of 0.0, not 0)."""
     hit, passage = item.hit, item.hit.passage
     return {
         "entry_id": hit.entry_id,
@@ -169,11 +174,11 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
         "passage_type": passage.passage_type if passage else None,
         "passage_position": passage.position if passage else None,
         "passage_text": passage.text if passage else item.entry.definition,
-        "dense_score": hit.dense_score,
-        "lexical_score": hit.lexical_score,
+        "dense_score": _float_or_none(hit.dense_score),
+        "lexical_score": _float_or_none(hit.lexical_score),
         "dense_rank": hit.dense_rank,
         "lexical_rank": hit.lexical_rank,
-        "fused_score": hit.fused_score,
+        "fused_score": float(hit.fused_score),
         "rank": hit.rank,
         "exact_match": hit.exact_match,
         "answered": hit.answered,
@@ -189,7 +194,9 @@ def processed_query_as_dict(processed: ProcessedQuery | None) -> dict[str, Any]:
 
 
 def search_payload(result: SearchResult) -> dict[str, Any]:
-    """A search result as JSON: the API's response body and ``manage.py search --json``."""
+    """A search result as JSON: the API's response body and ``manage.py search --json``. Shaped and typed as
+    retrieval.serializers.SearchResultSerializer documents it, so that the API sends it without running the serializer
+    (tests/retrieval/test_api.py checks that the serializer would change nothing)."""
     return {
         "query": result.query,
         "processed": processed_query_as_dict(result.processed) or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 
 from glossary.models import Entry
@@ -110,9 +111,38 @@ def validated_entries() -> QuerySet[Entry]:
 def validated_entry_data(*, entry_ids: Iterable[int], detail: bool = True) -> dict[int, EntryData]:
     """Those of ``entry_ids`` that are validated, as plain data by id: what search hits show (``detail``: with
     contexts and domain) and what a served index keeps of each entry (without: its lexical side needs no more)."""
-    fields = ["id", "term", "definition", "kind", "variants"] + (["contexts", "domain__name"] if detail else [])
-    rows = Entry.objects.filter(pk__in=list(entry_ids), status=Entry.Status.VALIDATED).order_by("id").values_list(*fields)
+    ids = list(entry_ids)
+    if detail:
+        return _validated_hit_entries([int(entry_id) for entry_id in ids])
+    rows = Entry.objects.filter(pk__in=ids, status=Entry.Status.VALIDATED).order_by("id").values_list("id", "term", "definition", "kind", "variants")
     return {row[0]: _entry_data(*row) for row in rows}
+
+
+def _validated_hit_entries(entry_ids: list[int]) -> dict[int, EntryData]:
+    """The validated entries among a search's hits (at most 100), with contexts and domain, in one query written
+    out: building and compiling it through the ORM cost five times running it (0.25 of 0.30 ms), on every search.
+    The JSON columns are decoded by their fields, as the ORM would."""
+    if not entry_ids:
+        return {}
+    quote = connection.ops.quote_name
+    entry, domain = Entry._meta, Entry._meta.get_field("domain").related_model._meta
+    column = {name: f"e.{quote(entry.get_field(name).column)}" for name in ("id", "term", "definition", "kind", "variants", "contexts", "status", "domain")}
+    sql = (
+        f"SELECT {column['id']}, {column['term']}, {column['definition']}, {column['kind']}, {column['variants']}, {column['contexts']}, "
+        f"d.{quote(domain.get_field('name').column)} FROM {quote(entry.db_table)} e LEFT OUTER JOIN {quote(domain.db_table)} d "
+        f"ON {column['domain']} = d.{quote(domain.pk.column)} WHERE {column['id']} IN ({', '.join(['%s'] * len(entry_ids))}) "
+        f"AND {column['status']} = %s ORDER BY {column['id']}"
+    )
+    variants, contexts = entry.get_field("variants"), entry.get_field("contexts")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*entry_ids, Entry.Status.VALIDATED.value])
+        rows = cursor.fetchall()
+    return {
+        row[0]: _entry_data(
+            row[0], row[1], row[2], row[3], variants.from_db_value(row[4], None, connection), contexts.from_db_value(row[5], None, connection), row[6]
+        )
+        for row in rows
+    }
 
 
 def _entry_data(entry_id, term, definition, kind, variants, contexts=(), domain="") -> EntryData:

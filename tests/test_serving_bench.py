@@ -137,10 +137,10 @@ def test_interleaved_load_sends_the_same_requests_to_each_server_in_turn(two_ser
 
 def test_each_gunicorn_worker_leaves_its_query_cache_counters_on_exit(tmp_path, monkeypatch, settings):
     from bench import gunicorn_cache_stats
-    from retrieval import serving
+    from retrieval import encoding
 
     settings.QUERY_CACHE_SIZE = 8
-    cache = serving.query_cache()
+    cache = encoding.query_cache()
     cache.clear()
     cache.get_or_encode(version_key=1, variant="onnx", texts=["a", "b", "a"], encode=lambda texts: [[1.0]] * len(texts))
     monkeypatch.setenv("BENCH_CACHE_STATS_DIR", str(tmp_path / "stats"))

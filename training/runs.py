@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
-from retrieval import serving
+from retrieval import artifacts, encoding
 from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion
 from retrieval.passages import Passage, entry_passages
@@ -135,7 +135,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         parent = None  # another base model: start from its own weights
     # Trained and pinned with the parent's prompts when continuing it (it keeps the spec it was created with), else
     # with the catalogue's as they are now: the new version is served with the spec it learnt with.
-    spec = serving.version_spec(parent) if parent else retrieval_selectors.model_spec_get(name=base_model)
+    spec = encoding.version_spec(parent) if parent else retrieval_selectors.model_spec_get(name=base_model)
 
     split_assign_all(seed=values["seed"])
     test_ids = selectors.test_entry_ids()
@@ -170,9 +170,9 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     queries = [MiningQuery(anchor=pair.anchor, positive_key=pair.positive_key, entry_id=pair.entry_id) for pair in keyed]
     mined = mine_hard_negatives(
         queries=queries,
-        query_vectors=serving.encode_queries_with(mining_version, [query.anchor for query in queries]),
+        query_vectors=encoding.encode_queries_with(mining_version, [query.anchor for query in queries]),
         passages=passages,
-        passage_vectors=serving.encode_documents_with(mining_version, [passage.text for passage in passages]),
+        passage_vectors=encoding.encode_documents_with(mining_version, [passage.text for passage in passages]),
         entries=selectors.mining_entries(entry_ids=train_ids),
         equivalent_pairs=selectors.equivalent_pairs(),
         decisions=selectors.screening_decisions(),
@@ -255,7 +255,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         "adapter_weight_scores": {str(weight): score for weight, score in (result.weight_scores or {}).items()},
         "peak_rss_mb": result.peak_rss_mb,
     }
-    serving.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
+    artifacts.artifact_storage().save(f"{prefix}/model_card.json", ContentFile(_json_bytes(card)))
     version = retrieval_versions.model_version_create(
         base_model=base_model,
         label=f"run {run.pk}",
@@ -296,7 +296,7 @@ def _weight_selection(spec):
 
 def _parent_weights(parent: ModelVersion | None) -> str | None:
     if parent and parent.merged_path:
-        return serving.local_artifact_dir(parent.merged_path)
+        return artifacts.local_artifact_dir(parent.merged_path)
     return None
 
 
@@ -307,7 +307,7 @@ def _earlier_pairs(parent: ModelVersion | None, test_ids: set[int]):
     snapshot = DataSnapshot.objects.filter(content_hash=parent.data_snapshot_hash).exclude(artifact_path="").first()
     if not snapshot:
         return []
-    with serving.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
+    with artifacts.artifact_storage().open(snapshot.artifact_path, "rb") as handle:
         return [pair for pair in pairs_from_jsonl(handle.read()) if pair.entry_id not in test_ids]
 
 
@@ -332,14 +332,14 @@ def _store_snapshot(pairs) -> DataSnapshot:
     if existing:
         return existing
     path = f"snapshots/{snap.content_hash}.jsonl"
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     if not storage.exists(path):
         storage.save(path, ContentFile(snap.jsonl_bytes))
     return DataSnapshot.objects.create(content_hash=snap.content_hash, total=snap.total, counts=snap.counts(), artifact_path=path)
 
 
 def _upload_folder(folder: Path, prefix: str) -> dict[str, str]:
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     checksums = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file():

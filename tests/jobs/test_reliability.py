@@ -60,14 +60,14 @@ def test_an_index_lacking_a_validated_entry_is_never_published(monkeypatch):
     _validated("URSSAF", "Organisme qui collecte les cotisations sociales.")
     version = retrieval_selectors.champion_version_get()
     state = retrieval_indexing.index_rebuild(version=version)
-    real_encode = retrieval_indexing.serving.encode_documents_with
+    real_encode = retrieval_indexing.encoding.encode_documents_with
 
     def encode_while_an_entry_is_validated(version, texts):
         if not Entry.objects.filter(term="CADES").exists():
             _validated("CADES", "Caisse d'amortissement de la dette sociale.")
         return real_encode(version, texts)
 
-    monkeypatch.setattr(retrieval_indexing.serving, "encode_documents_with", encode_while_an_entry_is_validated)
+    monkeypatch.setattr(retrieval_indexing.encoding, "encode_documents_with", encode_while_an_entry_is_validated)
     monkeypatch.setattr(retrieval_indexing, "_catch_up", lambda index, **kwargs: None)  # a catch-up that misses the edit
     with pytest.raises(retrieval_indexing.IndexIncomplete):
         retrieval_indexing.index_rebuild(version=version)

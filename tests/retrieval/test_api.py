@@ -3,8 +3,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.throttling import ScopedRateThrottle
 
-from retrieval import flags, selectors, versions
-from retrieval.models import Flag, QuestionLog
+from retrieval import flags, search, selectors, serving, versions
+from retrieval.models import Flag, ModelVersion, QuestionLog
 
 
 @pytest.fixture
@@ -38,6 +38,79 @@ def test_search_modes_and_versions(signed_in, glossary):
     assert all(hit["dense_score"] is None for hit in body["hits"])
     response = signed_in.get("/api/search", {"q": "TVA", "version": "v42"})
     assert response.status_code == 400 and "version" in response.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "c'est quoi l'ursaf ?"},
+        {"q": "taxe sur la valeur ajoutée", "mode": "lexical", "preprocess": "false"},
+        {"q": "aide au logement des familles", "mode": "dense", "top_k": 6},
+        {"q": "what is the TVA", "top_k": 2},
+    ],
+)
+def test_search_sends_what_the_result_serializer_would(signed_in, glossary, params):
+    """The view sends search_payload without running SearchResultSerializer (its cost was a third of a warm search's):
+    the payload must already be that serializer's output, key order and types included (0.0, not 0)."""
+    from rest_framework.renderers import JSONRenderer
+
+    from retrieval.serializers import SearchResultSerializer
+
+    response = signed_in.get("/api/search", params)
+    assert response.status_code == 200
+    sent = response.json()
+    sent.pop("timings_ms")
+    # The same search again in process, through the serializer: identical bytes apart from the timings.
+    result = search.search(
+        query=params["q"], top_k=int(params.get("top_k", 10)), mode=params.get("mode", "hybrid"), preprocess=params.get("preprocess") != "false"
+    )
+    payload = search.search_payload(result)
+    serialized = SearchResultSerializer(payload).data
+    assert JSONRenderer().render(serialized) == JSONRenderer().render(payload)
+    payload.pop("timings_ms")
+    assert sent == payload and list(sent) == list(payload) and [list(hit) for hit in sent["hits"]] == [list(hit) for hit in payload["hits"]]
+
+
+def test_a_hit_found_only_by_its_exact_term_has_a_float_fused_score(glossary):
+    from retrieval.hybrid import SearchHit
+    from retrieval.serializers import HitSerializer
+
+    hit = SearchHit(entry_id=glossary["tva"].pk, passage=None, dense_score=None, lexical_score=None, dense_rank=None, lexical_rank=None,
+                    fused_score=0, rank=1, exact_match=True)
+    entry = selectors.validated_entry_data(entry_ids=[glossary["tva"].pk])[glossary["tva"].pk]
+    data = search.hit_as_dict(search.RetrievedEntry(hit=hit, entry=entry))
+    assert type(data["fused_score"]) is float and data == dict(HitSerializer(data).data)
+
+
+def test_the_api_reads_which_version_a_reference_names_once_per_revision_check(signed_in, glossary, settings, django_assert_num_queries):
+    settings.INDEX_REVISION_CHECK_SECONDS = 3600
+    base = selectors.champion_version_get()
+    assert signed_in.get("/api/search", {"q": "TVA"}).json()["version"] == "base"
+    with django_assert_num_queries(0):
+        first = serving.version_for_search(ref="champion")
+        second = serving.version_for_search(ref=" Champion")
+    assert first.pk == second.pk == base.pk and first is not second  # a copy per search
+
+    # Another process promotes a version (no signal reaches this one): seen once the delay has passed.
+    other = versions.model_version_create(base_model=base.base_model, label="autre")
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    ModelVersion.objects.filter(pk=base.pk).update(status=ModelVersion.Status.ARCHIVED)
+    ModelVersion.objects.filter(pk=other.pk).update(status=ModelVersion.Status.CHAMPION)
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    settings.INDEX_REVISION_CHECK_SECONDS = 0
+    assert serving.version_for_search(ref="champion").pk == other.pk
+
+    # Saved in this process (a promotion, a rollback, a version marked broken): read again at once.
+    settings.INDEX_REVISION_CHECK_SECONDS = 3600
+    assert serving.version_for_search(ref="champion").pk == other.pk
+    other.refresh_from_db()
+    other.status = ModelVersion.Status.READY
+    other.save(update_fields=["status"])
+    base.refresh_from_db()
+    base.status = ModelVersion.Status.CHAMPION
+    base.save(update_fields=["status"])
+    assert serving.version_for_search(ref="champion").pk == base.pk
+    assert signed_in.get("/api/search", {"q": "TVA", "version": "v999"}).status_code == 400
 
 
 @pytest.mark.parametrize("query", ["", "   ", "x" * 501])
@@ -139,11 +212,11 @@ def test_flag_list_filters_and_detail(signed_in, expert, glossary):
 
 
 def test_search_unavailable_answers_503_with_a_reason(signed_in, glossary, monkeypatch):
-    from retrieval import serving
+    from retrieval import encoding
 
     def model_missing(*args, **kwargs):
         raise RuntimeError("Le modèle « x » n'est pas disponible sur cette machine")
 
-    monkeypatch.setattr(serving, "encode_documents_with", model_missing)
+    monkeypatch.setattr(encoding, "encode_documents_with", model_missing)
     response = signed_in.get("/api/search", {"q": "TVA"})
     assert response.status_code == 503 and "n'est pas disponible" in response.json()["reason"]

@@ -47,6 +47,49 @@ def test_dense_and_lexical_only_modes_ignore_the_other_signal():
         fuse(dense=DENSE, lexical=LEXICAL, exact_entry_ids=(), top_k=2, mode="both")
 
 
+def _fuse_building_every_hit(*, dense, lexical, exact_entry_ids, top_k, k=60, mode="hybrid", answered_entry_ids=()):
+    """Fusion as it was before it built only the top_k hits: every entry a hit, all sorted, then cut."""
+    from retrieval.hybrid import SearchHit, _entry_ranking_from_passages
+
+    dense_ranking = _entry_ranking_from_passages(dense) if mode != "lexical" else {}
+    lexical_ranking = {}
+    if mode != "dense":
+        for entry_id, score in sorted(lexical, key=lambda item: -item[1]):
+            lexical_ranking.setdefault(entry_id, (len(lexical_ranking) + 1, score))
+    exact, answered = set(exact_entry_ids), set(answered_entry_ids)
+    hits = []
+    for entry_id in dense_ranking.keys() | lexical_ranking.keys() | exact | answered:
+        dense_rank, passage, dense_score = dense_ranking.get(entry_id, (None, None, None))
+        lexical_rank, lexical_score = lexical_ranking.get(entry_id, (None, None))
+        fused = sum(1.0 / (k + rank) for rank in (dense_rank, lexical_rank) if rank is not None)
+        hits.append(SearchHit(entry_id, passage, dense_score, lexical_score, dense_rank, lexical_rank, fused, 0, entry_id in exact, entry_id in answered))
+    unranked = float("inf")
+    hits.sort(key=lambda hit: (not hit.answered, not hit.exact_match, -hit.fused_score, hit.dense_rank or unranked, hit.lexical_rank or unranked, hit.entry_id))
+    hits = hits[:top_k]
+    for position, hit in enumerate(hits, start=1):
+        hit.rank = position
+    return hits
+
+
+def test_fusion_ranks_exactly_as_building_every_hit_did():
+    import random
+
+    rng = random.Random(7)
+    for case in range(300):
+        entries = list(range(1, rng.randint(2, 60)))
+        # Few distinct scores: many ties, which the order must break the same way.
+        dense = [(Passage(rng.choice(entries), rng.choice(["definition", "context"]), rng.randint(0, 3), "t"), rng.choice([0.5, 0.6, 0.7, 0.8]))
+                 for _ in range(rng.randint(0, 50))]
+        lexical = [(entry_id, rng.choice([1.0, 2.0, 3.0])) for entry_id in rng.sample(entries, rng.randint(0, len(entries)))]
+        exact = set(rng.sample(entries + [999], rng.randint(0, min(3, len(entries) + 1))))
+        answered = set(rng.sample(entries + [998], rng.randint(0, min(2, len(entries) + 1))))
+        for mode in ("hybrid", "dense", "lexical"):
+            top_k = rng.choice([1, 3, 10, 50, 100])
+            got = fuse(dense=dense, lexical=lexical, exact_entry_ids=exact, answered_entry_ids=answered, top_k=top_k, mode=mode)
+            expected = _fuse_building_every_hit(dense=dense, lexical=lexical, exact_entry_ids=exact, answered_entry_ids=answered, top_k=top_k, mode=mode)
+            assert got == expected, (case, mode)
+
+
 GLOSSARY = [
     EntryData(
         id=1,

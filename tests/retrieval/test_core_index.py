@@ -175,6 +175,16 @@ def test_an_entry_delta_round_trips_and_applies_like_an_upsert_or_a_removal():
     assert not compaction_due(delta_passages=9_999, passage_count=100_000) and compaction_due(delta_passages=10_000, passage_count=100_000)
 
 
+def test_rows_of_entries_are_the_rows_of_their_passages_after_edits():
+    index = VectorIndex.build(passages_for(1, contexts=2) + passages_for(2, contexts=1) + passages_for(3, contexts=0), unit_rows(6))
+    index.upsert_entry(2, passages_for(2, contexts=3), unit_rows(4, seed=3))  # more passages: appended at the end
+    index.remove_entry(1)
+    index.upsert_entry(4, passages_for(4, contexts=1), unit_rows(2, seed=4))
+    for wanted in ({1}, {2}, {3, 4}, {2, 3, 4, 9}, set()):
+        expected = [row for row, passage in enumerate(index.passages) if passage.entry_id in wanted]
+        assert index.rows_of_entries(wanted).tolist() == expected
+
+
 LEXICAL_ENTRIES = [
     EntryData(id=10, term="URSSAF", definition="Organisme qui collecte les cotisations sociales."),
     EntryData(id=11, term="CPAM", definition="Caisse primaire d'assurance maladie.", kind="acronym"),
@@ -206,6 +216,44 @@ def test_a_lexical_overlay_serves_edits_additions_and_removals():
     assert index.search("allocations familiales", top_k=5)[0][0] == 13  # the original is untouched
     again = changed.with_changes(changed=[lexical_document(LEXICAL_ENTRIES[3])])  # brought back
     assert again.search("allocations familiales", top_k=5)[0][0] == 13 and again.overlay_size == 3
+
+
+def _overlay_scores_one_document_at_a_time(index: LexicalIndex, query: str) -> list[tuple[int, float]]:
+    """The overlay's BM25 as it was computed before its term-document matrix: each document alone, in Python."""
+    import math
+
+    tokens = tokenize(query)
+    k1, b, documents = index._bm25.k1, index._bm25.b, len(index.entry_ids)
+    frequencies = index._document_frequencies
+    idf = {token: math.log(1 + (documents - frequencies[token] + 0.5) / (frequencies[token] + 0.5)) for token in set(tokens)}
+    scored = []
+    for entry_id, (counts, length) in index._overlay.items():
+        norm = k1 * ((1 - b) + b * length / index._average_length)
+        score = sum(idf[token] * counts[token] / (norm + counts[token]) for token in tokens if token in counts)
+        if score > 0:
+            scored.append((entry_id, score))
+    return scored
+
+
+def test_the_overlay_matrix_scores_exactly_as_each_document_alone():
+    index = LexicalIndex.build([lexical_document(entry) for entry in LEXICAL_ENTRIES])
+    changed = index.with_changes(
+        changed=[
+            lexical_document(EntryData(id=11, term="CPAM", definition="Caisse primaire d'assurance maladie des assurés.", kind="acronym")),
+            lexical_document(EntryData(id=14, term="CNAV", definition="Caisse nationale d'assurance vieillesse : caisse des retraites.")),
+            lexical_document(EntryData(id=15, term="Zorglub", definition="Mot que seul l'overlay connaît, zorglub zorglub.")),
+            lexical_document(LEXICAL_ENTRIES[0]),
+        ],
+        removed=[13],
+    )
+    queries = ("caisse", "caisse caisse assurance", "zorglub", "cotisations sociales", "assurance vieillesse retraites", "inconnu", "CPAM CNAV")
+    for query in queries:
+        expected = _overlay_scores_one_document_at_a_time(changed, query)
+        assert changed._overlay_scores(tokenize(query)) == expected  # the same floats, in the same order
+        ranked = changed.search(query, top_k=10)
+        for entry_id, score in expected:
+            assert (entry_id, score) in ranked
+    assert changed.search("zorglub", top_k=3)[0][0] == 15 and changed.search("inconnu", top_k=3) == []
 
 
 def test_a_layered_vocabulary_answers_like_one_built_with_the_new_entry():

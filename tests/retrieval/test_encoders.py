@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
-from retrieval import encoder_check, encoders, search, selectors, serving
+from retrieval import artifacts, encoder_check, encoders, encoding, search, selectors, serving
 from retrieval.embedding import QueryEmbeddingCache
 from retrieval.models import ModelVersion
 
@@ -143,23 +143,23 @@ def test_index_build_exports_checks_and_serves_the_int8_encoder(glossary, build_
         assert result["passed"], result
         assert result["queries"] > 0 and result["cosine_mean"] >= encoders.MIN_MEAN_COSINE
         assert abs(result["recall_at_1_torch"] - result["recall_at_1_variant"]) <= encoders.MAX_RECALL_DROP_POINTS
-    assert check["served"] == "onnx-int8" and serving.query_encoder_variant(base) == "onnx-int8"
+    assert check["served"] == "onnx-int8" and encoding.query_encoder_variant(base) == "onnx-int8"
     for path in check["checksums"]:
-        assert serving.artifact_storage().exists(path)
+        assert artifacts.artifact_storage().exists(path)
 
     texts = ["c'est quoi l'urssaf", "taxe sur la valeur ajoutée"]
-    served = serving.encode_search_queries(base, texts)
-    reference = serving.encode_queries_with(base, texts)
+    served = encoding.encode_search_queries(base, texts)
+    reference = encoding.encode_queries_with(base, texts)
     assert np.all(np.sum(served * reference, axis=1) > encoders.MIN_MEAN_COSINE)
     assert not np.allclose(served, reference, atol=1e-6)  # really another encoder than torch
     assert search.search(query="c'est quoi l'urssaf", top_k=1).hits[0].entry.term == "URSSAF"
 
     # The setting forces a backend that passed its check.
     build_on_index.QUERY_ENCODER = "torch"
-    assert serving.query_encoder_variant(base) == "torch"
-    assert np.array_equal(serving.encode_search_queries(base, texts), reference)
+    assert encoding.query_encoder_variant(base) == "torch"
+    assert np.array_equal(encoding.encode_search_queries(base, texts), reference)
     build_on_index.QUERY_ENCODER = "onnx"
-    assert serving.query_encoder_variant(base) == "onnx"
+    assert encoding.query_encoder_variant(base) == "onnx"
 
 
 def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db, build_on_index, maintainer_client):
@@ -174,9 +174,9 @@ def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db,
     broken = base.encoder_check["variants"]["onnx-int8"]
     assert not broken["passed"] and "cosinus moyen" in broken["reason"]
     assert base.encoder_check["variants"]["onnx"]["passed"]
-    assert record["served"] == "onnx" and serving.query_encoder_variant(base) == "onnx"
+    assert record["served"] == "onnx" and encoding.query_encoder_variant(base) == "onnx"
     build_on_index.QUERY_ENCODER = "onnx-int8"
-    assert serving.query_encoder_variant(base) == "torch"  # forcing a refused variant does not serve it
+    assert encoding.query_encoder_variant(base) == "torch"  # forcing a refused variant does not serve it
     build_on_index.QUERY_ENCODER = "auto"
 
     from evaluation import runs as evaluation_runs
@@ -193,10 +193,10 @@ def test_damaged_encoder_files_fall_back_to_torch(glossary, build_on_index):
     search.search(query="URSSAF", top_k=3)
     base = ModelVersion.objects.get(number=0)
     folder = base.encoder_check["folder"]
-    storage = serving.artifact_storage()
+    storage = artifacts.artifact_storage()
     path = f"{folder}/{encoders.ONNX_FILES['onnx-int8']}"
     storage.delete(path)
     storage.save(path, ContentFile(b"not a model"))
     serving.clear()
     texts = ["c'est quoi la CAF"]
-    assert np.array_equal(serving.encode_search_queries(base, texts), serving.encode_queries_with(base, texts))
+    assert np.array_equal(encoding.encode_search_queries(base, texts), encoding.encode_queries_with(base, texts))

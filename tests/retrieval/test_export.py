@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from sentence_transformers import SentenceTransformer
 
-from retrieval import selectors, serving
+from retrieval import encoding, selectors, serving
 from retrieval.models import ModelVersion
 from tests.evaluation.test_runs import tiny_glossary
 
@@ -35,14 +35,14 @@ def test_a_fine_tuned_version_exports_to_a_folder_plain_sentence_transformers_lo
 
     loaded = SentenceTransformer(str(target), device="cpu")
     spec = selectors.model_spec_get(name=version.base_model)
-    assert np.allclose(loaded.encode(TEXTS, prompt_name="query", normalize_embeddings=True), serving.encode_queries_with(version, TEXTS), atol=2e-4)
-    assert np.allclose(loaded.encode(TEXTS, prompt_name="document", normalize_embeddings=True), serving.encode_documents_with(version, TEXTS), atol=2e-4)
+    assert np.allclose(loaded.encode(TEXTS, prompt_name="query", normalize_embeddings=True), encoding.encode_queries_with(version, TEXTS), atol=2e-4)
+    assert np.allclose(loaded.encode(TEXTS, prompt_name="document", normalize_embeddings=True), encoding.encode_documents_with(version, TEXTS), atol=2e-4)
     assert loaded.prompts["query"] == spec.query_prompt
     card = (target / "README.md").read_text(encoding="utf-8")
     assert "sentence-transformers" in card and "## Lexique" in card
     assert version.data_snapshot_hash in card and "lora_r" in card  # data snapshot and training settings
     # The fine-tuned weights really differ from the base model's: the round trip is not trivially the base.
-    base_vectors = serving.encode_queries_with(selectors.model_version_get(ref="base"), TEXTS)
+    base_vectors = encoding.encode_queries_with(selectors.model_version_get(ref="base"), TEXTS)
     assert not np.allclose(loaded.encode(TEXTS, prompt_name="query", normalize_embeddings=True), base_vectors, atol=1e-6)
 
 
@@ -63,7 +63,7 @@ def test_export_includes_checked_onnx_files_and_the_evaluation_numbers(tmp_path,
     card = (target / "README.md").read_text(encoding="utf-8")
     assert "def_only.hit@1 | 0.7500" in card and "onnx-int8" in card
     loaded = SentenceTransformer(str(target), device="cpu")
-    assert np.allclose(loaded.encode(TEXTS, normalize_embeddings=True), serving.encode_queries_with(base, TEXTS), atol=1e-5)
+    assert np.allclose(loaded.encode(TEXTS, normalize_embeddings=True), encoding.encode_queries_with(base, TEXTS), atol=1e-5)
     serving.clear()
 
 

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from glossary import services as glossary_services
 from glossary.models import Entry
-from retrieval import indexing, search, selectors, serving, tasks, vector_index, versions
+from retrieval import artifacts, encoding, indexing, search, selectors, serving, tasks, vector_index, versions
 from retrieval.models import IndexState, ModelVersion, PromotionEvent
 from retrieval.vector_index import VectorIndex
 from tests.factories import EntryFactory
@@ -34,7 +34,7 @@ def test_first_search_builds_the_index(glossary):
     result = search.search(query="taxe sur la valeur ajoutée")
     state = IndexState.objects.get(version=champion)
     assert (state.status, state.revision, result.index_revision) == (IndexState.Status.READY, 1, 1)
-    assert state.artifact_path == "indexes/v0/r1.npz" and serving.artifact_storage().exists(state.artifact_path)
+    assert state.artifact_path == "indexes/v0/r1.npz" and artifacts.artifact_storage().exists(state.artifact_path)
     validated = Entry.objects.filter(status=Entry.Status.VALIDATED)
     assert state.entry_count == validated.count()
     assert state.passage_count == validated.count() + sum(len(entry.contexts) for entry in validated)
@@ -106,7 +106,7 @@ def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact
         indexing.index_update_entry(entry_id=glossary[term].pk)
     state = IndexState.objects.get(version=version)
     assert (state.revision, state.base_revision, state.artifact_path) == (4, 1, "indexes/v0/r1.npz")
-    _, files = serving.artifact_storage().listdir("indexes/v0")
+    _, files = artifacts.artifact_storage().listdir("indexes/v0")
     assert sorted(files) == ["d2.npz", "d3.npz", "d4.npz", "r1.npz"]
     # The full artifact is never rewritten by an edit: its size does not matter to the cost of one.
     assert serving.load_vector_index(state.artifact_path, base_revision=1, revision=1).keys != [] and state.delta_passages >= 3
@@ -115,11 +115,11 @@ def test_an_edit_is_stored_as_a_delta_and_deltas_are_folded_into_a_full_artifact
     indexing.index_update_entry(entry_id=glossary["caf"].pk)  # enough deltas now: folded into r6
     state.refresh_from_db()
     assert (state.revision, state.base_revision, state.artifact_path, state.delta_passages) == (6, 6, "indexes/v0/r6.npz", 0)
-    _, files = serving.artifact_storage().listdir("indexes/v0")
+    _, files = artifacts.artifact_storage().listdir("indexes/v0")
     assert sorted(files) == ["r1.npz", "r6.npz"]  # r1 kept for a reader still on it
     folded = _stored_index(version)[1]
     indexing.index_rebuild(version=version)
-    _, files = serving.artifact_storage().listdir("indexes/v0")
+    _, files = artifacts.artifact_storage().listdir("indexes/v0")
     assert sorted(files) == ["r6.npz", "r7.npz"]
     rebuilt = _stored_index(version)[1]
     assert _by_key(folded)[0] == _by_key(rebuilt)[0]
@@ -185,7 +185,7 @@ def test_a_failed_build_is_recorded_on_the_index_state(glossary, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(serving, "encode_documents_with", broken)
+    monkeypatch.setattr(encoding, "encode_documents_with", broken)
     with pytest.raises(RuntimeError):
         tasks.index_rebuild.delay(version.pk)
     state = IndexState.objects.get(version=version)
@@ -244,7 +244,7 @@ def test_a_failed_promotion_leaves_the_champion_serving(glossary, maintainer, mo
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(serving, "encode_documents_with", broken)
+    monkeypatch.setattr(encoding, "encode_documents_with", broken)
     with pytest.raises(RuntimeError):
         versions.model_version_promote(version=candidate, user=maintainer, reason="test")
     candidate.refresh_from_db()
@@ -264,7 +264,7 @@ def test_a_version_whose_model_cannot_load_is_marked_broken(glossary, maintainer
 
 def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypatch):
     version = selectors.champion_version_get()
-    real_encode = serving.encode_documents_with
+    real_encode = encoding.encode_documents_with
     calls = []
 
     def encode_while_someone_edits(version, texts):
@@ -274,7 +274,7 @@ def test_an_edit_committed_during_a_build_is_not_lost(glossary, expert, monkeypa
         calls.append(len(texts))
         return real_encode(version, texts)
 
-    monkeypatch.setattr(serving, "encode_documents_with", encode_while_someone_edits)
+    monkeypatch.setattr(encoding, "encode_documents_with", encode_while_someone_edits)
     indexing.index_rebuild(version=version)
     _, index = _stored_index(version)
     definitions = {passage.entry_id: passage.text for passage in index.passages if passage.passage_type == "definition"}

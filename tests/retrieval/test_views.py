@@ -173,12 +173,12 @@ def test_question_detail_shows_the_logged_answer(client, expert, glossary):
 
 
 def test_search_unavailable_is_explained_in_place(client, expert, glossary, monkeypatch):
-    from retrieval import serving
+    from retrieval import encoding
 
     def model_missing(*args, **kwargs):
         raise RuntimeError("modèle introuvable")
 
-    monkeypatch.setattr(serving, "encode_documents_with", model_missing)
+    monkeypatch.setattr(encoding, "encode_documents_with", model_missing)
     client.force_login(expert)
     response = _ask(client, "TVA", **HTMX)
     assert response.status_code == 200 and "La recherche est indisponible" in response.content.decode()

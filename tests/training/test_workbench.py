@@ -9,7 +9,7 @@ from django.utils import timezone
 from config.roles import EXPERT, assign_role
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
-from retrieval import serving
+from retrieval import encoding, serving
 from retrieval.models import Flag, PromotionEvent, QuestionLog
 from retrieval.passages import Passage
 from retrieval.vector_index import VectorIndex
@@ -117,7 +117,7 @@ def test_self_retrieval_source_finds_entries_missed_for_their_own_term(version, 
     served = _served([(found, "definition", [1, 0]), (missed, "definition", [0.6, 0.8]), (homonym_a, "definition", [0, 1]), (homonym_b, "definition", [0.1, 1])], version)
     # Queries: "TVA" -> (1, 0), "CSG" -> (1, 0.1) (closer to TVA than to CSG), "PAS" -> (0, 1).
     query_vectors = {"TVA": [1, 0], "CSG": [1, 0.1], "PAS": [0, 1]}
-    monkeypatch.setattr(serving, "encode_queries_with", lambda v, texts: np.array([query_vectors[t] for t in texts], dtype=np.float32))
+    monkeypatch.setattr(encoding, "encode_queries_with", lambda v, texts: np.array([query_vectors[t] for t in texts], dtype=np.float32))
     scan = workbench.self_retrieval_items(version=version, served=served)
     assert scan.checked_keys == {f"self_retrieval:{entry.pk}" for entry in (found, missed, homonym_a, homonym_b)}
     assert [candidate.entry_id for candidate in scan.candidates] == [missed.pk]  # homonyms never count against each other
@@ -151,7 +151,7 @@ def test_draft_source_flags_drafts_that_repeat_an_entry(version, monkeypatch):
     served = _served([(validated, "definition", [1, 0])], version)
     # The fake model reads the term at the start of each definition passage ("Urssaf : ...").
     vectors = {"Urssaf": [0.9988, 0.0499], "NOUVEAU": [0, 1]}
-    monkeypatch.setattr(serving, "encode_documents_with", lambda v, texts: np.array([vectors[text.split(" : ")[0]] for text in texts], dtype=np.float32))
+    monkeypatch.setattr(encoding, "encode_documents_with", lambda v, texts: np.array([vectors[text.split(" : ")[0]] for text in texts], dtype=np.float32))
     scan = workbench.draft_items(version=version, served=served)
     by_entry = {candidate.entry_id: candidate for candidate in scan.candidates}
     assert set(by_entry) == {repeat.pk, fresh.pk}

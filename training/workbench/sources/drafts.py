@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from glossary.models import Entry
-from retrieval import serving
+from retrieval import encoding, serving
 from retrieval.models import ModelVersion
 from retrieval.passages import entry_passages
 from training import queue
@@ -30,7 +30,7 @@ def draft_items(*, version: ModelVersion, served: serving.ServedIndex) -> Source
     similar: list[list[tuple[int, float]]] = [[] for _draft in drafts]
     if entry_ids:
         texts = [entry_passages(entry_id=d.pk, term=d.term, definition=d.definition, contexts=())[0].text for d in drafts]
-        scores = serving.encode_documents_with(version, texts) @ vectors.T
+        scores = encoding.encode_documents_with(version, texts) @ vectors.T
         for row in range(len(drafts)):
             best = np.argsort(-scores[row], kind="stable")[:3]
             similar[row] = [(entry_ids[column], float(scores[row, column])) for column in best]

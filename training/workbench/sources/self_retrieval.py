@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from glossary.models import Entry
-from retrieval import serving
+from retrieval import encoding, serving
 from retrieval.models import ModelVersion
 from training import queue, selectors
 from training.models import ReviewDecision, ReviewItem
@@ -37,7 +37,7 @@ def self_retrieval_items(*, version: ModelVersion, served: serving.ServedIndex, 
     for entry_id, key in Entry.objects.filter(pk__in=indexed).values_list("pk", "term_key"):
         homonyms.setdefault(key, set()).add(entry_id)
     ranks = queue.self_retrieval_ranks(
-        query_vectors=serving.encode_queries_with(version, [entries[entry_id].term for entry_id in sample]),
+        query_vectors=encoding.encode_queries_with(version, [entries[entry_id].term for entry_id in sample]),
         passage_vectors=served.vectors.matrix,
         passage_entry_ids=[passage.entry_id for passage in served.vectors.passages],
         target_entry_ids=sample,
