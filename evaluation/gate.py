@@ -214,7 +214,7 @@ def render_reason(reason: Mapping | Reason) -> str:
 
     reason = reason if isinstance(reason, Reason) else Reason.from_dict(reason)
     code, params = reason.code, dict(reason.params or {})
-    tiers = {REAL: _("questions réelles mises de côté"), CANARY: _("questions canari"), TEMPLATES: _("modèles de requêtes")}
+    tiers = {REAL: _("held-out real questions"), CANARY: _("canary questions"), TEMPLATES: _("query templates")}
     for key in ("before", "after", "margin", "tolerance"):
         if isinstance(params.get(key), (int, float)):
             params[key] = _percent(params[key])
@@ -223,27 +223,26 @@ def render_reason(reason: Mapping | Reason) -> str:
     if "tier" in params:
         params["tier"] = tiers.get(params["tier"], params["tier"])
     messages = {
-        "no_champion": _("Aucun modèle champion : le candidat est promu."),
-        "better": _("Le candidat fait mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> %(after)s %%."),
+        "no_champion": _("No champion model: the candidate is promoted."),
+        "better": _("The candidate does better on the %(tier)s (%(questions)s questions): Hit@1 %(before)s %% -> %(after)s %%."),
         "not_better": _(
-            "Le candidat ne fait pas assez mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> "
-            "%(after)s %%, gain exigé %(margin)s point."
+            "The candidate does not do enough better on the %(tier)s (%(questions)s questions): Hit@1 %(before)s %% "
+            "-> %(after)s %%, required gain %(margin)s point."
         ),
         "kind_regressed": _(
-            "Les questions de type « %(kind)s » reculent sur les %(tier)s : Hit@1 %(before)s %% -> %(after)s %%, "
-            "au-delà de la tolérance de %(tolerance)s points."
+            'Questions of kind "%(kind)s" fall on the %(tier)s: Hit@1 %(before)s %% -> %(after)s %%, beyond the '
+            "tolerance of %(tolerance)s points."
         ),
         "real_r1_lower": _(
-            "Les questions réelles mises de côté reculent (Hit@1 %(before)s %% -> %(after)s %%) : une version qui "
-            "répond moins bien aux usagers n'est jamais promue automatiquement."
+            "The held-out real questions fall (Hit@1 %(before)s %% -> %(after)s %%): a version that answers users "
+            "worse is never promoted automatically."
         ),
         "real_too_few": _(
-            "Seulement %(questions)s questions réelles mises de côté (il en faut %(minimum)s) : elles ne décident pas "
-            "encore."
+            "Only %(questions)s held-out real questions (%(minimum)s needed): they do not decide yet."
         ),
-        "domain_regressed": _("Le domaine « %(domain)s » recule de %(delta)s points sur les modèles de requêtes."),
-        "templates_only": _("Pas de questions réelles ni canari : seuls les modèles de requêtes décident."),
-        "no_kind_regressed": _("Aucun type de question ne recule de plus de %(tolerance)s points."),
+        "domain_regressed": _('The domain "%(domain)s" falls by %(delta)s points on the query templates.'),
+        "templates_only": _("No real or canary questions: the query templates decide alone."),
+        "no_kind_regressed": _("No kind of question falls by more than %(tolerance)s points."),
     }
     message = messages.get(code)
     if message is None:

@@ -115,7 +115,7 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
         raise
     evaluation_runs.run_succeed(champion_run)
     if champion_run.test_set_hash != candidate_run.test_set_hash:
-        raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
+        raise ValidationError(_("The test set changed during the evaluation: run it again."))
     return champion_run
 
 
@@ -140,9 +140,9 @@ def gate_execute(*, job_id: int, worker: str = "") -> Job:
         runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         return job
     if gate.promote:
-        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": run.version}
+        message = _("Evaluation finished: %(v)s will be promoted once its index is built.") % {"v": run.version}
     else:
-        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": run.version}
+        message = _("Evaluation finished: %(v)s stays ready, not promoted.") % {"v": run.version}
     pipeline.step_succeeded(job=job, message=message)
     return job
 

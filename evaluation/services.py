@@ -154,14 +154,14 @@ def evaluate_version(
     """
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown or not modes:
-        raise ValidationError(_("Modes inconnus : %(modes)s.") % {"modes": ", ".join(unknown) or "-"})
+        raise ValidationError(_("Unknown modes: %(modes)s.") % {"modes": ", ".join(unknown) or "-"})
     if not protocols or any(protocol not in PROTOCOLS for protocol in protocols):
-        raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
+        raise ValidationError(_("Protocols expected among: %(p)s.") % {"p": ", ".join(PROTOCOLS)})
     test_set = test_set_build(queries=queries)
     if not test_set.passages:
-        raise ValidationError(_("Aucune entrée validée côté test : rien à évaluer."))
+        raise ValidationError(_("No validated entry in the test split: nothing to evaluate."))
     if not test_set.queries:
-        raise ValidationError(_("Aucune requête de test."))
+        raise ValidationError(_("No test query."))
     log(f"Jeu de test {test_set.test_set_hash[:12]} : {len(test_set.queries)} requêtes, {len(test_set.passages)} passages.")
 
     passage_vectors = serving.encode_documents_with(version, [passage.text for passage in test_set.passages])
@@ -303,7 +303,7 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
             )
         )
     if not samples:
-        return {"samples": 0, "mode": mode, "metrics": {}, "notes": [_("Aucune question de test (seulement des termes).")]}
+        return {"samples": 0, "mode": mode, "metrics": {}, "notes": [_("No test question (only terms).")]}
     report = ragas_report(samples, judge=judge).as_dict()
     report["mode"] = mode
     report["top_k"] = top_k

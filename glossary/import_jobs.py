@@ -62,14 +62,14 @@ def import_batch_run(*, batch_id: int, worker: str = "") -> ImportBatch:
     except imports.ImportRefused as refusal:
         _fail(batch, str(refusal))
     except SoftTimeLimitExceeded:
-        _fail(batch, _("L'import a dépassé %(minutes)s minutes : rien n'a été importé ; découpez le fichier.")
+        _fail(batch, _("The import took more than %(minutes)s minutes: nothing was imported; split the file.")
               % {"minutes": settings.IMPORT_TIME_LIMIT_SECONDS // 60})
     except MemoryError:
-        _fail(batch, _("Le fichier demande trop de mémoire pour être lu (plus de %(max)s Mo) : découpez-le.")
+        _fail(batch, _("Reading the file needs too much memory (over %(max)s MB): split it.")
               % {"max": settings.IMPORT_WORKER_MEMORY_BYTES // (1024 * 1024)})
     except Exception:
         logger.exception("Import batch %s failed", batch_id)
-        _fail(batch, _("Erreur inattendue pendant l'import : voir le journal du serveur."))
+        _fail(batch, _("Unexpected error during the import: see the server log."))
     batch.refresh_from_db()
     return batch
 

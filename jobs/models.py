@@ -13,16 +13,16 @@ from django.utils.translation import gettext_lazy as _
 
 class Job(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        RUNNING = "running", _("en cours")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
-        CANCELLED = "cancelled", _("annulé")
+        QUEUED = "queued", _("pending")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    kind = models.CharField(_("type"), max_length=30, db_index=True)
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    kind = models.CharField(_("kind"), max_length=30, db_index=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     # Single-flight key: an active job holds it, a finished one NULL (unique allows many NULLs). Two requests
     # for the same work (one training at a time, the same evaluation twice) cannot both be queued.
     lock = models.CharField(max_length=100, null=True, blank=True, unique=True)
@@ -48,8 +48,8 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["kind", "status"])]
-        verbose_name = _("tâche de fond")
-        verbose_name_plural = _("tâches de fond")
+        verbose_name = _("background job")
+        verbose_name_plural = _("background jobs")
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pk} ({self.status})"

@@ -273,7 +273,7 @@ def served_index_get(*, version: ModelVersion) -> serving.ServedIndex:
         except Exception as error:
             logger.exception("No index for %s and building one failed", version)
             raise SearchUnavailableError(
-                _("La recherche est indisponible : l'index de la version %(version)s n'a pas pu être construit (%(error)s).")
+                _("Search is unavailable: the index of version %(version)s could not be built (%(error)s).")
                 % {"version": version, "error": error}
             ) from error
         served = serving.served_index(version)

@@ -128,7 +128,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
         return job
     # A new champion sees the glossary differently: its review queue is recomputed (explicitly, here).
     workbench.review_queue_refresh_request(trigger="champion")
-    message = _("%(v)s sert désormais.") % {"v": version}
+    message = _("%(v)s now serves.") % {"v": version}
     try:
         # Every corrected flag is asked again: "answered right by version M", or open again, back in the queue.
         checked = retrieval_flags.flags_check_version(version=version)
@@ -137,7 +137,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
         runner.job_log(job=job, message=f"{type(error).__name__}: {error}")
     else:
         if checked.checks:
-            message += " " + _("Signalements corrigés reposés : %(right)s bien répondus, %(wrong)s encore faux (rouverts).") % {
+            message += " " + _("Corrected flags asked again: %(right)s answered right, %(wrong)s still wrong (reopened).") % {
                 "right": checked.right, "wrong": checked.wrong,
             }
     runner.job_succeed(job=job, message=message)
@@ -172,7 +172,7 @@ def cycle_state(run: TrainingRun) -> CycleState:
         if step.is_active:
             return CycleState(TrainingRun.Status.EVALUATING, "", steps)
         if step.status != Job.Status.SUCCEEDED:
-            return CycleState(TrainingRun.Status.FAILED, _("évaluation échouée: %(e)s") % {"e": step.error}, steps)
+            return CycleState(TrainingRun.Status.FAILED, _("evaluation failed: %(e)s") % {"e": step.error}, steps)
     return CycleState(TrainingRun.Status.SUCCEEDED, "", steps)
 
 
@@ -187,7 +187,7 @@ def no_worker_warning(run: TrainingRun, *, after_s: float = 60.0) -> str:
     step = next((step for step in cycle_steps(run) if step.status == Job.Status.QUEUED), None)
     if step is None or (timezone.now() - step.created_at).total_seconds() < after_s:
         return ""
-    return _("Aucun worker n'a pris cette tâche (%(kind)s, en attente depuis %(s)s s) : un worker Celery écoute-t-il la file « training » ?") % {
+    return _("No worker has taken this job (%(kind)s, queued for %(s)s s): is a Celery worker listening on the “training” queue?") % {
         "kind": step.kind_label, "s": int((timezone.now() - step.created_at).total_seconds()),
     }
 

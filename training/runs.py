@@ -80,7 +80,7 @@ def training_run_execute(*, run_id: int, worker: str = "") -> TrainingRun:
         _log(run, "Démarrage : partition, données d'entraînement et minage des négatifs.")
         _execute(run, workdir)
     except RunCancelled:
-        runner.job_cancelled(job=run.job, message=_("Annulé à la demande."))
+        runner.job_cancelled(job=run.job, message=_("Cancelled on request."))
     except Exception as error:
         logger.exception("training run %s failed", run.pk)
         runner.job_fail(job=run.job, error=f"{type(error).__name__}: {error}")
@@ -141,7 +141,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     test_ids = selectors.test_entry_ids()
     concepts = selectors.train_concepts()
     if not concepts:
-        raise ValidationError(_("Aucune entrée validée côté entraînement : rien à apprendre."))
+        raise ValidationError(_("No validated entry in the training split: nothing to learn."))
     train_ids = {concept.entry_id for concept in concepts}
     assert_no_leak(train_ids, test_ids)
     flags = selectors.training_flags(train_entry_ids=train_ids)
@@ -153,7 +153,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         new_pairs, earlier, replay_ratio=values["replay_ratio"], seed=values["seed"], max_pairs=values["max_pairs"], test_entry_ids=test_ids
     )
     if not pairs:
-        raise ValidationError(_("Aucune nouvelle donnée d'entraînement depuis la version %(v)s.") % {"v": parent})
+        raise ValidationError(_("No new training data since version %(v)s.") % {"v": parent})
     _log(run, f"{len(pairs)} paires ({len(new_pairs)} nouvelles, {len(earlier)} antérieures disponibles), {len(flags)} signalements.")
     timings["build_s"] = round(time.perf_counter() - started, 2)
     _check_cancel(run)

@@ -25,7 +25,7 @@ DEFAULT_CONFIG_NAME = "défaut"
 class TrainingAlreadyRunning(Conflict):
     def __init__(self, run: TrainingRun):
         self.run = run
-        super().__init__(_("Un entraînement est déjà en cours (n° %(id)s).") % {"id": run.pk}, code="already_running", run_id=run.pk)
+        super().__init__(_("A training run is already in progress (no. %(id)s).") % {"id": run.pk}, code="already_running", run_id=run.pk)
 
 
 # ---- frozen split --------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def config_values(config: TrainingConfig, overrides: dict[str, Any] | None = Non
     }
     for key, value in (overrides or {}).items():
         if key not in values:
-            raise ValidationError(_("Paramètre d'entraînement inconnu : %(key)s.") % {"key": key})
+            raise ValidationError(_("Unknown training parameter: %(key)s.") % {"key": key})
         if value is not None:
             values[key] = value
     return values
@@ -107,7 +107,7 @@ def training_run_cancel(*, run: TrainingRun, user=None) -> TrainingRun:
 
     step = pipeline.active_step(run)
     if step is None:
-        raise Conflict(_("Cet entraînement est déjà terminé."), code="finished")
+        raise Conflict(_("This training run has already finished."), code="finished")
     runner.job_cancel(job=step, user=user)
     run.refresh_from_db()
     return run
@@ -118,11 +118,11 @@ def training_run_cancel(*, run: TrainingRun, user=None) -> TrainingRun:
 def screening_decide(*, candidate: NegativeCandidate, decision: str, user) -> NegativeCandidate:
     """Record an expert's screening: "different" keeps the negative, "same" records an equivalence."""
     if decision not in (NegativeCandidate.Decision.DIFFERENT, NegativeCandidate.Decision.SAME):
-        raise ValidationError(_("Décision inconnue : %(d)s.") % {"d": decision})
+        raise ValidationError(_("Unknown decision: %(d)s.") % {"d": decision})
     with transaction.atomic():
         current = NegativeCandidate.objects.select_for_update().get(pk=candidate.pk)
         if current.decision != NegativeCandidate.Decision.PENDING:
-            raise Conflict(_("Ce candidat a déjà été examiné (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
+            raise Conflict(_("This candidate has already been reviewed (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
         current.decision = decision
         current.decided_by = user
         current.decided_at = timezone.now()

@@ -50,10 +50,10 @@ def gate_reasons(gate) -> list[str]:
 @register.filter
 def question_kind_label(kind: str) -> str:
     """A question kind's label in the reader's language ("all": every kind)."""
-    from django.utils.translation import gettext as _
+    from django.utils.translation import pgettext
 
     from retrieval.models import LabelledQuestion
 
     if kind == "all":
-        return _("toutes")
+        return pgettext("feminine", "all")
     return str(dict(LabelledQuestion.Kind.choices).get(kind, kind))
