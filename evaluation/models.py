@@ -47,7 +47,7 @@ class EvaluationRun(JobStatus, models.Model):
         verbose_name_plural = _("evaluations")
 
     def __str__(self) -> str:
-        return f"Évaluation {self.pk} de {self.version} ({self.status})"
+        return f"Evaluation {self.pk} of {self.version} ({self.status})"
 
 
 class Leaderboard(JobStatus, models.Model):

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from evaluation import services
 from evaluation.gate import GATE_MODE
 from evaluation.models import EvaluationRun
@@ -105,7 +106,7 @@ def evaluation_run_create(
         protocols=list(protocols),
         custom_queries=[query_as_dict(query) for query in queries or ()],
         query_errors=[{"line": error.line, "message": error.message} for error in query_errors],
-        query_source=query_source or (_("file") if queries else _("test split")),
+        query_source=query_source or stored(gettext_noop("file") if queries else gettext_noop("test split")),
     )
 
 
@@ -121,7 +122,7 @@ def run_log(run: EvaluationRun, message: str) -> None:
 
 def evaluate_into(run: EvaluationRun) -> EvaluationRun:
     """Run the evaluation the row describes (its job claimed) and store its results."""
-    run_log(run, f"Évaluation de {run.version} ({', '.join(run.modes)}).")
+    run_log(run, stored(gettext_noop("Evaluation of %(version)s (%(modes)s)."), version=run.version, modes=", ".join(run.modes)))
     queries = [query_from_dict(item) for item in run.custom_queries] or None
     result = services.evaluate_version(
         version=run.version, queries=queries, modes=run.modes, protocols=run.protocols, log=lambda message: run_log(run, message)

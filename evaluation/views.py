@@ -224,7 +224,7 @@ def _leaderboard_progress(board) -> dict:
     if board is None:
         return {}
     job = board.job
-    lines = (job.log or "").strip().splitlines()
+    lines = job.log_text.strip().splitlines()
     waited = (timezone.now() - job.created_at).total_seconds()
     no_worker = ""
     if job.status == job.Status.QUEUED and waited >= NO_WORKER_AFTER_S:
@@ -272,7 +272,7 @@ def leaderboard_run(request: HttpRequest) -> HttpResponse:
     else:
         board.job.refresh_from_db()
         if board.job.status == board.job.Status.FAILED:  # the broker did not take it
-            messages.error(request, _("The leaderboard calculation could not be queued: %(error)s") % {"error": board.job.error})
+            messages.error(request, _("The leaderboard calculation could not be queued: %(error)s") % {"error": board.job.error_text})
         else:
             messages.success(request, _("Leaderboard calculation requested (job no. %(id)s): a worker will evaluate the models one by one.") % {"id": board.job_id})
     return redirect("evaluation:leaderboard")

@@ -20,9 +20,10 @@ from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.text import get_valid_filename
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
 from config.errors import Conflict
+from config.stored_messages import stored
 from glossary import services
 from glossary.exports import COLUMNS, EXPORT_FORMATS, LIST_SEPARATOR, export_glossary, export_record  # noqa: F401 (public here too)
 from glossary.models import Domain, Entry, ImportBatch
@@ -194,8 +195,8 @@ def import_retry_skipping_invalid(*, batch_id: int, user=None) -> ImportBatch:
     if batch.status != ImportBatch.Status.FAILED or batch.is_preview or not batch.stored_path:
         raise ImportRefused(_("Only a failed import whose file is kept can be run again."))
     try:
-        with storages["artifacts"].open(batch.stored_path, "rb") as stored:
-            content = stored.read()
+        with storages["artifacts"].open(batch.stored_path, "rb") as stored_file:
+            content = stored_file.read()
     except FileNotFoundError:
         raise ImportRefused(_("This import's file is no longer kept: upload it again.")) from None
     return import_enqueue(
@@ -248,7 +249,7 @@ def run_import(
         with transaction.atomic():  # a batch run here is recorded with its outcome, never left running
             batch = batch or _new_batch(content=content, file_name=file_name, file_format=file_format, options=options, user=user, run_here=True)
             report = _report(plan, imported=False, dry_run=False, batch_id=batch.pk)
-            error = _("%(count)s invalid line(s): nothing was imported.") % {"count": len({e.line for e in plan.errors})}
+            error = stored(gettext_noop("%(count)s invalid line(s): nothing was imported."), count=len({e.line for e in plan.errors}))
             _finish(batch, report=report, error=error)
         return report
     for attempt in range(RACE_RETRIES + 1):
@@ -374,7 +375,7 @@ def _validation_reason(error: ValidationError) -> str:
             parts.append(text)
         else:
             label = str(Entry._meta.get_field(field_name).verbose_name)
-            parts.append(f"{label[:1].upper()}{label[1:]} : {text}")
+            parts.append(_("%(field)s: %(message)s") % {"field": label[:1].upper() + label[1:], "message": text})
     return " ".join(parts)
 
 

@@ -74,7 +74,7 @@ def _examples(value) -> list[dict]:
         try:
             value = json_value(value)
         except BadRow as bad:
-            raise BadRow(f"{label} : {bad}") from None
+            raise BadRow(_("%(field)s: %(message)s") % {"field": label, "message": bad}) from None
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise BadRow(_("%(field)s: list of {question, answer} objects expected.") % {"field": label})
     # Only texts: a nested value here would be turned into text (and could recurse without end).

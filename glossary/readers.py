@@ -119,7 +119,7 @@ def check_cell(text: str, column: str) -> None:
         )
     problem = forbidden_character_message(text)
     if problem:
-        raise BadRow(f"{column} : {problem}")
+        raise BadRow(_("%(field)s: %(message)s") % {"field": column, "message": problem})
 
 
 # JSON ------------------------------------------------------------------------------------------------

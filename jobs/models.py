@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from config.stored_messages import render, render_log
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
@@ -63,6 +65,16 @@ class Job(models.Model):
         return int(100 * self.progress_step / self.progress_total) if self.progress_total else 0
 
     @property
+    def log_text(self) -> str:
+        """The log in the reader's language (its lines are stored messages: config.stored_messages)."""
+        return render_log(self.log)
+
+    @property
+    def error_text(self) -> str:
+        """The error in the reader's language."""
+        return render(self.error)
+
+    @property
     def kind_label(self) -> str:
         from jobs import kinds
 
@@ -100,11 +112,11 @@ class JobFields:
 
     @property
     def log(self) -> str:
-        return self.job.log
+        return self.job.log_text
 
     @property
     def error(self) -> str:
-        return self.job.error
+        return self.job.error_text
 
     @property
     def is_active(self) -> bool:

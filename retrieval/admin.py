@@ -56,8 +56,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(PromotionEvent)
 class PromotionEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "action", "version", "previous_champion", "user", "reason")
+    list_display = ("at", "action", "version", "previous_champion", "user", "reason_shown")
     list_filter = ("action",)
+
+    @admin.display(description=_("reason"))
+    def reason_shown(self, event: PromotionEvent) -> str:
+        return event.reason_text
 
 
 @admin.register(IndexState)

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
+from config.stored_messages import render
+
 
 def default_lora_target_modules() -> list[str]:
     return ["query", "key", "value"]
@@ -133,6 +135,12 @@ class PromotionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.version} ({self.at:%Y-%m-%d %H:%M})"
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language: a maintainer's words as typed, an automatic one is a stored
+        message (config.stored_messages)."""
+        return render(self.reason)
 
 
 class IndexState(models.Model):

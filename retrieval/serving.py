@@ -108,17 +108,17 @@ def verify_artifacts(version: ModelVersion) -> None:
     problems = []
     for path, expected in sorted(version.artifact_checksums.items()):
         if not storage.exists(path):
-            problems.append(f"{path} : absent")
+            problems.append(f"{path}: missing")
             continue
         digest = hashlib.sha256()
         with storage.open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1024 * 1024), b""):
                 digest.update(chunk)
         if digest.hexdigest() != expected:
-            problems.append(f"{path} : empreinte différente")
+            problems.append(f"{path}: checksum differs")
     if problems:
         logger.error("Artifacts of model version %s are damaged: %s", version, "; ".join(problems))
-        raise ArtifactCorrupted(f"Fichiers de la version {version} endommagés : " + " ; ".join(problems))
+        raise ArtifactCorrupted(f"Files of version {version} are damaged: " + "; ".join(problems))
     _verified_versions.add(version.pk)
 
 
@@ -246,7 +246,7 @@ def onnx_encoder(version: ModelVersion, variant: str):
     check = version.encoder_check or {}
     key = (version.pk, variant, check.get("folder", ""))
     if (version.pk, variant) in _failed_encoders:
-        raise ArtifactCorrupted(f"encodeur {variant} de {version} déjà refusé par ce processus")
+        raise ArtifactCorrupted(f"encoder {variant} of {version} already refused by this process")
     with _lock:
         if key in _encoders:
             _encoders.move_to_end(key)
@@ -268,13 +268,13 @@ def _verify_files(checksums: dict[str, str]) -> None:
     storage = artifact_storage()
     for path, expected in sorted(checksums.items()):
         if not storage.exists(path):
-            raise ArtifactCorrupted(f"{path} : absent")
+            raise ArtifactCorrupted(f"{path}: missing")
         digest = hashlib.sha256()
         with storage.open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1024 * 1024), b""):
                 digest.update(chunk)
         if digest.hexdigest() != expected:
-            raise ArtifactCorrupted(f"{path} : empreinte différente")
+            raise ArtifactCorrupted(f"{path}: checksum differs")
 
 
 def query_cache():

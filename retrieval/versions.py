@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from retrieval import indexing, selectors, serving
 from retrieval.catalogue import ModelSpec, UnknownModelError, pinned_spec
 from retrieval.models import ModelVersion, PromotionEvent
@@ -232,7 +233,7 @@ def model_version_mark_broken(*, version: ModelVersion, reason: str) -> ModelVer
         fallback.save(update_fields=["status", "promoted_at"])
         PromotionEvent.objects.create(
             version=fallback, previous_champion=version, action=PromotionEvent.Action.ROLLBACK, user=None,
-            reason=_("Automatic rollback: %(reason)s") % {"reason": reason},
+            reason=stored(gettext_noop("Automatic rollback: %(reason)s"), reason=reason),
         )
         indexing.index_rebuild_enqueue(version=fallback)
     logger.error("Model version %s is broken (%s); %s serves instead", version, reason, fallback)

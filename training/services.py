@@ -7,9 +7,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
 from config.errors import Conflict
+from config.stored_messages import message, stored
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
 from training import selectors
@@ -96,7 +97,11 @@ def training_run_request(
         if active is None:  # the lock holder is not a cycle's step: should not happen, but never loop
             raise
         raise TrainingAlreadyRunning(active) from None
-    runner.job_log(job=job, message=f"Demandé par {user or 'le planificateur'} ({trigger}).")
+    runner.job_log(job=job, message=stored(
+        gettext_noop("Requested by %(user)s (%(trigger)s)."),
+        user=user or message(gettext_noop("the scheduler")),
+        trigger=TrainingRun.Trigger(trigger).label if trigger in TrainingRun.Trigger.values else trigger,
+    ))
     runner.enqueue_on_commit(job)
     return run
 

@@ -180,7 +180,7 @@ def overlap_page(request: HttpRequest) -> HttpResponse:
             try:
                 workbench.review_overlap_set(source=row["source"], required=int(value), user=request.user)
             except ValidationError as error:
-                errors.append(f"{row['label']} : {' '.join(error.messages)}")
+                errors.append(_("%(field)s: %(message)s") % {"field": row["label"], "message": " ".join(error.messages)})
         for error in errors:
             messages.error(request, error)
         if not errors:

@@ -152,7 +152,7 @@ class TrainingRun(JobFields, models.Model):
     @property
     def log(self) -> str:
         """The whole cycle's log: training, then its evaluation, gate and promotion."""
-        return "".join(step.log for step in self.steps)
+        return "".join(step.log_text for step in self.steps)
 
 
 class NegativeCandidate(models.Model):
