@@ -68,3 +68,28 @@ def test_metric_path():
     assert CHAMPION.metric(metric_path("concept.mrr@10")) is None
     with pytest.raises(ValueError):
         metric_path("mrr@10")
+
+
+def test_the_template_gates_reasons_are_stored_as_codes_and_written_down_when_it_decided():
+    from django.utils import translation
+
+    from config.stored_messages import render
+    from evaluation.gate_records import GateRecord, Reason
+    from evaluation.gating import gate_messages
+
+    templates = decide(candidate=report(0.72, {"Fiscalité": 0.81, "Social": 0.63}), champion=CHAMPION)
+    record = GateRecord(
+        promote=True, reason_codes=[Reason("templates_only", {"promote": True, "delta": 0.02})],
+        template_reason_codes=list(templates.reasons), champion_version_id=1, deciding_tier=None,
+    )
+    stored = record.to_dict()
+    assert [item["code"] for item in stored["template_reason_codes"]] == ["template_better", "template_no_domain_regressed"]
+    again = GateRecord.from_dict(stored)
+    assert again.template_reason_codes == record.template_reason_codes
+    with translation.override("fr"):
+        written = [render(message) for message in gate_messages(again)]
+    assert written[0].startswith("Pas de questions réelles ni canari") and "fait mieux" in written[1] and len(written) == 3
+    with translation.override("en"):
+        assert "does better than the champion" in render(gate_messages(again)[1])
+    # A question tier decided: the template gate's own comparison is not written down.
+    assert len(gate_messages(GateRecord.from_dict({**stored, "deciding_tier": "canary"}))) == 1
