@@ -11,7 +11,7 @@ from config import login_throttle
 
 def locked_out_message(seconds: int) -> str:
     minutes = max(1, (seconds + 59) // 60)
-    return _("Trop de tentatives de connexion échouées. Réessayez dans %(minutes)d minute(s).") % {"minutes": minutes}
+    return _("Too many failed sign-in attempts. Try again in %(minutes)d minute(s).") % {"minutes": minutes}
 
 
 class ThrottledObtainAuthToken(ObtainAuthToken):

@@ -182,12 +182,12 @@ def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
     try:
         archive = tarfile.open(path, "r:gz")
     except (OSError, tarfile.TarError) as error:
-        raise BackupRefused(f"Archive illisible : {error}") from error
+        raise BackupRefused(f"Unreadable archive: {error}") from error
     try:
         with archive, tempfile.TemporaryDirectory() as workdir:
             manifest = _manifest(archive)
             if not database_is_empty(counting_base_version=False) and not force:
-                raise BackupRefused("La base de données n'est pas vide : restaurez dans une base neuve, ou forcez (son contenu sera remplacé).")
+                raise BackupRefused("The database is not empty: restore into a new database, or force it (its content will be replaced).")
             _check_artifacts(archive, manifest["artifacts"])
             data_path = Path(workdir) / DATA_NAME
             _extract_data(archive, manifest, data_path)
@@ -204,10 +204,10 @@ def restore_read(*, path: str | Path, force: bool = False) -> BackupSummary:
             except BackupRefused:
                 raise
             except Exception as error:
-                raise BackupRefused(f"Restauration annulée, la base n'a pas été modifiée : {error}") from error
+                raise BackupRefused(f"Restore cancelled, the database was not changed: {error}") from error
     except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
         # A truncated or corrupted .tar.gz shows up while its members are read.
-        raise BackupRefused(f"Archive illisible ou tronquée : {error}") from error
+        raise BackupRefused(f"Unreadable or truncated archive: {error}") from error
     from retrieval import serving
 
     serving.clear()  # whatever this process loaded before belongs to the old database
@@ -222,13 +222,13 @@ def _manifest(archive: tarfile.TarFile) -> dict:
         manifest = json.load(archive.extractfile(archive.getmember(MANIFEST_NAME)))
         archive.getmember(DATA_NAME)
     except (KeyError, ValueError) as error:
-        raise BackupRefused(f"Ce fichier n'est pas une sauvegarde Lexique : {error}") from error
+        raise BackupRefused(f"This file is not a Lexique backup: {error}") from error
     if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
-        raise BackupRefused(f"Format de sauvegarde inconnu : {manifest.get('format') if isinstance(manifest, dict) else manifest!r}.")
+        raise BackupRefused(f"Unknown backup format: {manifest.get('format') if isinstance(manifest, dict) else manifest!r}.")
     if not isinstance(manifest.get("artifacts"), dict) or not isinstance(manifest.get("rows"), dict):
-        raise BackupRefused("Manifeste de sauvegarde incomplet : la liste des fichiers ou des lignes manque.")
+        raise BackupRefused("Incomplete backup manifest: the list of files or rows is missing.")
     if manifest["format"] >= 2 and not manifest.get("data_sha256"):
-        raise BackupRefused("Manifeste de sauvegarde incomplet : la somme de contrôle des données manque.")
+        raise BackupRefused("Incomplete backup manifest: the data checksum is missing.")
     return manifest
 
 
@@ -238,9 +238,9 @@ def _check_artifacts(archive: tarfile.TarFile, expected: dict[str, str]) -> None
         try:
             data = archive.extractfile(archive.getmember(ARTIFACTS_PREFIX + name))
         except KeyError:
-            raise BackupRefused(f"Fichier absent de l'archive : {name}.") from None
+            raise BackupRefused(f"File missing from the archive: {name}.") from None
         if _sha256_of(data)[0] != checksum:
-            raise BackupRefused(f"Fichier endommagé dans l'archive : {name}.")
+            raise BackupRefused(f"Damaged file in the archive: {name}.")
 
 
 def _extract_data(archive: tarfile.TarFile, manifest: dict, data_path: Path) -> None:
@@ -251,23 +251,23 @@ def _extract_data(archive: tarfile.TarFile, manifest: dict, data_path: Path) -> 
     if expected:
         with data_path.open("rb") as handle:
             if _sha256_of(handle)[0] != expected:
-                raise BackupRefused(f"Données endommagées ou modifiées dans l'archive ({DATA_NAME} ne correspond pas à sa somme de contrôle).")
+                raise BackupRefused(f"Damaged or altered data in the archive ({DATA_NAME} does not match its checksum).")
     try:
         with data_path.open("rb") as handle:
             objects = json.load(handle)
     except (ValueError, RecursionError) as error:
-        raise BackupRefused(f"Données illisibles dans l'archive ({DATA_NAME}, tronqué ou endommagé) : {error}") from error
+        raise BackupRefused(f"Unreadable data in the archive ({DATA_NAME}, truncated or damaged): {error}") from error
     if not isinstance(objects, list):
-        raise BackupRefused(f"Données illisibles dans l'archive : {DATA_NAME} n'est pas une liste d'objets.")
+        raise BackupRefused(f"Unreadable data in the archive: {DATA_NAME} is not a list of objects.")
     found: dict[str, int] = {}
     for position, item in enumerate(objects, start=1):
         label = item.get("model") if isinstance(item, dict) else None
         if not isinstance(label, str) or not isinstance(item.get("fields"), dict):
-            raise BackupRefused(f"Données illisibles dans l'archive : objet n° {position} mal formé.")
+            raise BackupRefused(f"Unreadable data in the archive: object no. {position} is malformed.")
         try:
             apps.get_model(label)
         except (LookupError, ValueError):
-            raise BackupRefused(f"Données illisibles dans l'archive : modèle inconnu {label!r} (objet n° {position}).") from None
+            raise BackupRefused(f"Unreadable data in the archive: unknown model {label!r} (object no. {position}).") from None
         found[label] = found.get(label, 0) + 1
     # The manifest counted the rows in the same transaction as the dump: a data part that lost or gained rows is refused.
     differing = {
@@ -275,8 +275,8 @@ def _extract_data(archive: tarfile.TarFile, manifest: dict, data_path: Path) -> 
         if found.get(label, 0) != count
     }
     if differing:
-        details = ", ".join(f"{label} : {expected} attendues, {actual} trouvées" for label, (expected, actual) in sorted(differing.items()))
-        raise BackupRefused(f"Données incomplètes dans l'archive ({details}).")
+        details = ", ".join(f"{label}: {expected} expected, {actual} found" for label, (expected, actual) in sorted(differing.items()))
+        raise BackupRefused(f"Incomplete data in the archive ({details}).")
 
 
 def _restore_artifacts(archive: tarfile.TarFile, expected: dict[str, str]) -> None:
@@ -287,4 +287,4 @@ def _restore_artifacts(archive: tarfile.TarFile, expected: dict[str, str]) -> No
             storage.delete(name)
         saved = storage.save(name, File(data, name=name))
         if saved != name:
-            raise BackupRefused(f"Le fichier {name} n'a pas pu être restauré à sa place ({saved}).")
+            raise BackupRefused(f"The file {name} could not be restored in its place ({saved}).")

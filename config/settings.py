@@ -184,7 +184,7 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.oidc.sso_context")
 # ---- end of single sign-on --------------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "fr"
-LANGUAGES = [("fr", _("Français")), ("en", _("English"))]
+LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Paris")
 USE_I18N = True

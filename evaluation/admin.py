@@ -23,11 +23,11 @@ class EvaluationRunAdmin(ReadOnlyAdmin):
     search_fields = ("test_set_hash", "job__error")
     actions = ["evaluate_again"]
 
-    @admin.action(description=_("Réévaluer ces versions"))
+    @admin.action(description=_("Re-evaluate these versions"))
     def evaluate_again(self, request, queryset):
         for version in {run.version for run in queryset.select_related("version")}:
             evaluation_runs.evaluation_run_request(version=version, user=request.user)
-        self.message_user(request, _("Évaluations demandées."), messages.SUCCESS)
+        self.message_user(request, _("Evaluations requested."), messages.SUCCESS)
 
 
 @admin.register(Leaderboard)

@@ -3,13 +3,15 @@
 Both sides are benchmark reports of one mode (``evaluation.reports.ModeReport``). A candidate is
 promoted only when it beats the champion on the primary metric by at least ``margin`` and no domain loses more
 than ``domain_tolerance`` on that metric; without a champion the candidate is promoted. Metrics and margins are
-fractions (0.005 = 0.5 point); the reasons, shown to maintainers, speak in percentage points.
+fractions (0.005 = 0.5 point); the reasons, shown to maintainers, speak in percentage points. Reasons are a code
+and parameters (``Reason``), rendered in the reader's language (``render_reason``).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from config.stored_messages import gettext_noop, message, render
 from evaluation.gate_records import QuestionTier, Reason
 from evaluation.reports import Column, ModeReport, metric_path
 
@@ -22,7 +24,7 @@ GATE_MODE = "dense"
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
-    reasons: list[str]
+    reasons: list[Reason]
     primary_delta: float | None  # candidate - champion on the primary metric; None without a champion
     domain_deltas: dict[str, float] = field(default_factory=dict)  # per domain present on both sides
 
@@ -44,37 +46,29 @@ def decide(
     domain_tolerance: float = 0.02,
 ) -> GateDecision:
     """Whether to promote ``candidate`` over ``champion`` on the ``primary`` metric ("protocol.metric", e.g.
-    "def_only.mrr@10"), with the reasons in French sentences."""
+    "def_only.mrr@10"), with the reasons (codes: ``render_reason``)."""
     column: Column = metric_path(primary)
     candidate_value = candidate.metric(column)
     if candidate_value is None:
-        return GateDecision(False, [f"Le candidat n'a pas de mesure {primary} : il ne peut pas être comparé."], None)
+        return GateDecision(False, [Reason("template_no_metric", {"primary": primary})], None)
     if champion is None:
-        return GateDecision(
-            True,
-            [f"Aucun modèle champion : le candidat est promu ({primary} = {_percent(candidate_value)} %)."],
-            None,
-        )
+        return GateDecision(True, [Reason("template_no_champion", {"primary": primary, "value": candidate_value})], None)
     champion_value = champion.metric(column)
     if champion_value is None:
-        return GateDecision(
-            True,
-            [f"Le champion n'a pas de mesure {primary} : le candidat est promu ({_percent(candidate_value)} %)."],
-            None,
-        )
+        return GateDecision(True, [Reason("template_champion_no_metric", {"primary": primary, "value": candidate_value})], None)
 
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     promote = True
     primary_delta = candidate_value - champion_value
-    summary = (
-        f"{primary} : candidat {_percent(candidate_value)} %, champion {_percent(champion_value)} % "
-        f"(écart {_points(primary_delta)} points, marge exigée {_percent(margin)} point)."
-    )
+    summary = {
+        "primary": primary, "candidate_value": candidate_value, "champion_value": champion_value, "delta": primary_delta,
+        "margin": margin,
+    }
     if primary_delta >= margin:
-        reasons.append(f"Le candidat fait mieux que le champion. {summary}")
+        reasons.append(Reason("template_better", summary))
     else:
         promote = False
-        reasons.append(f"Le candidat ne fait pas assez mieux que le champion. {summary}")
+        reasons.append(Reason("template_not_better", summary))
 
     candidate_domains = candidate.domain_metric(column)
     champion_domains = champion.domain_metric(column)
@@ -86,21 +80,18 @@ def decide(
     regressions = {domain: delta for domain, delta in domain_deltas.items() if delta < -domain_tolerance}
     for domain, delta in sorted(regressions.items(), key=lambda item: item[1]):
         promote = False
-        reasons.append(
-            f"Le domaine « {domain} » recule de {_points(delta)} points sur {primary} "
-            f"({_percent(champion_domains[domain])} % -> {_percent(candidate_domains[domain])} %), "
-            f"au-delà de la tolérance de {_percent(domain_tolerance)} points."
-        )
+        reasons.append(Reason("template_domain_regressed", {
+            "domain": domain, "delta": delta, "primary": primary, "before": champion_domains[domain],
+            "after": candidate_domains[domain], "tolerance": domain_tolerance,
+        }))
     if domain_deltas and not regressions:
-        reasons.append(f"Aucun domaine ne recule de plus de {_percent(domain_tolerance)} points.")
+        reasons.append(Reason("template_no_domain_regressed", {"tolerance": domain_tolerance}))
 
     candidate_queries, champion_queries = candidate.queries, champion.queries
     if candidate_queries != champion_queries:
-        reasons.append(
-            f"Attention : les deux mesures ne portent pas sur le même nombre de requêtes "
-            f"({candidate_queries} contre {champion_queries}) ; relancez le banc d'essai du champion "
-            f"sur le même jeu de test."
-        )
+        reasons.append(Reason("template_query_count_differs", {
+            "candidate_queries": candidate_queries, "champion_queries": champion_queries,
+        }))
     return GateDecision(promote, reasons, primary_delta, domain_deltas)
 
 
@@ -208,47 +199,81 @@ def decide_for_users(
     return TieredDecision(promote, reasons, deciding, tier_deltas, kind_deltas)
 
 
-def render_reason(reason: Mapping | Reason) -> str:
-    """A stored reason (code + parameters) as a sentence in the active language."""
-    from django.utils.translation import gettext as _
+REASON_MESSAGES = {  # code -> English message (the French is in the catalogue)
+    "no_champion": gettext_noop("No champion model: the candidate is promoted."),
+    "better": gettext_noop("The candidate does better on the %(tier)s (%(questions)s questions): Hit@1 %(before)s %% -> %(after)s %%."),
+    "not_better": gettext_noop(
+        "The candidate does not do enough better on the %(tier)s (%(questions)s questions): Hit@1 %(before)s %% "
+        "-> %(after)s %%, required gain %(margin)s point."
+    ),
+    "kind_regressed": gettext_noop(
+        'Questions of kind "%(kind)s" fall on the %(tier)s: Hit@1 %(before)s %% -> %(after)s %%, beyond the '
+        "tolerance of %(tolerance)s points."
+    ),
+    "real_r1_lower": gettext_noop(
+        "The held-out real questions fall (Hit@1 %(before)s %% -> %(after)s %%): a version that answers users "
+        "worse is never promoted automatically."
+    ),
+    "real_too_few": gettext_noop(
+        "Only %(questions)s held-out real questions (%(minimum)s needed): they do not decide yet."
+    ),
+    "domain_regressed": gettext_noop('The domain "%(domain)s" falls by %(delta)s points on the query templates.'),
+    "templates_only": gettext_noop("No real or canary questions: the query templates decide alone."),
+    "no_kind_regressed": gettext_noop("No kind of question falls by more than %(tolerance)s points."),
+    # the template gate (decide)
+    "template_no_metric": gettext_noop("The candidate has no %(primary)s measure: it cannot be compared."),
+    "template_no_champion": gettext_noop("No champion model: the candidate is promoted (%(primary)s = %(value)s %%)."),
+    "template_champion_no_metric": gettext_noop(
+        "The champion has no %(primary)s measure: the candidate is promoted (%(value)s %%)."
+    ),
+    "template_better": gettext_noop(
+        "The candidate does better than the champion. %(primary)s: candidate %(candidate_value)s %%, champion "
+        "%(champion_value)s %% (difference %(delta)s points, required margin %(margin)s point)."
+    ),
+    "template_not_better": gettext_noop(
+        "The candidate does not do enough better than the champion. %(primary)s: candidate %(candidate_value)s %%, "
+        "champion %(champion_value)s %% (difference %(delta)s points, required margin %(margin)s point)."
+    ),
+    "template_domain_regressed": gettext_noop(
+        "The domain “%(domain)s” falls by %(delta)s points on %(primary)s (%(before)s %% -> %(after)s %%), beyond "
+        "the tolerance of %(tolerance)s points."
+    ),
+    "template_no_domain_regressed": gettext_noop("No domain falls by more than %(tolerance)s points."),
+    "template_query_count_differs": gettext_noop(
+        "Warning: the two measures are not on the same number of queries (%(candidate_queries)s against "
+        "%(champion_queries)s); run the champion's benchmark again on the same test set."
+    ),
+}
+TIER_MESSAGES = {
+    REAL: gettext_noop("held-out real questions"),
+    CANARY: gettext_noop("canary questions"),
+    TEMPLATES: gettext_noop("query templates"),
+}
+_PERCENT_PARAMS = ("before", "after", "margin", "tolerance", "value", "candidate_value", "champion_value")
 
+
+def reason_message(reason: Mapping | Reason) -> dict | None:
+    """A reason (code + parameters) as a stored message (config.stored_messages), its numbers formatted; None
+    for an unknown code."""
     reason = reason if isinstance(reason, Reason) else Reason.from_dict(reason)
     code, params = reason.code, dict(reason.params or {})
-    tiers = {REAL: _("questions réelles mises de côté"), CANARY: _("questions canari"), TEMPLATES: _("modèles de requêtes")}
-    for key in ("before", "after", "margin", "tolerance"):
+    if code not in REASON_MESSAGES:
+        return None
+    for key in _PERCENT_PARAMS:
         if isinstance(params.get(key), (int, float)):
             params[key] = _percent(params[key])
     if isinstance(params.get("delta"), (int, float)):
         params["delta"] = _points(params["delta"])
     if "tier" in params:
-        params["tier"] = tiers.get(params["tier"], params["tier"])
-    messages = {
-        "no_champion": _("Aucun modèle champion : le candidat est promu."),
-        "better": _("Le candidat fait mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> %(after)s %%."),
-        "not_better": _(
-            "Le candidat ne fait pas assez mieux sur les %(tier)s (%(questions)s questions) : Hit@1 %(before)s %% -> "
-            "%(after)s %%, gain exigé %(margin)s point."
-        ),
-        "kind_regressed": _(
-            "Les questions de type « %(kind)s » reculent sur les %(tier)s : Hit@1 %(before)s %% -> %(after)s %%, "
-            "au-delà de la tolérance de %(tolerance)s points."
-        ),
-        "real_r1_lower": _(
-            "Les questions réelles mises de côté reculent (Hit@1 %(before)s %% -> %(after)s %%) : une version qui "
-            "répond moins bien aux usagers n'est jamais promue automatiquement."
-        ),
-        "real_too_few": _(
-            "Seulement %(questions)s questions réelles mises de côté (il en faut %(minimum)s) : elles ne décident pas "
-            "encore."
-        ),
-        "domain_regressed": _("Le domaine « %(domain)s » recule de %(delta)s points sur les modèles de requêtes."),
-        "templates_only": _("Pas de questions réelles ni canari : seuls les modèles de requêtes décident."),
-        "no_kind_regressed": _("Aucun type de question ne recule de plus de %(tolerance)s points."),
-    }
-    message = messages.get(code)
-    if message is None:
-        return str(reason.extra.get("text") or code)
-    try:
-        return message % params
-    except (KeyError, TypeError, ValueError):
-        return message.split("%(")[0].strip()
+        tier = params["tier"]
+        params["tier"] = message(TIER_MESSAGES[tier]) if tier in TIER_MESSAGES else tier
+    return message(REASON_MESSAGES[code], **params)
+
+
+def render_reason(reason: Mapping | Reason) -> str:
+    """A stored reason (code + parameters) as a sentence in the active language."""
+    reason = reason if isinstance(reason, Reason) else Reason.from_dict(reason)
+    stored = reason_message(reason)
+    if stored is None:
+        return str(reason.extra.get("text") or reason.code)
+    return render(stored)

@@ -130,7 +130,8 @@ class GateRecord(Stored):
     domain_tolerance: float | None = None
     primary_delta: float | None = None
     domain_deltas: dict[str, float] = field(default_factory=dict)
-    template_reasons: list[str] = field(default_factory=list)
+    template_reasons: list[str] = field(default_factory=list)  # sentences in the installation's language (older readers)
+    template_reason_codes: list[Reason] = field(default_factory=list)  # the template gate's own reasons (codes)
     champion_version_id: int | None = None
     champion_version: str | None = None
     champion_evaluation_id: int | None = None
@@ -141,12 +142,14 @@ class GateRecord(Stored):
     def from_dict(cls, data: Mapping[str, Any] | None) -> GateRecord:
         return load_stored(
             cls, data, reason_codes=lambda items: [Reason.from_dict(item) for item in items],
+            template_reason_codes=lambda items: [Reason.from_dict(item) for item in items],
             tiers=dict_of(dict_of(QuestionTier.from_dict)),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dump_stored(
             self, reason_codes=lambda items: [item.to_dict() for item in items],
+            template_reason_codes=lambda items: [item.to_dict() for item in items],
             tiers=lambda sides: {side: dump_each(tiers) for side, tiers in sides.items()},
         )
 

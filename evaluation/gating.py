@@ -15,7 +15,8 @@ exact matches) over each version's serving index, known-question passages left o
 
 A candidate is searched over its own index, built here when it has none (the promotion rebuilds it anyway).
 The decision is stored on the evaluation run and the version: reasons as codes and parameters (rendered in the
-reader's language, ``gate_reasons``) and as French sentences for older readers of ``reasons``.
+reader's language, ``gate_reasons``) and as sentences in the installation's language (LANGUAGE_CODE) for older
+readers of ``reasons``.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import logging
 
 from django.conf import settings
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from evaluation import selectors
 from evaluation import runs as evaluation_runs
-from evaluation.gate import CANARY, GATE_MODE, REAL, decide, decide_for_users, render_reason
+from evaluation.gate import CANARY, GATE_MODE, REAL, decide, decide_for_users, reason_message, render_reason
 from evaluation.models import EvaluationRun
 from evaluation.real_questions import RealQuestion, evaluate_real_questions, real_questions_from_labelled
 from evaluation.gate_records import CANDIDATE, CHAMPION, GateRecord, QuestionTier
@@ -84,6 +86,15 @@ def question_tiers(version: ModelVersion, *, real: list[RealQuestion], canary: l
     return tiers
 
 
+def gate_messages(gate: GateRecord) -> list[dict]:
+    """The gate's reasons as stored messages (config.stored_messages): the tiers' reasons, then the template
+    gate's own comparison when it decided. For what is written down (the job's log, the audit log)."""
+    reasons = list(gate.reason_codes)
+    if gate.champion_version_id and gate.deciding_tier is None:
+        reasons += gate.template_reason_codes
+    return [message for message in map(reason_message, reasons) if message is not None]
+
+
 def gate_reasons(gate: GateRecord | None) -> list[str]:
     """The gate's reasons as sentences in the active language (stored codes), or as stored (older decisions)."""
     if gate is None:
@@ -101,7 +112,9 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
     existing = selectors.latest_evaluation(version=champion, test_set_hash=candidate_run.test_set_hash, mode=GATE_MODE)
     if existing is not None and set(candidate_run.protocols) <= set(existing.protocols):
         return existing
-    evaluation_runs.run_log(candidate_run, f"Le champion {champion} n'a pas de rapport sur ce jeu de test : il est réévalué.")
+    evaluation_runs.run_log(candidate_run, stored(
+        gettext_noop("The champion %(champion)s has no report on this test set: it is evaluated again."), champion=champion,
+    ))
     champion_run = evaluation_runs.evaluation_run_create(
         version=champion, trigger=EvaluationRun.Trigger.AUTO, modes=[GATE_MODE], protocols=candidate_run.protocols,
         queries=[services.query_from_dict(item) for item in candidate_run.custom_queries] or None,
@@ -115,7 +128,7 @@ def _champion_run(*, champion: ModelVersion, candidate_run: EvaluationRun) -> Ev
         raise
     evaluation_runs.run_succeed(champion_run)
     if champion_run.test_set_hash != candidate_run.test_set_hash:
-        raise ValidationError(_("Le jeu de test a changé pendant l'évaluation : relancez-la."))
+        raise ValidationError(_("The test set changed during the evaluation: run it again."))
     return champion_run
 
 
@@ -140,9 +153,9 @@ def gate_execute(*, job_id: int, worker: str = "") -> Job:
         runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         return job
     if gate.promote:
-        message = _("Évaluation terminée : %(v)s sera promue après la construction de son index.") % {"v": run.version}
+        message = stored(gettext_noop("Evaluation finished: %(v)s will be promoted once its index is built."), v=run.version)
     else:
-        message = _("Évaluation terminée : %(v)s reste prête, non promue.") % {"v": run.version}
+        message = stored(gettext_noop("Evaluation finished: %(v)s stays ready, not promoted."), v=run.version)
     pipeline.step_succeeded(job=job, message=message)
     return job
 
@@ -165,7 +178,9 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> GateRecord:
     if champion_run is not None:
         real = real_questions_from_labelled(held_out=True)
         canary = canary_questions()
-        runner.job_log(job=job, message=f"{len(real)} questions réelles mises de côté, {len(canary)} questions canari.")
+        runner.job_log(job=job, message=stored(
+            gettext_noop("%(real)s held-out real questions, %(canary)s canary questions."), real=len(real), canary=len(canary),
+        ))
         tiers = {
             CANDIDATE: question_tiers(version, real=real, canary=canary),
             CHAMPION: question_tiers(champion, real=real, canary=canary),
@@ -180,10 +195,12 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> GateRecord:
         domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
         margin=settings.GATE_MARGIN,
     )
-    with translation.override(settings.LANGUAGE_CODE):
-        sentences = [render_reason(reason) for reason in decision.reasons]
+    shown = list(decision.reasons)
     if champion_run is not None and decision.deciding_tier is None:
-        sentences += templates.reasons  # the template gate decided: its own comparison, as before
+        shown += templates.reasons  # the template gate decided: its own comparison
+    with translation.override(settings.LANGUAGE_CODE):
+        sentences = [render_reason(reason) for reason in shown]
+        template_sentences = [render_reason(reason) for reason in templates.reasons]
     gate = GateRecord(
         decision="promote" if decision.promote else "keep",
         promote=decision.promote,
@@ -202,7 +219,8 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> GateRecord:
         domain_tolerance=settings.GATE_DOMAIN_TOLERANCE,
         primary_delta=templates.primary_delta,
         domain_deltas=templates.domain_deltas,
-        template_reasons=templates.reasons,
+        template_reasons=template_sentences,
+        template_reason_codes=list(templates.reasons),
         champion_version_id=champion.pk if champion_run else None,
         champion_version=champion.display_name if champion_run else None,
         champion_evaluation_id=champion_run.pk if champion_run else None,
@@ -212,5 +230,5 @@ def gate_apply(run: EvaluationRun, *, job: Job) -> GateRecord:
     run.gate = gate.to_dict()
     run.save(update_fields=["gate"])
     retrieval_versions.model_version_set_metrics(version=version, metrics={"gate": run.gate})
-    runner.job_log(job=job, message=" ".join(sentences))
+    runner.job_log(job=job, message=stored(gettext_noop("Decision: %(reasons)s"), reasons=gate_messages(gate)))
     return gate

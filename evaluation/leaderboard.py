@@ -11,8 +11,9 @@ from dataclasses import replace
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from evaluation import selectors
 from evaluation.models import EvaluationRun, Leaderboard
 from evaluation.queries import EvalQuery
@@ -39,7 +40,7 @@ class LeaderboardAlreadyRunning(ValidationError):
     def __init__(self, board: Leaderboard):
         self.board = board
         super().__init__(
-            _("Un classement est déjà en attente ou en cours de calcul (tâche n° %(id)s) : attendez qu'il se termine.") % {"id": board.job_id},
+            _("A leaderboard is already queued or being computed (job no. %(id)s): wait for it to end.") % {"id": board.job_id},
             code="already_running",
         )
 
@@ -57,9 +58,9 @@ def leaderboard_create(
     Raises ``LeaderboardAlreadyRunning`` while another one is queued or running.
     """
     if not modes or any(mode not in MODES for mode in modes):
-        raise ValidationError(_("Modes attendus parmi : %(m)s.") % {"m": ", ".join(MODES)})
+        raise ValidationError(_("Modes expected among: %(m)s.") % {"m": ", ".join(MODES)})
     if not model_names and not versions:
-        raise ValidationError(_("Aucun modèle ni aucune version à évaluer."))
+        raise ValidationError(_("No model and no version to evaluate."))
     params = {
         "model_names": list(model_names),
         "version_ids": [version.pk for version in versions],
@@ -94,9 +95,10 @@ def leaderboard_request(
         model_names = plan.model_names if model_names is None else model_names
         versions = plan.versions if versions is None else versions
     board = leaderboard_create(model_names=model_names, versions=versions, modes=modes, user=user)
-    runner.job_log(job=board.job, message=_("Demandé par %(user)s : %(models)s modèle(s) de base, %(versions)s version(s).") % {
-        "user": user or "-", "models": len(model_names), "versions": len(versions),
-    })
+    runner.job_log(job=board.job, message=stored(
+        gettext_noop("Requested by %(user)s: %(models)s base model(s), %(versions)s version(s)."),
+        user=user or "-", models=len(model_names), versions=len(versions),
+    ))
     runner.enqueue_on_commit(board.job)
     return board
 
@@ -166,7 +168,7 @@ def _leaderboard_compute(board: Leaderboard, *, worker: str) -> None:
     rows: list[LeaderboardRow] = []
 
     def progress(name: str) -> None:
-        runner.job_log(job=job, message=_("%(step)s/%(total)s : %(name)s.") % {"step": len(rows) + 1, "total": total, "name": name})
+        runner.job_log(job=job, message=stored(gettext_noop("%(step)s/%(total)s: %(name)s."), step=len(rows) + 1, total=total, name=name))
 
     try:
         test_set = test_set_build(queries=queries)

@@ -18,7 +18,8 @@ from evaluation.queries import QUERY_SOURCES, EvalQuery
 from evaluation.reports import GroupReport, ModeReport, ProtocolReport, QueryResult, RankingMetrics
 
 PROTOCOLS = ("concept", "def_only")
-# Breakdown group of queries whose domain or kind is unknown or mixed (a merged query spanning several).
+# Breakdown group of queries whose domain or kind is unknown or mixed (a merged query spanning several). A key
+# stored in reports (kept as it was: reports are compared with older ones); pages show it translated (group_label).
 NO_GROUP = "(aucun)"
 
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from config.stored_messages import gettext_noop, message, stored
 from glossary.text import collapse_spaces, definition_key, term_key
 
 QUERY_SOURCES = ("term", "cest_quoi", "example", "flag", "file")
@@ -51,13 +52,13 @@ class EvalQuery:
 
 # Where a query file's terms and entries are looked up: the test side of the frozen split, or every validated entry.
 SCOPES = ("test", "glossary")
-_SCOPE_WORDS = {"test": "dans le jeu de test", "glossary": "dans le glossaire validé"}
+_SCOPE_WORDS = {"test": gettext_noop("in the test set"), "glossary": gettext_noop("in the validated glossary")}
 
 
 @dataclass(frozen=True)
 class QueryFileError:
     line: int
-    message: str
+    message: str  # a stored message (config.stored_messages): shown in the reader's language
 
 
 @dataclass
@@ -185,55 +186,56 @@ def _parse_line(
     known_ids: Mapping[int, EvalConcept],
     scope: str = "test",
 ) -> EvalQuery:
-    where = _SCOPE_WORDS[scope]
+    where = message(_SCOPE_WORDS[scope])
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ValueError(f"JSON invalide : {error.msg}") from None
+        raise ValueError(stored(gettext_noop("invalid JSON: %(error)s"), error=error.msg)) from None
     if not isinstance(record, dict):
-        raise ValueError("un objet JSON est attendu")
+        raise ValueError(stored(gettext_noop("a JSON object is expected")))
     text = record.get("query")
     if not isinstance(text, str) or not collapse_spaces(text):
-        raise ValueError("le champ « query » (texte non vide) est obligatoire")
+        raise ValueError(stored(gettext_noop("the field “query” (a non-empty text) is required")))
 
     question_kind = record.get("kind")
     if question_kind is not None and (not isinstance(question_kind, str) or question_kind not in QUESTION_KINDS):
-        raise ValueError(f"« kind » inconnu : {question_kind!r} (attendu : {', '.join(QUESTION_KINDS)})")
+        raise ValueError(stored(gettext_noop("unknown “kind”: %(kind)s (expected: %(expected)s)"),
+                                kind=repr(question_kind), expected=", ".join(QUESTION_KINDS)))
     if "entry_id" in record and "entry_ids" not in record:
         record = {**record, "entry_ids": [record["entry_id"]]}
     if "entry_ids" in record:
         ids = record["entry_ids"]
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ValueError("« entry_ids » doit être une liste non vide d'identifiants entiers")
+            raise ValueError(stored(gettext_noop("“entry_ids” must be a non-empty list of integer ids")))
         unknown = sorted(set(ids) - set(known_ids))
         if unknown:
-            raise ValueError(f"entrées inconnues {where} : {', '.join(map(str, unknown))}")
+            raise ValueError(stored(gettext_noop("unknown entries %(where)s: %(ids)s"), where=where, ids=", ".join(map(str, unknown))))
         concepts = [known_ids[i] for i in dict.fromkeys(ids)]
         definition_concepts = concepts
     elif "term" in record:
         term = record["term"]
         if not isinstance(term, str) or not collapse_spaces(term):
-            raise ValueError("« term » doit être un texte non vide")
+            raise ValueError(stored(gettext_noop("“term” must be a non-empty text")))
         concepts = list(concepts_by_term.get(term_key(term), ()))
         if not concepts:
-            raise ValueError(f"terme inconnu {where} : « {collapse_spaces(term)} »")
+            raise ValueError(stored(gettext_noop("unknown term %(where)s: “%(term)s”"), where=where, term=collapse_spaces(term)))
         definition = record.get("definition")
         if definition is None and scope == "glossary" and len(concepts) > 1:
-            raise ValueError(
-                f"terme ambigu : « {collapse_spaces(term)} » a {len(concepts)} sens ; donnez « definition » ou « entry_ids » "
-                f"({', '.join(str(concept.entry_id) for concept in concepts)})"
-            )
+            raise ValueError(stored(
+                gettext_noop("ambiguous term: “%(term)s” has %(count)s senses; give “definition” or “entry_ids” (%(ids)s)"),
+                term=collapse_spaces(term), count=len(concepts), ids=", ".join(str(concept.entry_id) for concept in concepts),
+            ))
         if definition is None:
             definition_concepts = concepts
         elif not isinstance(definition, str):
-            raise ValueError("« definition » doit être un texte")
+            raise ValueError(stored(gettext_noop("“definition” must be a text")))
         else:
             wanted = definition_key(definition)
             definition_concepts = [c for c in concepts if definition_key(c.definition) == wanted]
             if not definition_concepts:
-                raise ValueError(f"aucune définition de « {collapse_spaces(term)} » ne correspond à celle donnée")
+                raise ValueError(stored(gettext_noop("no definition of “%(term)s” matches the one given"), term=collapse_spaces(term)))
     else:
-        raise ValueError("il faut « term » ou « entry_ids »")
+        raise ValueError(stored(gettext_noop("“term” or “entry_ids” is required")))
 
     domains = {concept.domain for concept in definition_concepts}
     kinds = {concept.kind for concept in definition_concepts}

@@ -27,6 +27,8 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from config.stored_messages import gettext_noop, stored
+
 # ragas sends usage analytics unless told not to; nothing may leave the machine.
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
@@ -233,9 +235,10 @@ async def _add_llm_metrics(report: RagasReport, samples: Sequence[RagasSample], 
             await _translate_prompts(metrics)
             report.prompt_language = PROMPT_LANGUAGE
         except Exception as error:  # noqa: BLE001 - the report still runs, with ragas' English prompts
-            report.notes.append(
-                f"Prompts non traduits en français (le juge a échoué : {error}) ; prompts anglais de ragas."
-            )
+            report.notes.append(stored(
+                gettext_noop("Prompts not translated into French (the judge failed: %(error)s); ragas' English prompts."),
+                error=error,
+            ))
 
     limit = asyncio.Semaphore(judge.max_concurrency)
 
@@ -252,4 +255,4 @@ async def _add_llm_metrics(report: RagasReport, samples: Sequence[RagasSample], 
         )
         report.metrics[name] = summarise(list(scores), not_applicable=len(samples) - len(applicable))
         if not applicable:
-            report.notes.append(f"{name} : aucun échantillon n'a les données nécessaires.")
+            report.notes.append(stored(gettext_noop("%(metric)s: no sample has the data it needs."), metric=name))

@@ -20,7 +20,7 @@ from evaluation.queries import EvalConcept, QueryFileError, group_by_term, parse
 from evaluation.gate_records import QuestionScores, QuestionTier, WrongAnswer
 
 CUTOFF = 10
-NO_KIND = "(aucun)"
+NO_KIND = "(aucun)"  # a stored key, like evaluation.protocols.NO_GROUP
 ALL = "all"
 
 

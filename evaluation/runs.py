@@ -10,8 +10,9 @@ import logging
 from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from evaluation import services
 from evaluation.gate import GATE_MODE
 from evaluation.models import EvaluationRun
@@ -90,9 +91,9 @@ def evaluation_run_create(
 ) -> EvaluationRun:
     """Record an evaluation to run in this process (commands) or through ``evaluation_run_request``."""
     if any(mode not in MODES for mode in modes) or not modes:
-        raise ValidationError(_("Modes attendus parmi : %(m)s.") % {"m": ", ".join(MODES)})
+        raise ValidationError(_("Modes expected among: %(m)s.") % {"m": ", ".join(MODES)})
     if any(protocol not in PROTOCOLS for protocol in protocols) or not protocols:
-        raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
+        raise ValidationError(_("Protocols expected among: %(p)s.") % {"p": ", ".join(PROTOCOLS)})
     if trigger == EvaluationRun.Trigger.AUTO and GATE_MODE not in modes:
         modes = [GATE_MODE, *modes]
     job = runner.job_create(kind=EVALUATION_KIND, requested_by=user, parent=parent, lock=lock)
@@ -105,7 +106,7 @@ def evaluation_run_create(
         protocols=list(protocols),
         custom_queries=[query_as_dict(query) for query in queries or ()],
         query_errors=[{"line": error.line, "message": error.message} for error in query_errors],
-        query_source=query_source or (_("fichier") if queries else _("partition de test")),
+        query_source=query_source or stored(gettext_noop("file") if queries else gettext_noop("test split")),
     )
 
 
@@ -121,7 +122,7 @@ def run_log(run: EvaluationRun, message: str) -> None:
 
 def evaluate_into(run: EvaluationRun) -> EvaluationRun:
     """Run the evaluation the row describes (its job claimed) and store its results."""
-    run_log(run, f"Évaluation de {run.version} ({', '.join(run.modes)}).")
+    run_log(run, stored(gettext_noop("Evaluation of %(version)s (%(modes)s)."), version=run.version, modes=", ".join(run.modes)))
     queries = [query_from_dict(item) for item in run.custom_queries] or None
     result = services.evaluate_version(
         version=run.version, queries=queries, modes=run.modes, protocols=run.protocols, log=lambda message: run_log(run, message)
@@ -177,7 +178,7 @@ def version_promote_request(*, version: ModelVersion, user, reason: str) -> Mode
     """A maintainer's promotion (index built first by a worker); the reason goes to the audit log."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": [_("Indiquez la raison de la promotion.")]})
+        raise ValidationError({"reason": [_("Give the reason for the promotion.")]})
     from training import pipeline
 
     pipeline.promotion_request(version=version, user=user, reason=reason, action=PromotionEvent.Action.PROMOTE)
@@ -189,12 +190,12 @@ def version_rollback_request(*, user, reason: str) -> ModelVersion:
     """A maintainer's return to the previous champion (index rebuilt first by a worker)."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": [_("Indiquez la raison du retour arrière.")]})
+        raise ValidationError({"reason": [_("Give the reason for the rollback.")]})
     from training import pipeline
 
     previous = retrieval_selectors.previous_champion_get()
     if previous is None:
-        raise ValidationError(_("Aucune championne précédente : rien à restaurer."))
+        raise ValidationError(_("No previous champion: nothing to restore."))
     pipeline.promotion_request(version=previous, user=user, reason=reason, action=PromotionEvent.Action.ROLLBACK)
     previous.refresh_from_db()
     return previous

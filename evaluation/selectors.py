@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from config.stored_messages import render_all
 from evaluation.queries import EvalConcept, normalise_query
 from glossary.models import Entry
 from jobs.models import Job
@@ -278,9 +279,9 @@ def champion_history() -> list[ChampionPoint]:
 # ---- report downloads ---------------------------------------------------------------------------------
 
 def report_payload(run: EvaluationRun) -> dict[str, Any]:
-    """Everything an evaluation measured, as one JSON document (download and API)."""
+    """Everything an evaluation measured, as one JSON document (download and API), in the reader's language."""
     version = run.version
-    return {
+    return render_all({
         "evaluation_id": run.pk,
         "version": {"id": version.pk, "number": version.number, "name": version.display_name, "base_model": version.base_model,
                     "parent": version.parent.display_name if version.parent else None, "data_snapshot_hash": version.data_snapshot_hash},
@@ -298,7 +299,7 @@ def report_payload(run: EvaluationRun) -> dict[str, Any]:
         "similarity": run.similarity,
         "ragas": run.ragas,
         "gate": gate.to_dict() if (gate := gate_of(run.gate)) else run.gate,
-    }
+    })
 
 
 CSV_HEADER = ("section", "mode", "protocol", "group_type", "group", "queries", "metric", "value")

@@ -1,6 +1,7 @@
 from django.utils.text import capfirst
 from rest_framework import serializers
 
+from config.stored_messages import render_all
 from evaluation.models import EvaluationRun
 from evaluation.protocols import PROTOCOLS
 from evaluation.gate_records import gate_of
@@ -43,7 +44,7 @@ class VersionMetricsField(serializers.JSONField):
             metrics["evaluation"] = EvaluationSummary.from_dict(metrics["evaluation"]).to_dict()
         if "gate" in metrics:
             metrics["gate"] = gate_as_stored(metrics["gate"])
-        return metrics
+        return render_all(metrics)  # stored messages in the reader's language
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -65,7 +66,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return version.status == ModelVersion.Status.CHAMPION
 
     def get_gate(self, version: ModelVersion) -> dict:
-        return gate_as_stored(version.metrics.get("gate"))
+        return render_all(gate_as_stored(version.metrics.get("gate")))
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -76,8 +77,8 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
     version_name = serializers.CharField(source="version.display_name", read_only=True)
     # The lifecycle is the run's job's (jobs.Job), read through.
     status = serializers.ChoiceField(source="job.status", choices=EvaluationRun.Status.choices, read_only=True)
-    error = serializers.CharField(source="job.error", read_only=True)
-    log = serializers.CharField(source="job.log", read_only=True)
+    error = serializers.CharField(source="job.error_text", read_only=True)
+    log = serializers.CharField(source="job.log_text", read_only=True)
     started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
     finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
     report = ReportField(read_only=True, label=_model_label(EvaluationRun, "report"))
@@ -91,6 +92,10 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
             "error", "log", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        # The query source, the query-file errors and the report's labels and notes are stored messages.
+        return render_all(super().to_representation(instance))
 
 
 class EvaluationRequestSerializer(serializers.Serializer):

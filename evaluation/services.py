@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import english, stored
 from evaluation import selectors
 from evaluation.protocols import PROTOCOLS, evaluate_rankings, relevant_keys
 from evaluation.queries import EvalConcept, EvalQuery, QueryFileError, build_queries, group_by_term, normalise_query, parse_query_file
@@ -109,10 +110,13 @@ def _number(value: float | None) -> float | None:
 
 
 def _passage_label(key: str, terms: dict[int, str]) -> str:
-    """"12:context:2" -> "URSSAF (contexte 2)": what a maintainer reads in the worst-queries table."""
+    """"12:context:2" -> "URSSAF (context 2)": what a maintainer reads in the worst-queries table (a stored
+    message, shown in the reader's language)."""
     entry_id, passage_type, position = key.split(":")
     term = terms.get(int(entry_id), entry_id)
-    return f"{term} ({_('définition')})" if passage_type == "definition" else f"{term} ({_('contexte')} {position})"
+    if passage_type == "definition":
+        return stored(gettext_noop("%(term)s (definition)"), term=term)
+    return stored(gettext_noop("%(term)s (context %(position)s)"), term=term, position=position)
 
 
 def _stored_report(report: ModeReport, *, terms: dict[int, str]) -> ModeReport:
@@ -144,7 +148,7 @@ def evaluate_version(
     protocols: Sequence[str] = PROTOCOLS,
     similarity: bool = True,
     ragas: bool = True,
-    log: Callable[[str], None] = logger.info,
+    log: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
     """Benchmark ``version`` on the test set: the report per mode, the similarity tests and the RAGAS report.
 
@@ -152,17 +156,19 @@ def evaluate_version(
     pre-processing (spelling, acronym expansion; no translation) with the vocabulary of the whole glossary, then
     BM25 over the test entries, fused with the dense ranking for hybrid (``evaluation.rankings``).
     """
+    log = log or (lambda message: logger.info("%s", english(message)))
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown or not modes:
-        raise ValidationError(_("Modes inconnus : %(modes)s.") % {"modes": ", ".join(unknown) or "-"})
+        raise ValidationError(_("Unknown modes: %(modes)s.") % {"modes": ", ".join(unknown) or "-"})
     if not protocols or any(protocol not in PROTOCOLS for protocol in protocols):
-        raise ValidationError(_("Protocoles attendus parmi : %(p)s.") % {"p": ", ".join(PROTOCOLS)})
+        raise ValidationError(_("Protocols expected among: %(p)s.") % {"p": ", ".join(PROTOCOLS)})
     test_set = test_set_build(queries=queries)
     if not test_set.passages:
-        raise ValidationError(_("Aucune entrée validée côté test : rien à évaluer."))
+        raise ValidationError(_("No validated entry in the test split: nothing to evaluate."))
     if not test_set.queries:
-        raise ValidationError(_("Aucune requête de test."))
-    log(f"Jeu de test {test_set.test_set_hash[:12]} : {len(test_set.queries)} requêtes, {len(test_set.passages)} passages.")
+        raise ValidationError(_("No test query."))
+    log(stored(gettext_noop("Test set %(hash)s: %(queries)s queries, %(passages)s passages."),
+               hash=test_set.test_set_hash[:12], queries=len(test_set.queries), passages=len(test_set.passages)))
 
     passage_vectors = encoding.encode_documents_with(version, [passage.text for passage in test_set.passages])
     texts = [query.text for query in test_set.queries]
@@ -195,19 +201,19 @@ def evaluate_version(
     for mode in modes:
         judged = evaluate_rankings(test_set.queries, rankings[mode], test_set.passages_by_entry, protocols=protocols)
         report[mode] = _stored_report(judged, terms=terms)
-        log(f"Mode {mode} : " + ", ".join(
+        log(stored(gettext_noop("Mode %(mode)s: %(scores)s"), mode=mode, scores=", ".join(
             f"{protocol} {MRR_AT_10.label} {(MRR_AT_10.of(judged.protocols[protocol].overall) or 0) * 100:.1f}" for protocol in protocols
-        ))
+        )))
 
     similarity_part: dict[str, Any] = {}
     ragas_part: dict[str, Any] = {}
     if similarity:
         similarity_part = similarity_tests(version=version, test_set=test_set, passage_vectors=passage_vectors)
-        log("Tests de similarité terminés.")
+        log(stored(gettext_noop("Similarity tests finished.")))
     if ragas:
         ragas_mode = "hybrid" if "hybrid" in modes else modes[0]
         ragas_part = ragas_of(test_set=test_set, rankings=rankings[ragas_mode], hits=hits_by_mode.get(ragas_mode, {}), mode=ragas_mode)
-        log(f"Rapport RAGAS ({ragas_mode}) terminé.")
+        log(stored(gettext_noop("RAGAS report (%(mode)s) finished."), mode=ragas_mode))
     return EvaluationResult(
         report=EvaluationReport(report), similarity=similarity_part, ragas=ragas_part,
         test_set_hash=test_set.test_set_hash, query_count=len(test_set.queries), passage_count=len(test_set.passages),
@@ -303,7 +309,7 @@ def ragas_of(*, test_set: TestSet, rankings: dict[str, list[str]], hits: dict[st
             )
         )
     if not samples:
-        return {"samples": 0, "mode": mode, "metrics": {}, "notes": [_("Aucune question de test (seulement des termes).")]}
+        return {"samples": 0, "mode": mode, "metrics": {}, "notes": [stored(gettext_noop("No test question (only terms)."))]}
     report = ragas_report(samples, judge=judge).as_dict()
     report["mode"] = mode
     report["top_k"] = top_k

@@ -35,7 +35,7 @@ def _version_or_404(version_id: int) -> ModelVersion:
     try:
         return retrieval_selectors.model_version_get(ref=f"id:{version_id}")
     except ModelVersion.DoesNotExist:
-        raise Http404(_("Cette version n'existe pas.")) from None
+        raise Http404(_("This version does not exist.")) from None
 
 
 @require_GET
@@ -58,7 +58,7 @@ def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, _("Promotion de %(v)s demandée : elle servira dès que son index sera construit.") % {"v": version})
+        messages.success(request, _("Promotion of %(v)s requested: it will serve as soon as its index is built.") % {"v": version})
     return redirect("evaluation:version-list")
 
 
@@ -74,7 +74,7 @@ def version_rollback(request: HttpRequest) -> HttpResponse:
             if previous is not None:
                 return redirect("evaluation:version-rollback")
         else:
-            messages.success(request, _("Retour à %(v)s demandé : elle servira dès que son index sera reconstruit.") % {"v": restored})
+            messages.success(request, _("Rollback to %(v)s requested: it will serve as soon as its index is rebuilt.") % {"v": restored})
         return redirect("evaluation:version-list")
     context = {"champion": retrieval_selectors.champion_version_get(), "previous": previous}
     return render(request, "evaluation/rollback_confirm.html", context)
@@ -85,10 +85,10 @@ def version_rollback(request: HttpRequest) -> HttpResponse:
 def version_evaluate(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     if selectors.active_evaluation(version=version):
-        messages.info(request, _("Une évaluation de %(v)s est déjà en cours.") % {"v": version})
+        messages.info(request, _("An evaluation of %(v)s is already running.") % {"v": version})
     else:
         evaluation_runs.evaluation_run_request(version=version, user=request.user)
-        messages.success(request, _("Évaluation de %(v)s demandée.") % {"v": version})
+        messages.success(request, _("Evaluation of %(v)s requested.") % {"v": version})
     return redirect("evaluation:version-list")
 
 
@@ -100,7 +100,7 @@ def _report_run(request: HttpRequest, version: ModelVersion) -> EvaluationRun:
     else:
         run = selectors.latest_evaluation(version=version)
     if run is None:
-        raise Http404(_("Aucune évaluation réussie de cette version."))
+        raise Http404(_("No successful evaluation of this version."))
     return run
 
 
@@ -116,7 +116,7 @@ def _report_charts(run: EvaluationRun, report: EvaluationReport, reference: Eval
     reference_report = EvaluationReport.from_dict(reference.report) if reference is not None else None
     this_name = run.version.display_name
     svgs = []
-    for breakdown, title in (("by_domain", _("Def-only MRR@10 par domaine")), ("by_kind", _("Def-only MRR@10 par type"))):
+    for breakdown, title in (("by_domain", _("Def-only MRR@10 by domain")), ("by_kind", _("Def-only MRR@10 by kind"))):
         series = {this_name: _metric_series(report, mode, breakdown)}
         if reference_report is not None and mode in reference_report:
             series[reference.version.display_name] = _metric_series(reference_report, mode, breakdown)
@@ -127,7 +127,7 @@ def _report_charts(run: EvaluationRun, report: EvaluationReport, reference: Eval
         for protocol, data in report[mode].protocols.items()
     }
     if protocols:
-        svgs.append(charts.bar_chart(protocols, _("Concept (tolérant) et Def-only (strict), %(mode)s") % {"mode": mode}))
+        svgs.append(charts.bar_chart(protocols, _("Concept (lenient) and Def-only (strict), %(mode)s") % {"mode": mode}))
     ragas_means = {name: summary["mean"] for name, summary in run.ragas.get("metrics", {}).items() if summary.get("mean") is not None}
     if ragas_means:
         svgs.append(charts.bar_chart({this_name: ragas_means}, _("RAGAS (%(mode)s)") % {"mode": run.ragas.get("mode", "")}))
@@ -196,14 +196,14 @@ def history(request: HttpRequest) -> HttpResponse:
         for label, point in zip(labels, points)
     ]
     count_lines = [
-        (label, {_("Entrées validées"): float(point.glossary_size), _("Annotations d'experts"): float(point.annotations)})
+        (label, {_("Validated entries"): float(point.glossary_size), _("Expert annotations"): float(point.annotations)})
         for label, point in zip(labels, points)
     ]
     context = {
         "points": points,
         "columns": HISTORY_COLUMNS,
-        "metrics_chart": charts.line_chart(metric_lines, _("Championnes successives (mode dense)")) if points else "",
-        "counts_chart": charts.line_chart(count_lines, _("Taille du glossaire et annotations")) if points else "",
+        "metrics_chart": charts.line_chart(metric_lines, _("Successive champions (dense mode)")) if points else "",
+        "counts_chart": charts.line_chart(count_lines, _("Glossary size and annotations")) if points else "",
     }
     return render(request, "evaluation/history.html", context)
 
@@ -224,11 +224,11 @@ def _leaderboard_progress(board) -> dict:
     if board is None:
         return {}
     job = board.job
-    lines = (job.log or "").strip().splitlines()
+    lines = job.log_text.strip().splitlines()
     waited = (timezone.now() - job.created_at).total_seconds()
     no_worker = ""
     if job.status == job.Status.QUEUED and waited >= NO_WORKER_AFTER_S:
-        no_worker = _("Aucun worker n'a pris ce calcul (en attente depuis %(s)s s) : un worker Celery écoute-t-il la file « training » ?") % {"s": int(waited)}
+        no_worker = _("No worker has taken this calculation (queued for %(s)s s): is a Celery worker listening on the “training” queue?") % {"s": int(waited)}
     return {"job": job, "last_line": lines[-1] if lines else "", "no_worker": no_worker}
 
 
@@ -248,7 +248,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     chart = ""
     scored = {row.name: value for row in rows if not row.skipped and (value := row.metric("dense", LEADERBOARD_PRIMARY)) is not None}
     if scored:
-        chart = charts.bar_chart({LEADERBOARD_PRIMARY.title: scored}, _("Classement (dense, Def-only MRR@10)"))
+        chart = charts.bar_chart({LEADERBOARD_PRIMARY.title: scored}, _("Leaderboard (dense, Def-only MRR@10)"))
     colspan = len(LEADERBOARD_COLUMNS) * len(board.modes) if board else 0
     context = {
         "board": board, "rows": rows, "chart": chart, "colspan": colspan, "columns": LEADERBOARD_COLUMNS,
@@ -272,9 +272,9 @@ def leaderboard_run(request: HttpRequest) -> HttpResponse:
     else:
         board.job.refresh_from_db()
         if board.job.status == board.job.Status.FAILED:  # the broker did not take it
-            messages.error(request, _("Le calcul du classement n'a pas pu être mis en file : %(error)s") % {"error": board.job.error})
+            messages.error(request, _("The leaderboard calculation could not be queued: %(error)s") % {"error": board.job.error_text})
         else:
-            messages.success(request, _("Calcul du classement demandé (tâche n° %(id)s) : un worker va évaluer les modèles un par un.") % {"id": board.job_id})
+            messages.success(request, _("Leaderboard calculation requested (job no. %(id)s): a worker will evaluate the models one by one.") % {"id": board.job_id})
     return redirect("evaluation:leaderboard")
 
 

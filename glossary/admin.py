@@ -19,7 +19,7 @@ class DomainAdminForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         if Domain.objects.filter(name__iexact=name.strip()).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(_("Un domaine porte déjà ce nom."), code="duplicate")
+            raise forms.ValidationError(_("A domain already has this name."), code="duplicate")
         return name
 
 
@@ -34,7 +34,7 @@ class DomainAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(entry_count=Count("entries"))
 
-    @admin.display(description=_("entrées"), ordering="entry_count")
+    @admin.display(description=_("entries"), ordering="entry_count")
     def entry_count(self, domain: Domain) -> int:
         return domain.entry_count
 
@@ -65,7 +65,7 @@ class EntryAdminForm(forms.ModelForm):
         if value in (None, ""):
             return []
         if not isinstance(value, list):
-            raise forms.ValidationError(_("Saisissez une liste JSON, par exemple [\"…\", \"…\"]."), code="not_a_list")
+            raise forms.ValidationError(_('Enter a JSON list, for example ["…", "…"].'), code="not_a_list")
         return value
 
     def clean_variants(self) -> list:
@@ -78,7 +78,7 @@ class EntryAdminForm(forms.ModelForm):
         examples = self._clean_list("examples")
         if not all(isinstance(item, dict) for item in examples):
             raise forms.ValidationError(
-                _("Chaque exemple est un objet {\"question\": …, \"answer\": …}."), code="not_an_example"
+                _('Each example is an object {"question": …, "answer": …}.'), code="not_an_example"
             )
         return examples
 
@@ -88,7 +88,7 @@ class EntryAdminForm(forms.ModelForm):
             stored_revision = Entry.objects.filter(pk=self.instance.pk).values_list("revision", flat=True).first()
             if stored_revision != cleaned["revision"]:
                 raise forms.ValidationError(
-                    _("Cette entrée a été modifiée par quelqu'un d'autre pendant votre édition. Rechargez-la puis refaites vos changements."),
+                    _("Someone else changed this entry while you were editing it. Reload it, then make your changes again."),
                     code="stale",
                 )
         term, definition = cleaned.get("term"), cleaned.get("definition")
@@ -96,7 +96,7 @@ class EntryAdminForm(forms.ModelForm):
             duplicate = services.find_duplicate(term=term, definition=definition, exclude_id=self.instance.pk)
             if duplicate:
                 raise forms.ValidationError(
-                    _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
+                    _("Duplicate: “%(term)s” already has this definition (entry no. %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
                     code="duplicate",
                 )
         return cleaned

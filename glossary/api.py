@@ -118,7 +118,7 @@ class DomainViewSet(viewsets.ModelViewSet):
     def _refuse_taken_name(name: str) -> None:
         # domain_get_or_create returns an existing domain of that name; creating through the API must not.
         if selectors.domain_list().filter(name__iexact=name.strip()).exists():
-            raise exceptions.ValidationError({"name": [_("Un domaine porte déjà ce nom.")]})
+            raise exceptions.ValidationError({"name": [_("A domain already has this name.")]})
 
 
 ENTRY_CONFLICTS = {
@@ -271,7 +271,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         if report.imported:
             return Response(body, status=status.HTTP_201_CREATED)
         if report.errors and not report.dry_run:
-            reason = _("%(count)s ligne(s) invalide(s) : rien n'a été importé.") % {"count": len({error.line for error in report.errors})}
+            reason = _("%(count)s invalid line(s): nothing was imported.") % {"count": len({error.line for error in report.errors})}
             return Response({"reason": reason, "code": "invalid_rows", **body}, status=status.HTTP_400_BAD_REQUEST)
         return Response(body)
 

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 class GlossaryConfig(AppConfig):
     name = "glossary"
-    verbose_name = _("Glossaire")
+    verbose_name = _("Glossary")
 
     def ready(self) -> None:
         from glossary import import_jobs, imports

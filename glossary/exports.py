@@ -44,7 +44,7 @@ def restore_formula(cell: str) -> str:
 def export_glossary(*, file_format: str) -> bytes:
     """Every entry, in a file that import_file reads back into the same glossary."""
     if file_format not in EXPORT_FORMATS:
-        raise ImportRefused(_("Format d'export inconnu : %(format)s (formats possibles : %(formats)s).") % {"format": file_format, "formats": ", ".join(EXPORT_FORMATS)})
+        raise ImportRefused(_("Unknown export format: %(format)s (possible formats: %(formats)s).") % {"format": file_format, "formats": ", ".join(EXPORT_FORMATS)})
     records = [_clean(export_record(entry)) for entry in selectors.entries_for_export().iterator(chunk_size=2000)]
     if file_format == "jsonl":
         return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")

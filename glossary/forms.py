@@ -5,7 +5,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from glossary.imports import FORMATS
 from glossary.models import Domain, Entry
@@ -34,7 +34,7 @@ class LinesField(forms.CharField):
         super().validate(value)
         if len(value) > settings.ENTRY_MAX_LIST_ITEMS:
             raise ValidationError(
-                _("Au plus %(max)s lignes (il y en a %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(value)}, code="too_many",
+                _("At most %(max)s lines (there are %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(value)}, code="too_many",
             )
 
     def run_validators(self, value) -> None:
@@ -54,13 +54,13 @@ class ServiceErrorsMixin:
 
 
 class EntryFilterForm(forms.Form):
-    q = forms.CharField(label=_("Rechercher"), required=False, max_length=200)
+    q = forms.CharField(label=pgettext_lazy("verb", "Search"), required=False, max_length=200)
     domain = forms.ModelChoiceField(
-        label=_("Domaine"), queryset=Domain.objects.all(), required=False, empty_label=_("Tous les domaines")
+        label=_("Domain"), queryset=Domain.objects.all(), required=False, empty_label=_("All domains")
     )
-    kind = forms.ChoiceField(label=_("Type"), choices=[("", _("Tous les types")), *Entry.Kind.choices], required=False)
+    kind = forms.ChoiceField(label=_("Kind"), choices=[("", _("All kinds")), *Entry.Kind.choices], required=False)
     status = forms.ChoiceField(
-        label=_("Statut"), choices=[("", _("Tous les statuts")), *Entry.Status.choices], required=False
+        label=_("Status"), choices=[("", _("All statuses")), *Entry.Status.choices], required=False
     )
 
     def filters(self) -> dict:
@@ -77,28 +77,28 @@ class EntryFilterForm(forms.Form):
 
 
 class EntryForm(ServiceErrorsMixin, forms.Form):
-    term = forms.CharField(label=_("Terme ou sigle"), max_length=255, validators=[validate_clean_text])
-    kind = forms.ChoiceField(label=_("Type"), choices=Entry.Kind.choices, initial=Entry.Kind.TERM)
-    definition = forms.CharField(label=_("Définition"), widget=forms.Textarea(attrs={"rows": 4}), validators=[validate_clean_text])
+    term = forms.CharField(label=_("Term or acronym"), max_length=255, validators=[validate_clean_text])
+    kind = forms.ChoiceField(label=_("Kind"), choices=Entry.Kind.choices, initial=Entry.Kind.TERM)
+    definition = forms.CharField(label=_("Definition"), widget=forms.Textarea(attrs={"rows": 4}), validators=[validate_clean_text])
     variants = LinesField(
-        label=_("Variantes"), help_text=_("Une par ligne : orthographes, formes développées, alias.")
+        label=_("Variants"), help_text=_("One per line: spellings, expanded forms, aliases.")
     )
     contexts = LinesField(
-        label=_("Contextes d'usage"), help_text=_("Une phrase par ligne, montrant le terme en situation.")
+        label=_("Usage contexts"), help_text=_("One sentence per line, showing the term in use.")
     )
     domain = forms.ModelChoiceField(
-        label=_("Domaine"), queryset=Domain.objects.all(), required=False, empty_label=_("(aucun)")
+        label=_("Domain"), queryset=Domain.objects.all(), required=False, empty_label=_("(none)")
     )
     new_domain = forms.CharField(
-        label=_("Ou nouveau domaine"),
+        label=_("Or new domain"),
         max_length=120,
         required=False,
         validators=[validate_clean_text],
-        help_text=_("Saisissez un nom pour créer le domaine (il remplace le choix ci-dessus)."),
+        help_text=_("Type a name to create the domain (it replaces the choice above)."),
     )
-    status = forms.ChoiceField(label=_("Statut"), choices=Entry.Status.choices, initial=Entry.Status.DRAFT)
+    status = forms.ChoiceField(label=_("Status"), choices=Entry.Status.choices, initial=Entry.Status.DRAFT)
     source = forms.CharField(label=_("Source"), max_length=255, required=False, validators=[validate_clean_text])
-    source_url = forms.URLField(label=_("URL de la source"), max_length=500, required=False, assume_scheme="https")
+    source_url = forms.URLField(label=_("Source URL"), max_length=500, required=False, assume_scheme="https")
 
     @staticmethod
     def initial_for(entry: Entry) -> dict:
@@ -123,46 +123,46 @@ class EntryEditForm(EntryForm):
 
 class BulkStatusForm(forms.Form):
     entry_ids = forms.ModelMultipleChoiceField(
-        queryset=Entry.objects.all(), error_messages={"required": _("Aucune entrée sélectionnée.")}
+        queryset=Entry.objects.all(), error_messages={"required": _("No entry selected.")}
     )
     bulk_status = forms.ChoiceField(choices=Entry.Status.choices)
 
 
 FORMAT_LABELS = {
-    "csv": _("CSV (colonnes term, definition, domain, kind, variants, contexts)"),
-    "jsonl": _("JSONL (un objet JSON par ligne, mêmes champs)"),
-    "xlsx": _("Excel .xlsx (mêmes colonnes que le CSV)"),
-    "sigles": _("Dictionnaire des sigles de l'administration (CSV)"),
-    "bercy": _("Jeu Bercy (JSONL, une entrée par cluster_id)"),
-    "baconnier": _("Définitions Baconnier (tableau JSON term / definition)"),
+    "csv": _("CSV (columns term, definition, domain, kind, variants, contexts)"),
+    "jsonl": _("JSONL (one JSON object per line, same fields)"),
+    "xlsx": _("Excel .xlsx (same columns as the CSV)"),
+    "sigles": _("Dictionary of French administration acronyms (CSV)"),
+    "bercy": _("Bercy dataset (JSONL, one entry per cluster_id)"),
+    "baconnier": _("Baconnier definitions (JSON array of term / definition)"),
 }
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(label=_("Fichier"))
+    file = forms.FileField(label=_("File"))
     file_format = forms.ChoiceField(label=_("Format"), choices=[(name, FORMAT_LABELS[name]) for name in FORMATS])
     domain = forms.CharField(
-        label=_("Domaine par défaut"),
+        label=_("Default domain"),
         max_length=120,
         required=False,
         validators=[validate_clean_text],
-        help_text=_("Appliqué aux lignes sans domaine ; créé s'il n'existe pas."),
+        help_text=_("Applied to rows without a domain; created if it does not exist."),
     )
     status = forms.ChoiceField(
-        label=_("Statut des entrées importées"),
+        label=_("Status of the imported entries"),
         choices=[(Entry.Status.DRAFT, Entry.Status.DRAFT.label), (Entry.Status.VALIDATED, Entry.Status.VALIDATED.label)],
         initial=Entry.Status.DRAFT,
     )
     split = forms.ChoiceField(
-        label=_("Partition"),
+        label=_("Split"),
         choices=Entry.Split.choices,
         required=False,
-        help_text=_("Fixe la partition d'évaluation de toutes les entrées importées."),
+        help_text=_("Pins the evaluation split of every imported entry."),
     )
     skip_invalid = forms.BooleanField(
-        label=_("Ignorer les lignes invalides"),
+        label=_("Skip invalid rows"),
         required=False,
-        help_text=_("Sinon, une seule ligne invalide empêche tout l'import."),
+        help_text=_("Otherwise a single invalid row stops the whole import."),
     )
 
     def clean_file(self):
@@ -170,7 +170,7 @@ class ImportUploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             raise ValidationError(
-                _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
+                _("The file is too large (%(size)s): the maximum size is %(max)s.")
                 % {"size": filesizeformat(upload.size), "max": filesizeformat(settings.IMPORT_MAX_BYTES)},
                 code="too_large",
             )
@@ -189,4 +189,4 @@ class ImportUploadForm(forms.Form):
 class ImportConfirmForm(forms.Form):
     # Names the upload being confirmed, so that a preview open in another tab cannot confirm a different file.
     token = forms.CharField(widget=forms.HiddenInput)
-    skip_invalid = forms.BooleanField(label=_("Ignorer les lignes invalides"), required=False)
+    skip_invalid = forms.BooleanField(label=_("Skip invalid rows"), required=False)

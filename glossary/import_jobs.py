@@ -14,8 +14,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import storages
 from django.urls import reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from config.stored_messages import stored
 from glossary import imports
 from glossary.models import ImportBatch
 from jobs import runner
@@ -48,8 +49,8 @@ def import_batch_run(*, batch_id: int, worker: str = "") -> ImportBatch:
     if not runner.job_claim(job=batch.job, worker=worker):
         return batch
     try:
-        with storages["artifacts"].open(batch.stored_path, "rb") as stored:
-            content = stored.read()
+        with storages["artifacts"].open(batch.stored_path, "rb") as stored_file:
+            content = stored_file.read()
         imports.check_file(content=content, file_format=batch.file_format)
         options = imports.ImportOptions.from_dict(batch.options)
         with memory_cap(settings.IMPORT_WORKER_MEMORY_BYTES):
@@ -62,14 +63,14 @@ def import_batch_run(*, batch_id: int, worker: str = "") -> ImportBatch:
     except imports.ImportRefused as refusal:
         _fail(batch, str(refusal))
     except SoftTimeLimitExceeded:
-        _fail(batch, _("L'import a dépassé %(minutes)s minutes : rien n'a été importé ; découpez le fichier.")
-              % {"minutes": settings.IMPORT_TIME_LIMIT_SECONDS // 60})
+        _fail(batch, stored(gettext_noop("The import took more than %(minutes)s minutes: nothing was imported; split the file."),
+                            minutes=settings.IMPORT_TIME_LIMIT_SECONDS // 60))
     except MemoryError:
-        _fail(batch, _("Le fichier demande trop de mémoire pour être lu (plus de %(max)s Mo) : découpez-le.")
-              % {"max": settings.IMPORT_WORKER_MEMORY_BYTES // (1024 * 1024)})
+        _fail(batch, stored(gettext_noop("Reading the file needs too much memory (over %(max)s MB): split it."),
+                            max=settings.IMPORT_WORKER_MEMORY_BYTES // (1024 * 1024)))
     except Exception:
         logger.exception("Import batch %s failed", batch_id)
-        _fail(batch, _("Erreur inattendue pendant l'import : voir le journal du serveur."))
+        _fail(batch, stored(gettext_noop("Unexpected error during the import: see the server log.")))
     batch.refresh_from_db()
     return batch
 

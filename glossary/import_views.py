@@ -95,7 +95,7 @@ def import_preview(request: HttpRequest, pk: int) -> HttpResponse:
     batch = ImportBatch.objects.select_related("job").filter(pk=pk, created_by=request.user).first()
     pending = request.session.get(PENDING_IMPORT_SESSION_KEY) or {}
     if batch is None or not batch.is_preview or pending.get("batch_id") != batch.pk:
-        raise Http404(_("Cet aperçu n'existe pas ou n'est plus en attente."))
+        raise Http404(_("This preview does not exist or is no longer pending."))
     if batch.is_active:
         return render(request, "glossary/import_preview_wait.html", {"batch": batch})
     if batch.status != ImportBatch.Status.PREVIEWED:
@@ -112,7 +112,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
     form = ImportConfirmForm(request.POST)
     pending = request.session.get(PENDING_IMPORT_SESSION_KEY)
     if not form.is_valid() or not pending or not secrets.compare_digest(pending["token"], form.cleaned_data["token"]):
-        messages.error(request, _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
+        messages.error(request, _("This file is no longer waiting to be imported: upload it again."))
         return redirect("glossary:import-upload")
     del request.session[PENDING_IMPORT_SESSION_KEY]
     skip_invalid = form.cleaned_data["skip_invalid"]
@@ -129,7 +129,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
             )
             pending_uploads.delete(pending["stored_path"])
     except (imports.ImportRefused, FileNotFoundError) as refusal:
-        messages.error(request, str(refusal) if isinstance(refusal, imports.ImportRefused) else _("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
+        messages.error(request, str(refusal) if isinstance(refusal, imports.ImportRefused) else _("This file is no longer waiting to be imported: upload it again."))
         return redirect("glossary:import-upload")
     # No flash here: the import has not succeeded yet. Its page shows it running, then its real outcome.
     return redirect("glossary:import-detail", pk=batch.pk)
@@ -142,7 +142,7 @@ def import_retry(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         batch = imports.import_retry_skipping_invalid(batch_id=pk, user=request.user)
     except ImportBatch.DoesNotExist:
-        raise Http404(_("Cet import n'existe pas.")) from None
+        raise Http404(_("This import does not exist.")) from None
     except imports.ImportRefused as refusal:
         messages.error(request, str(refusal))
         return redirect("glossary:import-detail", pk=pk)
@@ -155,7 +155,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         batch = selectors.import_batch_get(batch_id=pk)
     except ImportBatch.DoesNotExist:
-        raise Http404(_("Cet import n'existe pas.")) from None
+        raise Http404(_("This import does not exist.")) from None
     context = {"batch": batch, "is_over": not batch.is_active}
     return render_full_or_fragment(
         request, page="glossary/import_detail.html", fragment="glossary/_import_batch.html", context=context
@@ -166,7 +166,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def export(request: HttpRequest) -> HttpResponse:
     file_format = request.GET.get("format", "csv")
     if file_format not in imports.EXPORT_FORMATS:
-        return HttpResponseBadRequest(_("Format d'export inconnu : %(format)s.") % {"format": file_format})
+        return HttpResponseBadRequest(_("Unknown export format: %(format)s.") % {"format": file_format})
     file_name = f"lexique-glossaire-{timezone.localdate():%Y-%m-%d}.{file_format}"
     return HttpResponse(
         imports.export_glossary(file_format=file_format),

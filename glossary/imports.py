@@ -20,9 +20,10 @@ from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.text import get_valid_filename
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
 from config.errors import Conflict
+from config.stored_messages import stored
 from glossary import services
 from glossary.exports import COLUMNS, EXPORT_FORMATS, LIST_SEPARATOR, export_glossary, export_record  # noqa: F401 (public here too)
 from glossary.models import Domain, Entry, ImportBatch
@@ -85,13 +86,13 @@ class ImportOptions:
         self.domain = collapse_spaces(self.domain or "") or None
         self.split = self.split or ""
         if self.status not in IMPORT_STATUSES:
-            raise ImportRefused(_("Statut d'import inconnu : %(status)s (brouillon ou validé).") % {"status": self.status})
+            raise ImportRefused(_("Unknown import status: %(status)s (draft or validated).") % {"status": self.status})
         if self.split and self.split not in PINNED_SPLITS:
-            raise ImportRefused(_("Partition inconnue : %(split)s (train ou test).") % {"split": self.split})
+            raise ImportRefused(_("Unknown split: %(split)s (train or test).") % {"split": self.split})
         if self.domain and len(self.domain) > Domain._meta.get_field("name").max_length:
-            raise ImportRefused(_("Le nom du domaine est trop long."))
+            raise ImportRefused(_("The domain name is too long."))
         if self.domain and (problem := forbidden_character_message(self.domain)):
-            raise ImportRefused(_("Domaine : %(problem)s") % {"problem": problem})
+            raise ImportRefused(_("Domain: %(problem)s") % {"problem": problem})
 
     @classmethod
     def from_dict(cls, options: dict) -> ImportOptions:
@@ -179,7 +180,7 @@ def import_confirm_preview(*, batch_id: int, skip_invalid: bool) -> ImportBatch:
     with transaction.atomic():
         batch = ImportBatch.objects.select_for_update(of=("self",)).select_related("job", "created_by").get(pk=batch_id)
         if batch.status != ImportBatch.Status.PREVIEWED:
-            raise ImportRefused(_("Ce fichier n'est plus en attente d'import : déposez-le à nouveau."))
+            raise ImportRefused(_("This file is no longer waiting to be imported: upload it again."))
         batch.options = {**batch.options, "dry_run": False, "skip_invalid": skip_invalid}
         batch.job = runner.job_create(kind=IMPORT_KIND, requested_by=batch.created_by)
         batch.save(update_fields=["options", "job"])
@@ -192,12 +193,12 @@ def import_retry_skipping_invalid(*, batch_id: int, user=None) -> ImportBatch:
     (the failed one stays in the history as it was)."""
     batch = ImportBatch.objects.select_related("job").get(pk=batch_id)
     if batch.status != ImportBatch.Status.FAILED or batch.is_preview or not batch.stored_path:
-        raise ImportRefused(_("Seul un import échoué dont le fichier est conservé peut être relancé."))
+        raise ImportRefused(_("Only a failed import whose file is kept can be run again."))
     try:
-        with storages["artifacts"].open(batch.stored_path, "rb") as stored:
-            content = stored.read()
+        with storages["artifacts"].open(batch.stored_path, "rb") as stored_file:
+            content = stored_file.read()
     except FileNotFoundError:
-        raise ImportRefused(_("Le fichier de cet import n'est plus conservé : déposez-le à nouveau.")) from None
+        raise ImportRefused(_("This import's file is no longer kept: upload it again.")) from None
     return import_enqueue(
         content=content, file_name=batch.file_name, file_format=batch.file_format,
         options={**batch.options, "dry_run": False, "skip_invalid": True}, user=user,
@@ -220,17 +221,17 @@ def check_size(*, size: int) -> None:
     """Refuse a file over the limit (before reading it, when its size is known)."""
     if size > settings.IMPORT_MAX_BYTES:
         raise ImportTooLarge(
-            _("Le fichier est trop volumineux (%(size)s) : la taille maximale est %(max)s.")
+            _("The file is too large (%(size)s): the maximum size is %(max)s.")
             % {"size": filesizeformat(size), "max": filesizeformat(settings.IMPORT_MAX_BYTES)}
         )
 
 
 def check_file(*, content: bytes, file_format: str) -> None:
     if file_format not in FORMATS:
-        raise ImportRefused(_("Format inconnu : %(format)s (formats possibles : %(formats)s).") % {"format": file_format, "formats": ", ".join(FORMATS)})
+        raise ImportRefused(_("Unknown format: %(format)s (possible formats: %(formats)s).") % {"format": file_format, "formats": ", ".join(FORMATS)})
     check_size(size=len(content))
     if not content.strip():
-        raise ImportRefused(_("Le fichier est vide."))
+        raise ImportRefused(_("The file is empty."))
 
 
 def run_import(
@@ -248,7 +249,7 @@ def run_import(
         with transaction.atomic():  # a batch run here is recorded with its outcome, never left running
             batch = batch or _new_batch(content=content, file_name=file_name, file_format=file_format, options=options, user=user, run_here=True)
             report = _report(plan, imported=False, dry_run=False, batch_id=batch.pk)
-            error = _("%(count)s ligne(s) invalide(s) : rien n'a été importé.") % {"count": len({e.line for e in plan.errors})}
+            error = stored(gettext_noop("%(count)s invalid line(s): nothing was imported."), count=len({e.line for e in plan.errors}))
             _finish(batch, report=report, error=error)
         return report
     for attempt in range(RACE_RETRIES + 1):
@@ -271,7 +272,7 @@ def run_import(
         except ValidationError as error:
             raise ImportRefused(" ".join(error.messages)) from error
     raise ImportConflict(
-        _("Le glossaire a été modifié pendant l'import (mêmes entrées créées en même temps) : rien n'a été importé, relancez l'import.")
+        _("The glossary changed during the import (the same entries were created at the same time): nothing was imported, start the import again.")
     ) from last_error
 
 
@@ -311,7 +312,7 @@ def _finish(batch: ImportBatch, *, report: ImportReport | None, error: str = "")
 def _analyse(*, content: bytes, file_format: str, options: ImportOptions) -> Plan:
     parsed = parse(content, file_format)
     if parsed.total_rows == 0:
-        raise ImportRefused(_("Le fichier ne contient aucune ligne à importer."))
+        raise ImportRefused(_("The file contains no row to import."))
     errors = list(parsed.errors)
     built: list[tuple[Row, Entry, str | None]] = []
     choices = _ChoiceReader()
@@ -328,7 +329,7 @@ def _analyse(*, content: bytes, file_format: str, options: ImportOptions) -> Pla
 def _build_entry(row: Row, options: ImportOptions, choices: _ChoiceReader) -> tuple[Entry, str | None]:
     domain_name = collapse_spaces(row.domain) or options.domain
     if domain_name and len(domain_name) > Domain._meta.get_field("name").max_length:
-        raise ValidationError({"domain": _("Le nom du domaine est trop long.")})
+        raise ValidationError({"domain": _("The domain name is too long.")})
     source_url = row.source_url.strip()
     if source_url and "://" not in source_url:
         # Sources often omit the scheme ('pole-emploi.fr/...'), as browsers allow.
@@ -374,7 +375,7 @@ def _validation_reason(error: ValidationError) -> str:
             parts.append(text)
         else:
             label = str(Entry._meta.get_field(field_name).verbose_name)
-            parts.append(f"{label[:1].upper()}{label[1:]} : {text}")
+            parts.append(_("%(field)s: %(message)s") % {"field": label[:1].upper() + label[1:], "message": text})
     return " ".join(parts)
 
 
@@ -389,7 +390,7 @@ def _apply(plan: Plan, *, batch: ImportBatch, user) -> None:
         entry.created_by = user
     services.entries_bulk_create(
         entries=[entry for entry, _domain in plan.new_entries], user=user,
-        change_reason=_("Import de %(file)s") % {"file": batch.file_name},
+        change_reason=_("Import of %(file)s") % {"file": batch.file_name},
     )
     for pk, current in Entry.objects.in_bulk(list(plan.updates)).items():
         services.entry_update(entry=current, data=plan.updates[pk], user=user)

@@ -12,7 +12,7 @@ from jobs.models import Job, JobFields
 
 
 class Domain(models.Model):
-    name = models.CharField(_("nom"), max_length=120, unique=True)
+    name = models.CharField(_("name"), max_length=120, unique=True)
     slug = models.SlugField(max_length=120, unique=True)
     description = models.TextField(_("description"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -20,8 +20,8 @@ class Domain(models.Model):
 
     class Meta:
         ordering = ["name"]
-        verbose_name = _("domaine")
-        verbose_name_plural = _("domaines")
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
 
     def __str__(self) -> str:
         return self.name
@@ -52,11 +52,11 @@ class ImportBatch(JobFields, models.Model):
     """
 
     class Status(models.TextChoices):
-        PREVIEWED = "previewed", _("prévisualisé")
-        QUEUED = "queued", _("en file d'attente")
-        RUNNING = "running", _("en cours")
-        IMPORTED = "imported", _("importé")
-        FAILED = "failed", _("échoué")
+        PREVIEWED = "previewed", _("previewed")
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        IMPORTED = "imported", _("imported")
+        FAILED = "failed", _("failed")
 
     job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="import_batch")
     file_name = models.CharField(max_length=255)
@@ -106,39 +106,39 @@ class Entry(models.Model):
     """One meaning of one term or acronym. A term with several meanings has several entries."""
 
     class Kind(models.TextChoices):
-        ACRONYM = "acronym", _("sigle")
-        TERM = "term", _("terme")
+        ACRONYM = "acronym", _("acronym")
+        TERM = "term", _("term")
 
     class Status(models.TextChoices):
-        DRAFT = "draft", _("brouillon")
-        VALIDATED = "validated", _("validé")
-        REJECTED = "rejected", _("rejeté")
+        DRAFT = "draft", _("draft")
+        VALIDATED = "validated", _("validated")
+        REJECTED = "rejected", _("rejected")
 
     class Split(models.TextChoices):
-        UNASSIGNED = "", _("non attribué")
-        TRAIN = "train", _("entraînement")
+        UNASSIGNED = "", _("unassigned")
+        TRAIN = "train", _("training")
         TEST = "test", _("test")
 
-    term = models.CharField(_("terme"), max_length=255)
-    kind = models.CharField(_("type"), max_length=10, choices=Kind.choices, default=Kind.TERM)
-    definition = models.TextField(_("définition"))
+    term = models.CharField(_("term"), max_length=255)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.TERM)
+    definition = models.TextField(_("definition"))
     # Spellings, expansions and aliases, e.g. ["Union de recouvrement des cotisations ...", "Urssaf"].
-    variants = models.JSONField(_("variantes"), default=list, blank=True)
+    variants = models.JSONField(_("variants"), default=list, blank=True)
     # Usage contexts: sentences showing the term in use. Each becomes a searchable passage.
-    contexts = models.JSONField(_("contextes d'usage"), default=list, blank=True)
+    contexts = models.JSONField(_("usage contexts"), default=list, blank=True)
     # Example questions with their answers: [{"question": ..., "answer": ...}].
-    examples = models.JSONField(_("exemples de questions"), default=list, blank=True)
-    domain = models.ForeignKey(Domain, verbose_name=_("domaine"), null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    examples = models.JSONField(_("example questions"), default=list, blank=True)
+    domain = models.ForeignKey(Domain, verbose_name=_("domain"), null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # Provenance.
     source = models.CharField(_("source"), max_length=255, blank=True)
-    source_url = models.URLField(_("URL de la source"), max_length=500, blank=True)
+    source_url = models.URLField(_("Source URL"), max_length=500, blank=True)
     import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Frozen evaluation split: pinned by import (--split) or assigned once by the training capability.
-    split = models.CharField(_("partition"), max_length=5, choices=Split.choices, blank=True, default="", db_index=True)
+    split = models.CharField(_("split"), max_length=5, choices=Split.choices, blank=True, default="", db_index=True)
     split_pinned = models.BooleanField(default=False)
     # Keys for duplicate detection and case-insensitive lookups, kept in sync by save().
     term_key = models.CharField(max_length=255, db_index=True, editable=False)
@@ -150,8 +150,8 @@ class Entry(models.Model):
 
     class Meta:
         ordering = ["term_key", "id"]
-        verbose_name = _("entrée")
-        verbose_name_plural = _("entrées")
+        verbose_name = _("entry")
+        verbose_name_plural = _("entries")
         constraints = [
             models.UniqueConstraint(fields=["term_key", "definition_key_hash"], name="entry_unique_term_definition"),
         ]

@@ -55,28 +55,28 @@ def _text(value, label: str) -> str:
         text = str(value)
         check_cell(text, label)
         return text
-    raise BadRow(_("%(field)s : texte attendu.") % {"field": label})
+    raise BadRow(_("%(field)s: text expected.") % {"field": label})
 
 
 def _text_list(value, label: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise BadRow(_("%(field)s : liste attendue.") % {"field": label})
+        raise BadRow(_("%(field)s: list expected.") % {"field": label})
     return [_text(item, label) for item in value]
 
 
 def _examples(value) -> list[dict]:
-    label = _("Exemples")
+    label = _("Examples")
     if value is None or value == "":
         return []
     if isinstance(value, str):
         try:
             value = json_value(value)
         except BadRow as bad:
-            raise BadRow(f"{label} : {bad}") from None
+            raise BadRow(_("%(field)s: %(message)s") % {"field": label, "message": bad}) from None
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise BadRow(_("%(field)s : liste d'objets {question, answer} attendue.") % {"field": label})
+        raise BadRow(_("%(field)s: list of {question, answer} objects expected.") % {"field": label})
     # Only texts: a nested value here would be turned into text (and could recurse without end).
     return [{"question": _text(item.get("question"), "question"), "answer": _text(item.get("answer"), "answer")} for item in value]
 
@@ -155,7 +155,7 @@ def _json_lines(content: bytes) -> tuple[list[tuple[int, dict]], list[RowError],
         try:
             value = json_value(text)
             if not isinstance(value, dict):
-                raise BadRow(_("La ligne n'est pas un objet JSON."))
+                raise BadRow(_("The line is not a JSON object."))
         except BadRow as bad:
             errors.append(RowError(line, str(bad)))
             continue
@@ -204,18 +204,18 @@ def _parse_bercy(content: bytes) -> Parsed:
             kind = _text(item.get("anchor_type"), "anchor_type")
             domain = _text(item.get("domain"), "domain")
             if not cluster:
-                raise BadRow(_("cluster_id manquant."))
+                raise BadRow(_("Missing cluster_id."))
             if pair_type not in BERCY_PAIR_TYPES:
-                raise BadRow(_("pair_type inconnu : %(value)s (def, context ou qa).") % {"value": pair_type})
+                raise BadRow(_("Unknown pair_type: %(value)s (def, context or qa).") % {"value": pair_type})
             if not anchor or not positive:
-                raise BadRow(_("anchor ou positive manquant."))
+                raise BadRow(_("Missing anchor or positive."))
         except BadRow as bad:
             errors.append(RowError(line, str(bad)))
             continue
         concept = concepts.setdefault(cluster, Row(line=line, term=cluster, kind=kind, domain=domain))
         if pair_type == "def":
             if cluster in definition_lines:
-                errors.append(RowError(line, _("Deuxième définition pour « %(cluster)s » (voir la ligne %(first)s).") % {"cluster": cluster, "first": definition_lines[cluster]}))
+                errors.append(RowError(line, _("Second definition for “%(cluster)s” (see line %(first)s).") % {"cluster": cluster, "first": definition_lines[cluster]}))
                 continue
             definition_lines[cluster] = line
             # The def row's anchor is the term as written ('sécurité des systèmes d’information'),
@@ -234,14 +234,14 @@ def _parse_baconnier(content: bytes) -> Parsed:
 
     items = json_document(decode_text(content))
     if not isinstance(items, list):
-        raise ImportRefused(_("Le fichier doit contenir une liste JSON d'objets {term, definition}."))
+        raise ImportRefused(_("The file must contain a JSON list of {term, definition} objects."))
     if len(items) > max_rows():
         raise refuse_too_many_rows()
     rows, errors = [], []
     for index, item in enumerate(items, start=1):
         try:
             if not isinstance(item, dict):
-                raise BadRow(_("L'élément n'est pas un objet JSON."))
+                raise BadRow(_("The item is not a JSON object."))
             rows.append(
                 Row(line=index, term=_text(item.get("term"), "term"), definition=_text(item.get("definition"), "definition"), kind=Entry.Kind.TERM)
             )

@@ -63,7 +63,7 @@ class _Lists:
                     new[key] = item
             if len(self.values[name]) + len(new) > settings.ENTRY_MAX_LIST_ITEMS:
                 raise ValueError(
-                    _("L'entrée « %(term)s » aurait plus de %(max)s %(field)s.")
+                    _("The entry “%(term)s” would have more than %(max)s %(field)s.")
                     % {"term": source.term, "max": settings.ENTRY_MAX_LIST_ITEMS, "field": Entry._meta.get_field(name).verbose_name}
                 )
             additions[name] = new

@@ -73,7 +73,7 @@ def max_rows() -> int:
 
 def refuse_too_many_rows() -> ImportRefused:
     return ImportRefused(
-        _("Le fichier a plus de %(max)s lignes : découpez-le en plusieurs fichiers.") % {"max": max_rows()}
+        _("The file has more than %(max)s lines: split it into several files.") % {"max": max_rows()}
     )
 
 
@@ -96,8 +96,8 @@ def decode_text(content: bytes, *, fallback: tuple[str, ...] = ()) -> str:
         _refuse_binary(text)
         return text
     if b"\x00" in content:
-        raise ImportRefused(_("Ce fichier n'est pas un fichier texte : enregistrez-le en UTF-8 (ou UTF-16 avec BOM)."))
-    raise ImportRefused(_("Encodage du fichier illisible : enregistrez-le en UTF-8 (ou UTF-16 avec BOM)."))
+        raise ImportRefused(_("This file is not a text file: save it as UTF-8 (or UTF-16 with a BOM)."))
+    raise ImportRefused(_("Unreadable file encoding: save it as UTF-8 (or UTF-16 with a BOM)."))
 
 
 def _refuse_binary(text: str) -> None:
@@ -105,7 +105,7 @@ def _refuse_binary(text: str) -> None:
     controls = count_forbidden_characters(sample)
     if sample and controls / len(sample) > _BINARY_CONTROL_SHARE:
         raise ImportRefused(
-            _("Ce fichier n'est pas un fichier texte (trop de caractères de contrôle) : enregistrez-le en UTF-8 (ou UTF-16 avec BOM).")
+            _("This file is not a text file (too many control characters): save it as UTF-8 (or UTF-16 with a BOM).")
         )
 
 
@@ -114,12 +114,12 @@ def check_cell(text: str, column: str) -> None:
     limit = settings.IMPORT_MAX_CELL_CHARS
     if len(text) > limit:
         raise BadRow(
-            _("%(field)s : cellule trop longue (%(length)s caractères, maximum %(max)s).")
+            _("%(field)s: cell too long (%(length)s characters, at most %(max)s).")
             % {"field": column, "length": len(text), "max": limit}
         )
     problem = forbidden_character_message(text)
     if problem:
-        raise BadRow(f"{column} : {problem}")
+        raise BadRow(_("%(field)s: %(message)s") % {"field": column, "message": problem})
 
 
 # JSON ------------------------------------------------------------------------------------------------
@@ -130,11 +130,11 @@ def json_value(text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadRow(_("JSON invalide (colonne %(column)s).") % {"column": error.colno}) from None
+        raise BadRow(_("Invalid JSON (column %(column)s).") % {"column": error.colno}) from None
     except RecursionError:
-        raise BadRow(_("JSON trop imbriqué.")) from None
+        raise BadRow(_("JSON nested too deeply.")) from None
     except ValueError:  # an integer of thousands of digits (Python refuses to convert it)
-        raise BadRow(_("JSON invalide : nombre trop long.")) from None
+        raise BadRow(_("Invalid JSON: number too long.")) from None
 
 
 def json_document(text: str):
@@ -142,11 +142,11 @@ def json_document(text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ImportRefused(_("JSON invalide (ligne %(line)s, colonne %(column)s).") % {"line": error.lineno, "column": error.colno}) from None
+        raise ImportRefused(_("Invalid JSON (line %(line)s, column %(column)s).") % {"line": error.lineno, "column": error.colno}) from None
     except RecursionError:
-        raise ImportRefused(_("JSON trop imbriqué (ligne %(line)s).") % {"line": _deep_line(text)}) from None
+        raise ImportRefused(_("JSON nested too deeply (line %(line)s).") % {"line": _deep_line(text)}) from None
     except ValueError:
-        raise ImportRefused(_("JSON invalide : nombre trop long.")) from None
+        raise ImportRefused(_("Invalid JSON: number too long.")) from None
 
 
 def _deep_line(text: str, depth_limit: int = 500) -> int:
@@ -176,7 +176,7 @@ def read_table(content: bytes, *, file_format: str, required: tuple[str, ...]) -
     missing = [column for column in required if column not in columns]
     if missing:
         raise ImportRefused(
-            _("Colonnes manquantes : %(missing)s. Colonnes attendues : %(expected)s.")
+            _("Missing columns: %(missing)s. Expected columns: %(expected)s.")
             % {"missing": ", ".join(missing), "expected": ", ".join(required)}
         )
     table = Table(columns=columns)
@@ -187,7 +187,7 @@ def read_table(content: bytes, *, file_format: str, required: tuple[str, ...]) -
             raise refuse_too_many_rows()
         try:
             if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns):]):
-                raise BadRow(_("%(count)s cellules pour %(columns)s colonnes.") % {"count": len(cells), "columns": len(columns)})
+                raise BadRow(_("%(count)s cells for %(columns)s columns.") % {"count": len(cells), "columns": len(columns)})
             values: dict[str, str] = {}
             for column, cell in zip(columns, cells):
                 check_cell(cell, column)
@@ -207,9 +207,9 @@ def _csv_records(text: str):
     try:
         header = next(reader, None)
     except csv.Error as error:
-        raise ImportRefused(_("Fichier CSV mal formé (ligne 1) : %(detail)s") % {"detail": error}) from None
+        raise ImportRefused(_("Malformed CSV file (line 1): %(detail)s") % {"detail": error}) from None
     if header is None:
-        raise ImportRefused(_("Le fichier est vide."))
+        raise ImportRefused(_("The file is empty."))
     return header, _csv_rows(reader)
 
 
@@ -221,7 +221,7 @@ def _csv_rows(reader):
         except StopIteration:
             return
         except csv.Error as error:  # e.g. a cell over the csv module's own limit (131,072 characters)
-            raise ImportRefused(_("Fichier CSV mal formé (ligne %(line)s) : %(detail)s") % {"line": line, "detail": error}) from None
+            raise ImportRefused(_("Malformed CSV file (line %(line)s): %(detail)s") % {"line": line, "detail": error}) from None
         yield line, cells
 
 
@@ -237,10 +237,10 @@ def _xlsx_records(content: bytes):
             uncompressed = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         logger.info("Unreadable xlsx file: %s", error)
-        raise ImportRefused(_("Fichier Excel illisible : enregistrez-le au format .xlsx.")) from None
+        raise ImportRefused(_("Unreadable Excel file: save it in .xlsx format.")) from None
     if uncompressed > max_bytes:
         raise ImportRefused(
-            _("Le classeur décompressé ferait %(size)s (maximum %(max)s) : découpez-le ou enregistrez-le en CSV.")
+            _("The workbook would take %(size)s once decompressed (at most %(max)s): split it or save it as CSV.")
             % {"size": filesizeformat(uncompressed), "max": filesizeformat(max_bytes)}
         )
     try:
@@ -248,8 +248,8 @@ def _xlsx_records(content: bytes):
         sheet = workbook.worksheets[0]
     except Exception as error:  # openpyxl raises many kinds of errors on a damaged file
         logger.info("Unreadable xlsx file: %s", error)
-        raise ImportRefused(_("Fichier Excel illisible : enregistrez-le au format .xlsx.")) from None
-    _check_dimensions(rows=sheet.max_row or 0, columns=sheet.max_column or 0, label=_("déclarées"))
+        raise ImportRefused(_("Unreadable Excel file: save it in .xlsx format.")) from None
+    _check_dimensions(rows=sheet.max_row or 0, columns=sheet.max_column or 0, label=_("declared"))
     rows = _xlsx_rows(sheet, WorkSheetParser)
     header: list[str] = []
     for line, cells in rows:
@@ -270,7 +270,7 @@ def _xlsx_rows(sheet, parser_class):
             if not cells:
                 continue
             widest = max(cell["column"] for cell in cells)
-            _check_dimensions(rows=row_number, columns=widest, label=_("utilisées"))
+            _check_dimensions(rows=row_number, columns=widest, label=_("used"))
             texts = [""] * widest
             for cell in cells:
                 texts[cell["column"] - 1] = _cell_text(cell["value"])
@@ -279,7 +279,7 @@ def _xlsx_rows(sheet, parser_class):
         raise
     except Exception as error:
         logger.info("Unreadable xlsx sheet: %s", error)
-        raise ImportRefused(_("Fichier Excel illisible : enregistrez-le au format .xlsx.")) from None
+        raise ImportRefused(_("Unreadable Excel file: save it in .xlsx format.")) from None
     finally:
         source.close()
 
@@ -289,7 +289,7 @@ def _check_dimensions(*, rows: int, columns: int, label: str) -> None:
     # One header row above the data rows.
     if rows > max_rows() + 1 or columns > max_columns:
         raise ImportRefused(
-            _("Dimensions %(label)s de la feuille trop grandes (%(rows)s lignes, %(columns)s colonnes ; maximum %(max_rows)s lignes et %(max_columns)s colonnes).")
+            _("The sheet's %(label)s dimensions are too large (%(rows)s rows, %(columns)s columns; at most %(max_rows)s rows and %(max_columns)s columns).")
             % {"label": label, "rows": rows, "columns": columns, "max_rows": max_rows() + 1, "max_columns": max_columns}
         )
 

@@ -77,7 +77,7 @@ def domain_get_or_create(*, name: str) -> Domain:
     the same name (two imports at once) is looked up again instead of failing."""
     name = collapse_spaces(name)
     if not name:
-        raise ValidationError({"domain": _("Le nom du domaine est vide.")})
+        raise ValidationError({"domain": _("The domain name is empty.")})
     if problem := forbidden_character_message(name):
         raise ValidationError({"domain": problem})
     base = slugify(name)[:100] or "domaine"
@@ -94,18 +94,18 @@ def domain_get_or_create(*, name: str) -> Domain:
                 return Domain.objects.create(name=name, slug=slug)
         except IntegrityError:
             continue  # the same name or slug was created meanwhile: look again
-    raise ValidationError({"domain": _("Le domaine « %(name)s » est créé en même temps ailleurs : réessayez.") % {"name": name}})
+    raise ValidationError({"domain": _("The domain “%(name)s” is being created elsewhere at the same time: try again.") % {"name": name}})
 
 
 def domain_update(*, domain: Domain, name: str | None = None, description: str | None = None) -> Domain:
     if name is not None:
         name = collapse_spaces(name)
         if not name:
-            raise ValidationError({"name": _("Le nom du domaine est vide.")})
+            raise ValidationError({"name": _("The domain name is empty.")})
         if problem := forbidden_character_message(name):
             raise ValidationError({"name": problem})
         if Domain.objects.filter(name__iexact=name).exclude(pk=domain.pk).exists():
-            raise ValidationError({"name": _("Un domaine porte déjà ce nom.")})
+            raise ValidationError({"name": _("A domain already has this name.")})
         domain.name = name
     if description is not None:
         if problem := forbidden_character_message(description):
@@ -116,13 +116,13 @@ def domain_update(*, domain: Domain, name: str | None = None, description: str |
         with transaction.atomic():
             domain.save()
     except IntegrityError:
-        raise ValidationError({"name": _("Un domaine porte déjà ce nom.")}) from None
+        raise ValidationError({"name": _("A domain already has this name.")}) from None
     return domain
 
 
 def domain_delete(*, domain: Domain) -> None:
     if domain.entries.exists():
-        raise Conflict(_("Ce domaine contient des entrées : déplacez-les ou supprimez-les d'abord."), code="not_empty")
+        raise Conflict(_("This domain contains entries: move or delete them first."), code="not_empty")
     domain.delete()
 
 
@@ -156,15 +156,15 @@ def _check_fields(entry: Entry) -> None:
     for field in ("variants", "contexts", "examples"):
         if len(getattr(entry, field)) > settings.ENTRY_MAX_LIST_ITEMS:
             errors.setdefault(field, []).append(
-                _("Au plus %(max)s éléments (il y en a %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(getattr(entry, field))}
+                _("At most %(max)s items (there are %(count)s).") % {"max": settings.ENTRY_MAX_LIST_ITEMS, "count": len(getattr(entry, field))}
             )
     if not entry.term:
-        errors.setdefault("term", []).append(_("Le terme est obligatoire."))
+        errors.setdefault("term", []).append(_("The term is required."))
     if not entry.definition:
-        errors.setdefault("definition", []).append(_("La définition est obligatoire."))
+        errors.setdefault("definition", []).append(_("The definition is required."))
     if len(entry.definition) > DEFINITION_MAX_CHARS:
         errors.setdefault("definition", []).append(
-            _("La définition dépasse %(limit)s caractères (elle en a %(length)s).") % {"limit": DEFINITION_MAX_CHARS, "length": len(entry.definition)}
+            _("The definition exceeds %(limit)s characters (it has %(length)s).") % {"limit": DEFINITION_MAX_CHARS, "length": len(entry.definition)}
         )
     for field, items, limit in (
         ("variants", entry.variants, VARIANT_MAX_CHARS),
@@ -172,11 +172,11 @@ def _check_fields(entry: Entry) -> None:
         ("examples", [text for example in entry.examples for text in (example["question"], example["answer"])], CONTEXT_MAX_CHARS),
     ):
         if any(len(item) > limit for item in items):
-            errors.setdefault(field, []).append(_("Un élément dépasse %(limit)s caractères.") % {"limit": limit})
+            errors.setdefault(field, []).append(_("An item exceeds %(limit)s characters.") % {"limit": limit})
     if entry.kind not in Entry.Kind.values:
-        errors.setdefault("kind", []).append(_("Type inconnu : %(kind)s.") % {"kind": entry.kind})
+        errors.setdefault("kind", []).append(_("Unknown kind: %(kind)s.") % {"kind": entry.kind})
     if entry.status not in Entry.Status.values:
-        errors.setdefault("status", []).append(_("Statut inconnu : %(status)s.") % {"status": entry.status})
+        errors.setdefault("status", []).append(_("Unknown status: %(status)s.") % {"status": entry.status})
     if errors:
         raise ValidationError(errors)
     entry.clean_fields(exclude=["term_key", "definition_key", "definition_key_hash", "import_batch", "created_by", "domain"])
@@ -191,7 +191,7 @@ def _check_against_database(entry: Entry) -> None:
     duplicate = find_duplicate(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
     if duplicate:
         raise DuplicateEntryError(
-            _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
+            _("Duplicate: “%(term)s” already has this definition (entry no. %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
             code="duplicate",
         )
     entry.full_clean(exclude=["term_key", "definition_key", "definition_key_hash", "import_batch", "created_by"])
@@ -232,9 +232,9 @@ def entry_create(
 def _duplicate_of(entry: Entry) -> DuplicateEntryError:
     duplicate = find_duplicate(term=entry.term, definition=entry.definition, exclude_id=entry.pk)
     if duplicate is None:  # the conflict was something else: let it surface as it is
-        return DuplicateEntryError(_("Doublon : cette entrée a été créée en même temps ailleurs."), code="duplicate")
+        return DuplicateEntryError(_("Duplicate: this entry was created elsewhere at the same time."), code="duplicate")
     return DuplicateEntryError(
-        _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
+        _("Duplicate: “%(term)s” already has this definition (entry no. %(id)s).") % {"term": duplicate.term, "id": duplicate.pk},
         code="duplicate",
     )
 
@@ -291,7 +291,7 @@ def entries_bulk_create(*, entries: list[Entry], user=None, change_reason: str =
         key = (entry.term_key, entry.definition_key_hash)
         if key in seen:
             raise DuplicateEntryError(
-                _("Doublon : « %(term)s » apparaît deux fois avec la même définition.") % {"term": entry.term}, code="duplicate",
+                _("Duplicate: “%(term)s” appears twice with the same definition.") % {"term": entry.term}, code="duplicate",
             )
         seen[key] = entry
     term_keys = sorted({key[0] for key in seen})
@@ -301,7 +301,7 @@ def entries_bulk_create(*, entries: list[Entry], user=None, change_reason: str =
             for pk, existing_term_key, digest in existing:
                 if (existing_term_key, digest) in seen:
                     raise DuplicateEntryError(
-                        _("Doublon : « %(term)s » a déjà cette définition (entrée n° %(id)s).")
+                        _("Duplicate: “%(term)s” already has this definition (entry no. %(id)s).")
                         % {"term": seen[(existing_term_key, digest)].term, "id": pk},
                         code="duplicate",
                     )
@@ -317,16 +317,16 @@ def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revi
     """Apply ``data`` (a subset of EDITABLE_FIELDS). ``expected_revision`` detects concurrent edits."""
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ValidationError(_("Champs non modifiables : %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
+        raise ValidationError(_("Fields that cannot be changed: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     with transaction.atomic():
         current = Entry.objects.select_for_update().filter(pk=entry.pk).first()
         if current is None:
             raise EntryGoneError(
-                _("Cette entrée a été supprimée par quelqu'un d'autre pendant votre édition : rien n'a été enregistré."), code="gone",
+                _("Someone else deleted this entry while you were editing it: nothing was saved."), code="gone",
             )
         if expected_revision is not None and current.revision != expected_revision:
             raise StaleEntryError(
-                _("Cette entrée a été modifiée par quelqu'un d'autre pendant votre édition (révision %(now)s, vous aviez la %(then)s). Rechargez-la puis refaites vos changements.")
+                _("Someone else changed this entry while you were editing it (revision %(now)s, you had revision %(then)s). Reload it, then make your changes again.")
                 % {"now": current.revision, "then": expected_revision},
                 code="stale",
             )
@@ -349,7 +349,7 @@ def entry_update(*, entry: Entry, data: dict[str, Any], user=None, expected_revi
 
 def entry_set_status(*, entry: Entry, status: str, user=None) -> Entry:
     if status not in Entry.Status.values:
-        raise ValidationError(_("Statut inconnu : %(status)s.") % {"status": status})
+        raise ValidationError(_("Unknown status: %(status)s.") % {"status": status})
     return entry_update(entry=entry, data={"status": status}, user=user)
 
 

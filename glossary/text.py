@@ -52,7 +52,7 @@ def forbidden_character_message(text: str) -> str | None:
     found = forbidden_character(text)
     if found is None:
         return None
-    return _("caractère de contrôle interdit (%(char)s).") % {"char": found}
+    return _("forbidden control character (%(char)s).") % {"char": found}
 
 
 def validate_clean_text(value) -> None:

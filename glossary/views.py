@@ -26,7 +26,7 @@ ENTRIES_PER_PAGE = 50
 ENTRY_FORM_FIELDS = ("term", "kind", "definition", "variants", "contexts", "status", "source", "source_url")
 # Changed by every save: the history shows what people changed, not these.
 BOOKKEEPING_FIELDS = {"revision", "updated_at"}
-HISTORY_TYPE_LABELS = {"+": gettext_lazy("Création"), "~": gettext_lazy("Modification"), "-": gettext_lazy("Suppression")}
+HISTORY_TYPE_LABELS = {"+": gettext_lazy("Created"), "~": gettext_lazy("Changed"), "-": gettext_lazy("Deleted")}
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -40,7 +40,7 @@ def _entry_or_404(pk: int) -> Entry:
     try:
         return selectors.entry_get(entry_id=pk)
     except Entry.DoesNotExist:
-        raise Http404(_("Cette entrée n'existe pas.")) from None
+        raise Http404(_("This entry does not exist.")) from None
 
 
 @require_GET
@@ -158,7 +158,7 @@ def entry_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_service_error(error)
         else:
-            messages.success(request, _("Entrée « %(term)s » créée.") % {"term": entry.term})
+            messages.success(request, _("Entry “%(term)s” created.") % {"term": entry.term})
             return redirect("glossary:entry-detail", pk=entry.pk)
     return render(request, "glossary/entry_form.html", {"form": form, "entry": None, "same_term": same_term})
 
@@ -191,7 +191,7 @@ def entry_edit(request: HttpRequest, pk: int) -> HttpResponse:
             except ValidationError as error:
                 form.add_service_error(error)
             else:
-                messages.success(request, _("Entrée « %(term)s » enregistrée.") % {"term": entry.term})
+                messages.success(request, _("Entry “%(term)s” saved.") % {"term": entry.term})
                 return redirect("glossary:entry-detail", pk=entry.pk)
     else:
         form = EntryEditForm(initial=EntryEditForm.initial_for(entry))
@@ -206,7 +206,7 @@ def entry_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         term = entry.term
         services.entry_delete(entry=entry, user=request.user)
-        messages.success(request, _("Entrée « %(term)s » supprimée.") % {"term": term})
+        messages.success(request, _("Entry “%(term)s” deleted.") % {"term": term})
         return redirect("glossary:entry-list")
     return render(request, "glossary/entry_confirm_delete.html", {"entry": entry})
 
@@ -225,7 +225,7 @@ def entry_set_status(request: HttpRequest, pk: int) -> HttpResponse:
         fragment = "glossary/_entry_row.html" if request.POST.get("fragment") == "row" else "glossary/_entry_status.html"
         return render(request, fragment, {"entry": entry})
     messages.success(
-        request, _("« %(term)s » : %(status)s.") % {"term": entry.term, "status": entry.get_status_display()}
+        request, _("“%(term)s”: %(status)s.") % {"term": entry.term, "status": entry.get_status_display()}
     )
     return redirect(_safe_next(request, reverse("glossary:entry-detail", args=[pk])))
 
@@ -242,8 +242,8 @@ def entries_bulk_status(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             ngettext(
-                "%(count)d entrée passée au statut « %(status)s ».",
-                "%(count)d entrées passées au statut « %(status)s ».",
+                "%(count)d entry set to “%(status)s”.",
+                "%(count)d entries set to “%(status)s”.",
                 changed,
             )
             % {"count": changed, "status": Entry.Status(status).label},

@@ -10,19 +10,21 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from config.stored_messages import render, render_log
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        RUNNING = "running", _("en cours")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
-        CANCELLED = "cancelled", _("annulé")
+        QUEUED = "queued", _("pending")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    kind = models.CharField(_("type"), max_length=30, db_index=True)
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    kind = models.CharField(_("kind"), max_length=30, db_index=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     # Single-flight key: an active job holds it, a finished one NULL (unique allows many NULLs). Two requests
     # for the same work (one training at a time, the same evaluation twice) cannot both be queued.
     lock = models.CharField(max_length=100, null=True, blank=True, unique=True)
@@ -48,8 +50,8 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["kind", "status"])]
-        verbose_name = _("tâche de fond")
-        verbose_name_plural = _("tâches de fond")
+        verbose_name = _("background job")
+        verbose_name_plural = _("background jobs")
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pk} ({self.status})"
@@ -61,6 +63,16 @@ class Job(models.Model):
     @property
     def progress_percent(self) -> int:
         return int(100 * self.progress_step / self.progress_total) if self.progress_total else 0
+
+    @property
+    def log_text(self) -> str:
+        """The log in the reader's language (its lines are stored messages: config.stored_messages)."""
+        return render_log(self.log)
+
+    @property
+    def error_text(self) -> str:
+        """The error in the reader's language."""
+        return render(self.error)
 
     @property
     def kind_label(self) -> str:
@@ -100,11 +112,11 @@ class JobFields:
 
     @property
     def log(self) -> str:
-        return self.job.log
+        return self.job.log_text
 
     @property
     def error(self) -> str:
-        return self.job.error
+        return self.job.error_text
 
     @property
     def is_active(self) -> bool:

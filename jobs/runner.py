@@ -10,9 +10,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
 from config.errors import Conflict
+from config.stored_messages import english, stored
 from jobs import kinds
 from jobs.models import Job
 
@@ -60,7 +61,7 @@ def job_send(*, job_id: int) -> bool:
         task_id = kinds.get(job.kind).send(job)
     except Exception as error:
         logger.exception("Could not enqueue %s job %s", job.kind, job.pk)
-        job_fail(job=job, error=_("File d'attente indisponible : %(error)s") % {"error": error})
+        job_fail(job=job, error=stored(gettext_noop("Queue unavailable: %(error)s"), error=error))
         return False
     Job.objects.filter(pk=job_id).update(task_id=task_id or "")
     return True
@@ -86,11 +87,11 @@ def job_claim(*, job: Job, worker: str = "") -> bool:
     if claimed:
         return True
     if job.status == Job.Status.RUNNING and _is_stale(job, now):
-        reason = _("Message reçu de nouveau : le worker %(worker)s ne donne plus signe de vie.") % {"worker": job.worker}
+        reason = stored(gettext_noop("Message received again: worker %(worker)s has stopped giving signs of life."), worker=job.worker)
         if _restart_or_fail(job, reason=reason, resend=False):
             return job_claim(job=job, worker=worker)
         return False
-    job_log(job=job, message=_("Message reçu de nouveau alors que la tâche est %(status)s : ignoré.") % {"status": job.get_status_display()})
+    job_log(job=job, message=stored(gettext_noop("Message received again while the job is %(status)s: ignored."), status=Job.Status(job.status).label))
     logger.info("%s job %s is %s: duplicate message ignored", job.kind, job.pk, job.status)
     return False
 
@@ -128,7 +129,7 @@ def job_log(*, job: Job, message: str) -> None:
         log=Concat(Coalesce(F("log"), Value(""), output_field=TextField()), Value(line), output_field=TextField()),
         heartbeat_at=timezone.now(),
     )
-    logger.info("%s job %s: %s", job.kind, job.pk, message)
+    logger.info("%s job %s: %s", job.kind, job.pk, english(message))
 
 
 def _finish(job: Job, status: str, *, error: str = "", call_on_failed: bool = True) -> bool:
@@ -139,7 +140,7 @@ def _finish(job: Job, status: str, *, error: str = "", call_on_failed: bool = Tr
     if not done:
         return False
     if error:
-        job_log(job=job, message=(_("Échec : %(error)s") % {"error": error}) if status == Job.Status.FAILED else error)
+        job_log(job=job, message=stored(gettext_noop("Failed: %(error)s"), error=error) if status == Job.Status.FAILED else error)
     hook = kinds.get(job.kind).on_failed
     if status != Job.Status.SUCCEEDED and call_on_failed and hook is not None:
         try:
@@ -167,12 +168,12 @@ def job_cancel(*, job: Job, user=None) -> Job:
     """A queued job is cancelled now; a running one is asked to stop (its code checks ``cancel_requested``)."""
     job.refresh_from_db()
     if not job.is_active:
-        raise Conflict(_("Cette tâche est déjà terminée."), code="finished")
+        raise Conflict(_("This job has already finished."), code="finished")
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(cancel_requested=True):
-        job_cancelled(job=job, message=_("Annulé par %(user)s avant son démarrage.") % {"user": user})
+        job_cancelled(job=job, message=stored(gettext_noop("Cancelled by %(user)s before it started."), user=user))
         return job
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
-    job_log(job=job, message=_("Annulation demandée par %(user)s.") % {"user": user})
+    job_log(job=job, message=stored(gettext_noop("Cancellation requested by %(user)s."), user=user))
     job.refresh_from_db()
     return job
 
@@ -190,7 +191,7 @@ def _restart_or_fail(job: Job, *, reason: str, resend: bool = True) -> bool:
         )
         if requeued:
             job.refresh_from_db()
-            job_log(job=job, message=_("%(reason)s Relancée.") % {"reason": reason})
+            job_log(job=job, message=stored(gettext_noop("%(reason)s Restarted."), reason=reason))
             if resend:
                 enqueue_on_commit(job)
             return True
@@ -212,10 +213,10 @@ def jobs_sweep_stale(*, worker: str | None = None) -> int:
     count = 0
     for job in candidates:
         if worker:
-            reason = _("Le worker %(worker)s a redémarré pendant la tâche.") % {"worker": worker}
+            reason = stored(gettext_noop("Worker %(worker)s restarted during the job."), worker=worker)
         else:
             minutes = int(kinds.get(job.kind).stale_after.total_seconds() // 60)
-            reason = _("Le worker %(worker)s ne donne plus signe de vie depuis %(minutes)s minutes.") % {"worker": job.worker, "minutes": minutes}
+            reason = stored(gettext_noop("Worker %(worker)s has given no sign of life for %(minutes)s minutes."), worker=job.worker, minutes=minutes)
         _restart_or_fail(job, reason=reason)
         count += 1
     return count

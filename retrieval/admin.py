@@ -35,29 +35,33 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # every reported number must keep pointing at its version
 
-    @admin.action(description=_("Promouvoir la version choisie (après construction de son index)"))
+    @admin.action(description=_("Promote the chosen version (once its index is built)"))
     def promote(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, _("Choisissez une seule version."), messages.ERROR)
+            self.message_user(request, _("Choose a single version."), messages.ERROR)
             return
         try:
-            version = versions.model_version_request_promotion(version=queryset.get(), user=request.user, reason=str(_("Promotion depuis l'administration")))
+            version = versions.model_version_request_promotion(version=queryset.get(), user=request.user, reason=str(_("Promotion from the admin site")))
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
         else:
-            self.message_user(request, _("Promotion de %(version)s demandée.") % {"version": version}, messages.SUCCESS)
+            self.message_user(request, _("Promotion of %(version)s requested.") % {"version": version}, messages.SUCCESS)
 
-    @admin.action(description=_("Reconstruire l'index"))
+    @admin.action(description=_("Rebuild the index"))
     def rebuild_index(self, request, queryset):
         for version in queryset:
             indexing.index_rebuild_enqueue(version=version)
-        self.message_user(request, _("Reconstruction demandée."), messages.SUCCESS)
+        self.message_user(request, _("Rebuild requested."), messages.SUCCESS)
 
 
 @admin.register(PromotionEvent)
 class PromotionEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "action", "version", "previous_champion", "user", "reason")
+    list_display = ("at", "action", "version", "previous_champion", "user", "reason_shown")
     list_filter = ("action",)
+
+    @admin.display(description=_("reason"))
+    def reason_shown(self, event: PromotionEvent) -> str:
+        return event.reason_text
 
 
 @admin.register(IndexState)

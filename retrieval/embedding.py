@@ -30,11 +30,11 @@ class ModelUnavailableError(RuntimeError):
 
 def _unavailable_message(spec: ModelSpec, path: str, error: Exception) -> str:
     return (
-        f"Le modèle « {spec.name} » ({path}) n'est pas disponible sur cette machine "
-        f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Pour le fournir : téléchargez-le sur une "
-        "machine connectée (par exemple `huggingface-cli download "
-        f"{spec.path}`), copiez le dossier sur ce serveur, puis enregistrez le chemin local de ce dossier dans "
-        f"le catalogue des modèles (administration ou réglages). Détail : {error}"
+        f"The model “{spec.name}” ({path}) is not available on this machine "
+        f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). To provide it: download it on a connected "
+        "machine (for example `huggingface-cli download "
+        f"{spec.path}`), copy the folder to this server, then record that folder's local path in the model "
+        f"catalogue (administration or settings). Detail: {error}"
     )
 
 
@@ -54,14 +54,14 @@ def load_model(spec: ModelSpec, *, adapter_path: str | None = None, device: str 
     if adapter_path:
         if not os.path.isdir(adapter_path):
             raise ModelUnavailableError(
-                f"L'adaptateur LoRA du modèle « {spec.name} » est introuvable : {adapter_path} "
-                "(dossier attendu, tel qu'écrit par save_pretrained)."
+                f"The LoRA adapter of the model “{spec.name}” cannot be found: {adapter_path} "
+                "(a folder is expected, as save_pretrained writes it)."
             )
         try:
             model.load_adapter(adapter_path)
         except _LOAD_ERRORS as error:
             raise ModelUnavailableError(
-                f"L'adaptateur LoRA {adapter_path} ne peut pas être chargé sur « {spec.name} » : {error}"
+                f"The LoRA adapter {adapter_path} cannot be loaded on “{spec.name}”: {error}"
             ) from error
     return model
 

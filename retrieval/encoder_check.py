@@ -95,7 +95,7 @@ def encoders_build(
             files = export(model, folder)
         except Exception as error:  # an unsupported architecture, an exporter failure: torch serves
             logger.warning("ONNX export of %s failed: %s", version, error)
-            reason = f"export impossible : {type(error).__name__}: {error}"
+            reason = f"export failed: {type(error).__name__}: {error}"
             record["variants"] = {variant: encoders.VariantCheck(variant, False, reason).as_dict() for variant in encoders.ONNX_FILES}
             return _save(version, record)
         source, texts, relevant, passages, passage_entry_ids = _check_data()

@@ -59,23 +59,23 @@ def pipeline_config(model: "SentenceTransformer") -> dict[str, Any]:
 
     modules = list(model)
     if not modules or not isinstance(modules[0], Transformer):
-        raise UnsupportedModelError(f"premier module {type(modules[0]).__name__ if modules else 'absent'} : un Transformer est attendu")
+        raise UnsupportedModelError(f"first module {type(modules[0]).__name__ if modules else 'missing'}: a Transformer is expected")
     pooling_mode, normalize = None, False
     for module in modules[1:]:
         if isinstance(module, Pooling):
             config = module.get_config_dict()
             mode = config.get("pooling_mode")
             if mode not in _SUPPORTED_POOLING:
-                raise UnsupportedModelError(f"pooling « {mode} » non reproduit hors torch")
+                raise UnsupportedModelError(f"pooling “{mode}” not reproduced outside torch")
             if config.get("include_prompt") is False:
-                raise UnsupportedModelError("pooling sans les jetons du préfixe (include_prompt=False) non reproduit hors torch")
+                raise UnsupportedModelError("pooling without the prefix tokens (include_prompt=False) not reproduced outside torch")
             pooling_mode = mode
         elif isinstance(module, Normalize):
             normalize = True
         else:
-            raise UnsupportedModelError(f"module {type(module).__name__} non reproduit hors torch")
+            raise UnsupportedModelError(f"module {type(module).__name__} not reproduced outside torch")
     if pooling_mode is None:
-        raise UnsupportedModelError("pas de module de pooling")
+        raise UnsupportedModelError("no pooling module")
     return {
         "pooling_mode": pooling_mode,
         "normalize": normalize,
@@ -188,7 +188,7 @@ def pool(tokens: np.ndarray, attention_mask: np.ndarray, *, mode: str, normalize
         last = attention_mask.sum(axis=1).astype(np.int64) - 1
         vectors = tokens[np.arange(tokens.shape[0]), last]
     else:
-        raise UnsupportedModelError(f"pooling « {mode} »")
+        raise UnsupportedModelError(f"pooling “{mode}”")
     if normalize:
         vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
     return vectors.astype(np.float32)
@@ -239,9 +239,9 @@ def compare_variant(
     """Cosine agreement with torch's query vectors and Hit@1 of both against the same (torch) passage vectors."""
     queries = len(torch_vectors)
     if not queries:
-        return VariantCheck(variant, False, "aucune requête de test", queries=0)
+        return VariantCheck(variant, False, "no test query", queries=0)
     if variant_vectors.shape != torch_vectors.shape:
-        return VariantCheck(variant, False, f"dimensions {variant_vectors.shape} au lieu de {torch_vectors.shape}", queries=queries)
+        return VariantCheck(variant, False, f"dimensions {variant_vectors.shape} instead of {torch_vectors.shape}", queries=queries)
     cosines = np.sum(torch_vectors * variant_vectors, axis=1) / np.clip(
         np.linalg.norm(torch_vectors, axis=1) * np.linalg.norm(variant_vectors, axis=1), 1e-12, None
     )
@@ -249,15 +249,15 @@ def compare_variant(
     r1_variant = recall_at_1(variant_vectors, passage_vectors, passage_entry_ids, relevant)
     reasons = []
     if not np.all(np.isfinite(cosines)):
-        reasons.append("vecteurs non finis")
+        reasons.append("non-finite vectors")
     elif float(cosines.mean()) < min_mean_cosine:
-        reasons.append(f"cosinus moyen {cosines.mean():.4f} < {min_mean_cosine}")
+        reasons.append(f"mean cosine {cosines.mean():.4f} < {min_mean_cosine}")
     if r1_torch - r1_variant > max_recall_drop:
-        reasons.append(f"Hit@1 {r1_variant:.2f} contre {r1_torch:.2f} avec torch (écart > {max_recall_drop} point)")
+        reasons.append(f"Hit@1 {r1_variant:.2f} against {r1_torch:.2f} with torch (gap > {max_recall_drop} point)")
     return VariantCheck(
         variant=variant,
         passed=not reasons and queries > 0,
-        reason="; ".join(reasons) if reasons else ("" if queries else "aucune requête de test"),
+        reason="; ".join(reasons) if reasons else ("" if queries else "no test query"),
         queries=queries,
         cosine_min=round(float(np.nanmin(cosines)), 5) if queries else None,
         cosine_mean=round(float(np.nanmean(cosines)), 5) if queries else None,

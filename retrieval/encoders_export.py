@@ -33,7 +33,7 @@ def _torch_model(version: ModelVersion):
 
         return load_model(replace(spec, path=artifacts.local_artifact_dir(version.merged_path))), spec
     if version.adapter_path:
-        raise ExportError(f"La version {version} n'a pas de poids fusionnés : seul son adaptateur LoRA est stocké.")
+        raise ExportError(f"Version {version} has no merged weights: only its LoRA adapter is stored.")
     return load_model(spec), spec
 
 
@@ -96,7 +96,7 @@ def version_export(*, version: ModelVersion, path: str | Path) -> Path:
     """Write the version into ``path`` (created; must be empty or absent). Returns the folder."""
     target = Path(path)
     if target.exists() and any(target.iterdir()):
-        raise ExportError(f"Le dossier {target} n'est pas vide.")
+        raise ExportError(f"The folder {target} is not empty.")
     model, spec = _torch_model(version)
     model.prompts = {"query": spec.query_prompt, "document": spec.document_prompt}
     model.default_prompt_name = None

@@ -161,7 +161,7 @@ def onnx_encoder(version: ModelVersion, variant: str):
     check = version.encoder_check or {}
     key = (version.pk, variant, check.get("folder", ""))
     if (version.pk, variant) in _failed_encoders:
-        raise artifacts.ArtifactCorrupted(f"encodeur {variant} de {version} déjà refusé par ce processus")
+        raise artifacts.ArtifactCorrupted(f"encoder {variant} of {version} already refused by this process")
     with _lock:
         if key in _encoders:
             _encoders.move_to_end(key)

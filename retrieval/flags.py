@@ -33,11 +33,11 @@ def flag_create(
 ) -> Flag:
     """Record that an answer was wrong; ``new_entry`` (entry_create's arguments) adds the missing entry in place."""
     if reason not in Flag.Reason.values:
-        raise ValidationError({"reason": _("Motif inconnu : %(reason)s.") % {"reason": reason}})
+        raise ValidationError({"reason": _("Unknown reason: %(reason)s.") % {"reason": reason}})
     if correct_entry is not None and new_entry:
-        raise ValidationError(_("Choisissez la bonne entrée ou créez-en une, pas les deux."))
+        raise ValidationError(_("Choose the right entry or create one, not both."))
     if len(comment or "") > FLAG_COMMENT_MAX_CHARS:
-        raise ValidationError({"comment": _("Le commentaire dépasse %(limit)s caractères.") % {"limit": FLAG_COMMENT_MAX_CHARS}})
+        raise ValidationError({"comment": _("The comment exceeds %(limit)s characters.") % {"limit": FLAG_COMMENT_MAX_CHARS}})
     with transaction.atomic():
         if new_entry:
             correct_entry = entry_create(**{**new_entry, "created_by": user})
@@ -72,7 +72,7 @@ def flag_create(
 def flag_set_status(*, flag: Flag, status: str, user) -> Flag:
     """Open, used (by a training run) or dismissed."""
     if status not in Flag.Status.values:
-        raise ValidationError({"status": _("Statut inconnu : %(status)s.") % {"status": status}})
+        raise ValidationError({"status": _("Unknown status: %(status)s.") % {"status": status}})
     flag.status = status
     flag.status_changed_by = user
     flag.status_changed_at = timezone.now()
@@ -142,20 +142,20 @@ def flags_check_version(*, version: ModelVersion, top_k: int = 10) -> FlagCheckR
 
 def flag_life(flag: Flag) -> list[dict[str, Any]]:
     """The steps a flag went through, for the flag list and detail: what happened and when."""
-    steps: list[dict[str, Any]] = [{"step": "open", "label": _("ouvert"), "at": flag.created_at}]
+    steps: list[dict[str, Any]] = [{"step": "open", "label": _("open"), "at": flag.created_at}]
     if flag.corrected_at:
-        steps.append({"step": "corrected", "label": _("corrigé"), "at": flag.corrected_at})
+        steps.append({"step": "corrected", "label": _("corrected"), "at": flag.corrected_at})
     if flag.used_by_run_id:
-        steps.append({"step": "used", "label": _("utilisé par l'entraînement n° %(run)s") % {"run": flag.used_by_run_id}, "at": None})
+        steps.append({"step": "used", "label": _("used by training run %(run)s") % {"run": flag.used_by_run_id}, "at": None})
     if flag.checked_version_id and flag.answered_right is not None:
         version = flag.checked_version
         if flag.answered_right:
-            label = _("répondu juste par la version %(version)s") % {"version": version}
+            label = _("answered right by version %(version)s") % {"version": version}
         else:
-            label = _("toujours faux avec la version %(version)s (rang %(rank)s) : à revoir") % {
+            label = _("still wrong with version %(version)s (rank %(rank)s): to review again") % {
                 "version": version, "rank": flag.checked_rank or "> 10"
             }
         steps.append({"step": "answered" if flag.answered_right else "still_wrong", "label": label, "at": flag.checked_at})
     if flag.status == Flag.Status.DISMISSED:
-        steps.append({"step": "dismissed", "label": _("écarté"), "at": flag.status_changed_at})
+        steps.append({"step": "dismissed", "label": _("dismissed"), "at": flag.status_changed_at})
     return steps

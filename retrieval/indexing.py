@@ -9,8 +9,9 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from glossary.models import Entry
 from jobs import runner
 from jobs.models import Job
@@ -125,7 +126,7 @@ def index_rebuild(*, version: ModelVersion, job: Job | None = None) -> IndexStat
         read_at = timezone.now()
         entries = list(selectors.validated_entries())
         passages = [passage for entry in entries for passage in _passages_of(entry)]
-        runner.job_log(job=job, message=f"{len(entries)} entrées, {len(passages)} passages à encoder.")
+        runner.job_log(job=job, message=stored(gettext_noop("%(entries)s entries, %(passages)s passages to encode."), entries=len(entries), passages=len(passages)))
         index = VectorIndex.build(passages, encoding.encode_documents_with(version, [passage.text for passage in passages]))
         with transaction.atomic():
             state = IndexState.objects.select_for_update().select_related("version").get(pk=state.pk)
@@ -136,7 +137,7 @@ def index_rebuild(*, version: ModelVersion, job: Job | None = None) -> IndexStat
         _record_index_failure(version, error)
         runner.job_fail(job=job, error=f"{type(error).__name__}: {error}")
         raise
-    runner.job_succeed(job=job, message=f"Révision {state.revision} : {state.passage_count} passages.")
+    runner.job_succeed(job=job, message=stored(gettext_noop("Revision %(revision)s: %(passages)s passages."), revision=state.revision, passages=state.passage_count))
     logger.info("Index of %s rebuilt: revision %s, %s passages", version, state.revision, state.passage_count)
     encoder_check.encoders_ensure(version=version)  # ONNX query encoders, built and checked once per version
     return state
@@ -273,7 +274,7 @@ def served_index_get(*, version: ModelVersion) -> serving.ServedIndex:
         except Exception as error:
             logger.exception("No index for %s and building one failed", version)
             raise SearchUnavailableError(
-                _("La recherche est indisponible : l'index de la version %(version)s n'a pas pu être construit (%(error)s).")
+                _("Search is unavailable: the index of version %(version)s could not be built (%(error)s).")
                 % {"version": version, "error": error}
             ) from error
         served = serving.served_index(version)

@@ -65,15 +65,15 @@ def kind_by_rules(*, text: str, entry: Entry) -> str:
 def _clean_text(text: str) -> str:
     cleaned = collapse_spaces(text or "")
     if not cleaned:
-        raise ValidationError({"text": _("La question est vide.")})
+        raise ValidationError({"text": _("The question is empty.")})
     if len(cleaned) > settings.QUERY_MAX_CHARS:
-        raise ValidationError({"text": _("La question dépasse %(limit)s caractères.") % {"limit": settings.QUERY_MAX_CHARS}})
+        raise ValidationError({"text": _("The question exceeds %(limit)s characters.") % {"limit": settings.QUERY_MAX_CHARS}})
     return cleaned
 
 
 def _check_kind(kind: str | None) -> None:
     if kind and kind not in KINDS:
-        raise ValidationError({"kind": _("Type de question inconnu : %(kind)s.") % {"kind": kind}})
+        raise ValidationError({"kind": _("Unknown question kind: %(kind)s.") % {"kind": kind}})
 
 
 def _serve_known_questions_of(entry_id: int) -> None:
@@ -106,7 +106,7 @@ def labelled_question_record(
     the new wrongly ranked entries and keeps the first origin. The entry's index update is enqueued on commit.
     """
     if source not in Source.values:
-        raise ValidationError({"source": _("Origine inconnue : %(source)s.") % {"source": source}})
+        raise ValidationError({"source": _("Unknown origin: %(source)s.") % {"source": source}})
     _check_kind(kind)
     cleaned = _clean_text(text)
     normalised = normalise_question(cleaned)[:500]
@@ -166,10 +166,10 @@ def labelled_question_accept_answer(*, question_log: QuestionLog, user) -> Label
     """An expert says the first result of this answer is right: keep the question with that entry."""
     hits = question_log.hits or []
     if not hits:
-        raise ValidationError(_("Cette réponse n'a retrouvé aucune entrée : rien à valider."))
+        raise ValidationError(_("This answer retrieved no entry: nothing to accept."))
     entry = Entry.objects.filter(pk=hits[0]["entry_id"]).first()
     if entry is None:
-        raise ValidationError(_("L'entrée de cette réponse n'existe plus."))
+        raise ValidationError(_("This answer's entry no longer exists."))
     return labelled_question_record(
         text=question_log.question, entry=entry, source=Source.ACCEPTED_ANSWER, user=user, question_log=question_log,
     )
@@ -179,7 +179,7 @@ def labelled_question_set_kind(*, question: LabelledQuestion, kind: str) -> Labe
     """An expert corrects the kind the rules gave."""
     _check_kind(kind)
     if not kind:
-        raise ValidationError({"kind": _("Choisissez un type de question.")})
+        raise ValidationError({"kind": _("Choose a question kind.")})
     question.kind, question.kind_set_by = kind, LabelledQuestion.KindSetBy.EXPERT
     question.save(update_fields=["kind", "kind_set_by", "updated_at"])
     return question

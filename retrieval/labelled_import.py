@@ -56,11 +56,11 @@ class _BadRow(ValueError):
 def _file_rows(content: bytes, file_format: str) -> tuple[list[tuple[int, dict]], list[RowError]]:
     """``(line, record)`` of every non-blank row, and the rows that are not records (CSV header = line 1)."""
     if b"\x00" in content:
-        raise ValidationError(_("Ce fichier n'est pas un fichier texte."))
+        raise ValidationError(_("This file is not a text file."))
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationError(_("Encodage du fichier illisible : enregistrez-le en UTF-8.")) from None
+        raise ValidationError(_("Unreadable file encoding: save it as UTF-8.")) from None
     rows: list[tuple[int, dict]] = []
     errors: list[RowError] = []
     if file_format == "jsonl":
@@ -70,10 +70,10 @@ def _file_rows(content: bytes, file_format: str) -> tuple[list[tuple[int, dict]]
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError as error:
-                errors.append(RowError(line, _("JSON invalide (colonne %(column)s).") % {"column": error.colno}))
+                errors.append(RowError(line, _("Invalid JSON (column %(column)s).") % {"column": error.colno}))
                 continue
             if not isinstance(value, dict):
-                errors.append(RowError(line, _("La ligne n'est pas un objet JSON.")))
+                errors.append(RowError(line, _("The line is not a JSON object.")))
                 continue
             rows.append((line, value))
         return rows, errors
@@ -81,7 +81,7 @@ def _file_rows(content: bytes, file_format: str) -> tuple[list[tuple[int, dict]]
     delimiter = ";" if sample.split("\n", 1)[0].count(";") > sample.split("\n", 1)[0].count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     if not reader.fieldnames or "question" not in [name.strip().lower() for name in reader.fieldnames]:
-        raise ValidationError(_("Colonne « question » absente de la première ligne."))
+        raise ValidationError(_('No "question" column in the first line.'))
     line = 1
     for record in reader:
         line = reader.line_num
@@ -99,27 +99,27 @@ def _resolve_entry(record: dict) -> Entry:
         try:
             number = int(entry_id)
         except (TypeError, ValueError):
-            raise _BadRow(_("entry_id : nombre entier attendu.")) from None
+            raise _BadRow(_("entry_id: a whole number is expected.")) from None
         entry = Entry.objects.filter(pk=number).select_related("domain").first()
         if entry is None:
-            raise _BadRow(_("Entrée %(id)s inconnue.") % {"id": number})
+            raise _BadRow(_("Unknown entry %(id)s.") % {"id": number})
         return entry
     term = record.get("term")
     if not isinstance(term, str) or not collapse_spaces(term):
-        raise _BadRow(_("Il faut « term » ou « entry_id »."))
+        raise _BadRow(_('"term" or "entry_id" is required.'))
     candidates = list(Entry.objects.filter(term_key=term_key(term)).exclude(status=Entry.Status.REJECTED).select_related("domain").order_by("id"))
     if not candidates:
-        raise _BadRow(_("Terme inconnu du glossaire : « %(term)s ».") % {"term": collapse_spaces(term)})
+        raise _BadRow(_('Term not in the glossary: "%(term)s".') % {"term": collapse_spaces(term)})
     definition = record.get("definition")
     if isinstance(definition, str) and definition.strip():
         wanted = definition_key(definition)
         candidates = [entry for entry in candidates if definition_key(entry.definition) == wanted]
         if not candidates:
-            raise _BadRow(_("Aucune définition de « %(term)s » ne correspond à celle donnée.") % {"term": collapse_spaces(term)})
+            raise _BadRow(_('No definition of "%(term)s" matches the one given.') % {"term": collapse_spaces(term)})
     validated = [entry for entry in candidates if entry.status == Entry.Status.VALIDATED] or candidates
     if len(validated) > 1:
         raise _BadRow(
-            _("« %(term)s » a %(count)s sens : donnez la définition ou entry_id (%(ids)s).")
+            _('"%(term)s" has %(count)s meanings: give the definition or entry_id (%(ids)s).')
             % {"term": collapse_spaces(term), "count": len(validated), "ids": ", ".join(str(entry.pk) for entry in validated)}
         )
     return validated[0]
@@ -128,12 +128,12 @@ def _resolve_entry(record: dict) -> Entry:
 def _parse_row(line: int, record: dict) -> _Row:
     text = record.get("question")
     if not isinstance(text, str) or not collapse_spaces(text):
-        raise _BadRow(_("La colonne « question » est vide."))
+        raise _BadRow(_('The "question" column is empty.'))
     if len(collapse_spaces(text)) > settings.QUERY_MAX_CHARS:
-        raise _BadRow(_("La question dépasse %(limit)s caractères.") % {"limit": settings.QUERY_MAX_CHARS})
+        raise _BadRow(_("The question exceeds %(limit)s characters.") % {"limit": settings.QUERY_MAX_CHARS})
     kind = record.get("kind") or None
     if kind is not None and kind not in KINDS:
-        raise _BadRow(_("Type de question inconnu : %(kind)s (attendu : %(kinds)s).") % {"kind": kind, "kinds": ", ".join(KINDS)})
+        raise _BadRow(_("Unknown question kind: %(kind)s (expected: %(kinds)s).") % {"kind": kind, "kinds": ", ".join(KINDS)})
     return _Row(line, collapse_spaces(text), _resolve_entry(record), kind)
 
 
@@ -143,9 +143,9 @@ def labelled_questions_import(*, content: bytes, file_format: str, user=None, dr
     Every bad line is reported with its number (the CSV header is line 1); when there is one, nothing is written.
     """
     if file_format not in IMPORT_FORMATS:
-        raise ValidationError(_("Format inconnu : %(format)s.") % {"format": file_format})
+        raise ValidationError(_("Unknown format: %(format)s.") % {"format": file_format})
     if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ValidationError(_("Fichier trop volumineux."))
+        raise ValidationError(_("File too large."))
     records, errors = _file_rows(content, file_format)
     rows: list[_Row] = []
     for line, record in records:

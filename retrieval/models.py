@@ -5,7 +5,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, pgettext_lazy
+
+from config.stored_messages import render
 
 
 def default_lora_target_modules() -> list[str]:
@@ -15,20 +17,20 @@ def default_lora_target_modules() -> list[str]:
 class EmbeddingModel(models.Model):
     """A base model added to the built-in catalogue (a hub id or a local directory) with its pinned prompts."""
 
-    name = models.CharField(_("nom"), max_length=255, unique=True)
-    path = models.CharField(_("chemin ou identifiant"), max_length=500, help_text=_("Identifiant du hub Hugging Face ou dossier local."))
-    query_prompt = models.TextField(_("préfixe des requêtes"), blank=True)
-    document_prompt = models.TextField(_("préfixe des documents"), blank=True)
-    trust_remote_code = models.BooleanField(_("exécuter le code du modèle"), default=False)
-    lora_target_modules = models.JSONField(_("modules ciblés par LoRA"), default=default_lora_target_modules, blank=True)
-    max_seq_length = models.PositiveIntegerField(_("longueur maximale"), null=True, blank=True)
+    name = models.CharField(_("name"), max_length=255, unique=True)
+    path = models.CharField(_("path or identifier"), max_length=500, help_text=_("Hugging Face hub identifier or local folder."))
+    query_prompt = models.TextField(_("query prefix"), blank=True)
+    document_prompt = models.TextField(_("document prefix"), blank=True)
+    trust_remote_code = models.BooleanField(_("run the model's code"), default=False)
+    lora_target_modules = models.JSONField(_("modules targeted by LoRA"), default=default_lora_target_modules, blank=True)
+    max_seq_length = models.PositiveIntegerField(_("maximum length"), null=True, blank=True)
     description = models.TextField(_("description"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
-        verbose_name = _("modèle d'embedding")
-        verbose_name_plural = _("modèles d'embedding")
+        verbose_name = _("embedding model")
+        verbose_name_plural = _("embedding models")
 
     def __str__(self) -> str:
         return self.name
@@ -38,46 +40,46 @@ class ModelVersion(models.Model):
     """One immutable set of weights that can serve: the base model (number 0) or a fine-tuned version."""
 
     class Status(models.TextChoices):
-        READY = "ready", _("prête")
-        PROMOTING = "promoting", _("promotion en cours")
-        CHAMPION = "champion", _("championne")
-        ARCHIVED = "archived", _("archivée")
-        FAILED = "failed", _("échouée")
-        BROKEN = "broken", _("inutilisable")
+        READY = "ready", pgettext_lazy("feminine", "ready")
+        PROMOTING = "promoting", _("promoting")
+        CHAMPION = "champion", _("champion")
+        ARCHIVED = "archived", _("archived")
+        FAILED = "failed", pgettext_lazy("feminine", "failed")
+        BROKEN = "broken", _("broken")
 
     # Once created, a version only changes its status (and when it was promoted) and its metrics:
     # every number reported for it must keep meaning the same weights and data.
     # ``encoder_check`` too: the base version gets its ONNX query encoders (and their check) after creation.
     MUTABLE_FIELDS = frozenset({"status", "metrics", "promoted_at", "encoder_check"})
 
-    number = models.PositiveIntegerField(_("numéro"), unique=True)
-    label = models.CharField(_("libellé"), max_length=120, blank=True)
-    base_model = models.CharField(_("modèle de base"), max_length=255)
-    parent = models.ForeignKey("self", verbose_name=_("version parente"), null=True, blank=True, on_delete=models.PROTECT, related_name="children")
-    status = models.CharField(_("statut"), max_length=12, choices=Status.choices, default=Status.READY, db_index=True)
-    adapter_path = models.CharField(_("adaptateur LoRA"), max_length=500, blank=True)
-    merged_path = models.CharField(_("modèle fusionné"), max_length=500, blank=True)
-    artifact_checksums = models.JSONField(_("empreintes des fichiers"), default=dict, blank=True)
+    number = models.PositiveIntegerField(_("number"), unique=True)
+    label = models.CharField(_("label"), max_length=120, blank=True)
+    base_model = models.CharField(_("base model"), max_length=255)
+    parent = models.ForeignKey("self", verbose_name=_("parent version"), null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.READY, db_index=True)
+    adapter_path = models.CharField(_("LoRA adapter"), max_length=500, blank=True)
+    merged_path = models.CharField(_("merged model"), max_length=500, blank=True)
+    artifact_checksums = models.JSONField(_("file checksums"), default=dict, blank=True)
     # A plain integer: retrieval must not depend on the training app.
-    training_run_id = models.PositiveBigIntegerField(_("entraînement"), null=True, blank=True)
-    data_snapshot_hash = models.CharField(_("empreinte des données"), max_length=64, blank=True)
-    metrics = models.JSONField(_("métriques"), default=dict, blank=True)
-    model_card = models.JSONField(_("fiche du modèle"), default=dict, blank=True)
+    training_run_id = models.PositiveBigIntegerField(_("training"), null=True, blank=True)
+    data_snapshot_hash = models.CharField(_("data fingerprint"), max_length=64, blank=True)
+    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    model_card = models.JSONField(_("model card"), default=dict, blank=True)
     # The base model's prompts and encoding settings as the catalogue gave them when the version was created
     # (retrieval.catalogue.pinned_spec): serving, evaluation and further training encode with these, never with the
     # editable catalogue, so editing a prompt there only affects the versions created afterwards.
-    model_spec = models.JSONField(_("réglages d'encodage figés"), default=dict, blank=True)
+    model_spec = models.JSONField(_("pinned encoding settings"), default=dict, blank=True)
     # The ONNX query encoders of this version and how each compared with torch on the frozen test queries
     # (retrieval.encoder_check): {"folder", "checksums", "variants": {name: check}, "served", "checked_at"}.
-    encoder_check = models.JSONField(_("contrôle des encodeurs de requêtes"), default=dict, blank=True)
+    encoder_check = models.JSONField(_("query encoder check"), default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
-        verbose_name = _("version de modèle")
-        verbose_name_plural = _("versions de modèle")
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
         constraints = [
             models.UniqueConstraint(fields=["status"], condition=Q(status="champion"), name="model_version_single_champion"),
         ]
@@ -106,7 +108,7 @@ class ModelVersion(models.Model):
             }
             frozen = changed - self.MUTABLE_FIELDS
             if frozen:
-                raise ValidationError(_("Une version de modèle est immuable (champs modifiés : %(fields)s).") % {"fields": ", ".join(sorted(frozen))})
+                raise ValidationError(_("A model version is immutable (changed fields: %(fields)s).") % {"fields": ", ".join(sorted(frozen))})
         super().save(*args, **kwargs)
         self._loaded_values = {field.attname: getattr(self, field.attname) for field in self._meta.concrete_fields}
 
@@ -116,8 +118,8 @@ class PromotionEvent(models.Model):
 
     class Action(models.TextChoices):
         PROMOTE = "promote", _("promotion")
-        ROLLBACK = "rollback", _("retour arrière")
-        AUTO = "auto", _("promotion automatique")
+        ROLLBACK = "rollback", _("rollback")
+        AUTO = "auto", _("automatic promotion")
 
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_events")
     previous_champion = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -128,11 +130,17 @@ class PromotionEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = _("changement de championne")
-        verbose_name_plural = _("changements de championne")
+        verbose_name = _("champion change")
+        verbose_name_plural = _("champion changes")
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.version} ({self.at:%Y-%m-%d %H:%M})"
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language: a maintainer's words as typed, an automatic one is a stored
+        message (config.stored_messages)."""
+        return render(self.reason)
 
 
 class IndexState(models.Model):
@@ -143,9 +151,9 @@ class IndexState(models.Model):
     """
 
     class Status(models.TextChoices):
-        BUILDING = "building", _("en construction")
-        READY = "ready", _("prêt")
-        FAILED = "failed", _("échoué")
+        BUILDING = "building", _("building")
+        READY = "ready", _("ready")
+        FAILED = "failed", _("failed")
 
     version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="index_state")
     # Bumped by every change of the index; serving processes catch up when it moves.
@@ -166,8 +174,8 @@ class IndexState(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
-        verbose_name = _("index vectoriel")
-        verbose_name_plural = _("index vectoriels")
+        verbose_name = _("vector index")
+        verbose_name_plural = _("vector indexes")
 
     def __str__(self) -> str:
         return f"{self.version} r{self.revision} ({self.get_status_display()})"
@@ -215,8 +223,8 @@ class QuestionLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("question posée")
-        verbose_name_plural = _("questions posées")
+        verbose_name = _("asked question")
+        verbose_name_plural = _("asked questions")
 
     def __str__(self) -> str:
         return self.question[:80]
@@ -226,27 +234,27 @@ class Flag(models.Model):
     """An expert's report that an answer was wrong, ideally with the entry that should have come first."""
 
     class Reason(models.TextChoices):
-        WRONG_ENTRY = "wrong_entry", _("mauvaise entrée retrouvée")
-        MISSING_ENTRY = "missing_entry", _("entrée absente du glossaire")
-        WRONG_DEFINITION = "wrong_definition", _("définition erronée")
-        BAD_WORDING = "bad_wording", _("réponse mal formulée")
+        WRONG_ENTRY = "wrong_entry", _("wrong entry retrieved")
+        MISSING_ENTRY = "missing_entry", _("entry missing from the glossary")
+        WRONG_DEFINITION = "wrong_definition", _("wrong definition")
+        BAD_WORDING = "bad_wording", _("poorly worded answer")
 
     class Status(models.TextChoices):
         # The life of a flag: open -> corrected (it has its right entry) -> used by a training run -> answered
         # right by a version; still answered wrong by that version, it is open again (back in the review queue).
-        OPEN = "open", _("ouvert")
-        CORRECTED = "corrected", _("corrigé")
-        USED = "used", _("utilisé pour l'entraînement")
-        ANSWERED = "answered", _("répondu juste")
-        DISMISSED = "dismissed", _("écarté")
+        OPEN = "open", _("open")
+        CORRECTED = "corrected", _("corrected")
+        USED = "used", _("used for training")
+        ANSWERED = "answered", _("answered right")
+        DISMISSED = "dismissed", _("dismissed")
 
     question_log = models.ForeignKey(QuestionLog, on_delete=models.CASCADE, related_name="flags")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    reason = models.CharField(_("motif"), max_length=20, choices=Reason.choices)
-    correct_entry = models.ForeignKey("glossary.Entry", verbose_name=_("bonne entrée"), null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
-    comment = models.TextField(_("commentaire"), blank=True)
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    correct_entry = models.ForeignKey("glossary.Entry", verbose_name=_("right entry"), null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
+    comment = models.TextField(_("comment"), blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
     status_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status_changed_at = models.DateTimeField(null=True, blank=True)
     # What the assistant retrieved when the question was asked (kept even if the log is pruned of details).
@@ -258,17 +266,17 @@ class Flag(models.Model):
     domain = models.ForeignKey("glossary.Domain", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Its life after the correction (retrieval.labelled): when it got its right entry, which training run used
     # it (a plain integer: retrieval must not depend on training), and what the last version checked answered.
-    corrected_at = models.DateTimeField(_("corrigé le"), null=True, blank=True)
-    used_by_run_id = models.PositiveBigIntegerField(_("utilisé par l'entraînement"), null=True, blank=True)
-    checked_version = models.ForeignKey(ModelVersion, verbose_name=_("vérifié avec la version"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    checked_rank = models.PositiveIntegerField(_("rang de la bonne entrée"), null=True, blank=True)
-    answered_right = models.BooleanField(_("répondu juste"), null=True, blank=True)
-    checked_at = models.DateTimeField(_("vérifié le"), null=True, blank=True)
+    corrected_at = models.DateTimeField(_("corrected at"), null=True, blank=True)
+    used_by_run_id = models.PositiveBigIntegerField(_("used by training run"), null=True, blank=True)
+    checked_version = models.ForeignKey(ModelVersion, verbose_name=_("checked with version"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    checked_rank = models.PositiveIntegerField(_("rank of the right entry"), null=True, blank=True)
+    answered_right = models.BooleanField(_("answered right"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("signalement")
-        verbose_name_plural = _("signalements")
+        verbose_name = _("flag")
+        verbose_name_plural = _("flags")
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} – {self.question_log}"
@@ -283,46 +291,46 @@ class LabelledQuestion(models.Model):
     """
 
     class Kind(models.TextChoices):
-        ACRONYM = "acronym", _("sigle ou terme cité")
-        REVERSE = "reverse", _("recherche inverse (description)")
+        ACRONYM = "acronym", _("acronym or term look-up")
+        REVERSE = "reverse", _("reverse look-up (description)")
         PARAPHRASE = "paraphrase", _("paraphrase")
-        TYPO = "typo", _("faute de frappe")
-        ENGLISH = "english", _("anglais")
-        AMBIGUOUS = "ambiguous", _("ambiguë")
+        TYPO = "typo", _("typo")
+        ENGLISH = "english", pgettext_lazy("question kind", "English")
+        AMBIGUOUS = "ambiguous", _("ambiguous")
 
     class KindSetBy(models.TextChoices):
-        RULES = "rules", _("règles")
+        RULES = "rules", _("rules")
         EXPERT = "expert", _("expert")
 
     class Source(models.TextChoices):
-        FLAG = "flag", _("signalement corrigé")
-        WORKBENCH = "workbench", _("atelier d'annotation")
-        ACCEPTED_ANSWER = "accepted_answer", _("réponse validée")
-        EXAM = "exam", _("question d'examen")
+        FLAG = "flag", _("corrected flag")
+        WORKBENCH = "workbench", _("annotation workbench")
+        ACCEPTED_ANSWER = "accepted_answer", _("accepted answer")
+        EXAM = "exam", _("exam question")
         IMPORT = "import", _("import")
 
     text = models.TextField(_("question"))
-    normalised = models.CharField(_("question normalisée"), max_length=500, db_index=True, editable=False)
-    entry = models.ForeignKey("glossary.Entry", verbose_name=_("bonne entrée"), on_delete=models.CASCADE, related_name="labelled_questions")
-    kind = models.CharField(_("type de question"), max_length=12, choices=Kind.choices, db_index=True)
-    kind_set_by = models.CharField(_("type fixé par"), max_length=8, choices=KindSetBy.choices, default=KindSetBy.RULES)
-    source = models.CharField(_("origine"), max_length=16, choices=Source.choices, db_index=True)
+    normalised = models.CharField(_("normalised question"), max_length=500, db_index=True, editable=False)
+    entry = models.ForeignKey("glossary.Entry", verbose_name=_("right entry"), on_delete=models.CASCADE, related_name="labelled_questions")
+    kind = models.CharField(_("question kind"), max_length=12, choices=Kind.choices, db_index=True)
+    kind_set_by = models.CharField(_("kind set by"), max_length=8, choices=KindSetBy.choices, default=KindSetBy.RULES)
+    source = models.CharField(_("origin"), max_length=16, choices=Source.choices, db_index=True)
     # Decided by a hash of the normalised question (retrieval.question_kinds.is_held_out): never trained on.
-    held_out = models.BooleanField(_("réservée à l'évaluation"), db_index=True)
+    held_out = models.BooleanField(_("held out for evaluation"), db_index=True)
     # The entries the serving version ranked above the right one: hard negatives for training.
-    wrong_entry_ids = models.JSONField(_("entrées classées au-dessus"), default=list, blank=True)
+    wrong_entry_ids = models.JSONField(_("entries ranked above"), default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     flag = models.ForeignKey(Flag, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_questions")
     question_log = models.ForeignKey(QuestionLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_questions")
     # The last training run that trained on it (a plain integer: retrieval must not depend on training).
-    used_by_run_id = models.PositiveBigIntegerField(_("utilisée par l'entraînement"), null=True, blank=True)
+    used_by_run_id = models.PositiveBigIntegerField(pgettext_lazy("feminine", "used by training run"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("question étiquetée")
-        verbose_name_plural = _("questions étiquetées")
+        verbose_name = _("labelled question")
+        verbose_name_plural = _("labelled questions")
         constraints = [
             models.UniqueConstraint(fields=["normalised", "entry"], name="labelled_question_unique_per_entry"),
         ]

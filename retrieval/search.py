@@ -53,10 +53,10 @@ def llm_client() -> LLMClient | None:
 def check_query(query: str) -> str:
     text = (query or "").strip()
     if not text:
-        raise ValidationError(_("La question est vide."), code="empty")
+        raise ValidationError(_("The question is empty."), code="empty")
     if len(text) > settings.QUERY_MAX_CHARS:
         raise ValidationError(
-            _("La question dépasse %(limit)s caractères.") % {"limit": settings.QUERY_MAX_CHARS}, code="too_long"
+            _("The question exceeds %(limit)s characters.") % {"limit": settings.QUERY_MAX_CHARS}, code="too_long"
         )
     return text
 
@@ -78,15 +78,15 @@ def search(
     """
     text = check_query(query)
     if mode not in SEARCH_MODES:
-        raise ValidationError(_("Mode de recherche inconnu : %(mode)s.") % {"mode": mode}, code="mode")
+        raise ValidationError(_("Unknown search mode: %(mode)s.") % {"mode": mode}, code="mode")
     if not 1 <= top_k <= 100:
-        raise ValidationError(_("top_k doit être compris entre 1 et 100."), code="top_k")
+        raise ValidationError(_("top_k must be between 1 and 100."), code="top_k")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     requested = version
     version = versions.servable_version(version=version or versions.champion_ensure())
     if requested is not None and requested.pk != version.pk and requested.status != ModelVersion.Status.CHAMPION:
-        raise ValidationError(_("La version %(version)s est inutilisable : ses fichiers sont endommagés.") % {"version": requested}, code="broken")
+        raise ValidationError(_("Version %(version)s is broken: its files are damaged.") % {"version": requested}, code="broken")
     served = indexing.served_index_get(version=version)
     timings["index"] = elapsed_ms(started)
 

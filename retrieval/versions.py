@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from retrieval import artifacts, indexing, selectors
 from retrieval.catalogue import ModelSpec, UnknownModelError, pinned_spec
 from retrieval.models import ModelVersion, PromotionEvent
@@ -54,7 +55,7 @@ def model_version_create(
     """
     pinned = _pinned_spec_of(base_model, model_spec)
     if status not in (ModelVersion.Status.READY, ModelVersion.Status.FAILED, ModelVersion.Status.BROKEN):
-        raise ValidationError(_("Une nouvelle version ne peut être que prête, échouée ou inutilisable."))
+        raise ValidationError(_("A new version can only be ready, failed or broken."))
     for _attempt in range(5):
         number = (ModelVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
         try:
@@ -77,7 +78,7 @@ def model_version_create(
                 )
         except IntegrityError:
             continue  # another process took this number
-    raise ValidationError(_("Impossible d'attribuer un numéro de version : réessayez."))
+    raise ValidationError(_("Could not assign a version number: try again."))
 
 
 def _base_version_get_or_create(**defaults: Any) -> ModelVersion:
@@ -151,16 +152,16 @@ def model_version_request_rollback(*, user, reason: str) -> ModelVersion:
     """Enqueue the return of the previous champion."""
     previous = selectors.previous_champion_get()
     if previous is None:
-        raise ValidationError(_("Aucune championne précédente : rien à restaurer."))
+        raise ValidationError(_("No previous champion: nothing to restore."))
     return model_version_request_promotion(version=previous, user=user, reason=reason, action=PromotionEvent.Action.ROLLBACK)
 
 
 def _check_promotable(version: ModelVersion) -> None:
     if version.status == ModelVersion.Status.CHAMPION:
-        raise ValidationError(_("La version %(version)s sert déjà.") % {"version": version})
+        raise ValidationError(_("Version %(version)s is already serving.") % {"version": version})
     if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED, ModelVersion.Status.PROMOTING):
         raise ValidationError(
-            _("La version %(version)s ne peut pas être promue (statut : %(status)s).") % {"version": version, "status": version.get_status_display()}
+            _("Version %(version)s cannot be promoted (status: %(status)s).") % {"version": version, "status": version.get_status_display()}
         )
 
 
@@ -171,7 +172,7 @@ def model_version_promote(*, version: ModelVersion, user, reason: str, action: s
     its (already built) index: never a gap, never a version served with another version's index.
     """
     if action not in PromotionEvent.Action.values:
-        raise ValidationError(_("Action inconnue : %(action)s.") % {"action": action})
+        raise ValidationError(_("Unknown action: %(action)s.") % {"action": action})
     _check_promotable(version)
     if version.status != ModelVersion.Status.PROMOTING:
         # While promoting, glossary edits also reach this version's index (see indexing.index_update_entry).
@@ -206,7 +207,7 @@ def model_version_rollback(*, user, reason: str) -> PromotionEvent:
     """Promote the previous champion again, now (its index is rebuilt first)."""
     previous = selectors.previous_champion_get()
     if previous is None:
-        raise ValidationError(_("Aucune championne précédente : rien à restaurer."))
+        raise ValidationError(_("No previous champion: nothing to restore."))
     return model_version_promote(version=previous, user=user, reason=reason, action=PromotionEvent.Action.ROLLBACK)
 
 
@@ -232,7 +233,7 @@ def model_version_mark_broken(*, version: ModelVersion, reason: str) -> ModelVer
         fallback.save(update_fields=["status", "promoted_at"])
         PromotionEvent.objects.create(
             version=fallback, previous_champion=version, action=PromotionEvent.Action.ROLLBACK, user=None,
-            reason=_("Retour automatique : %(reason)s") % {"reason": reason},
+            reason=stored(gettext_noop("Automatic rollback: %(reason)s"), reason=reason),
         )
         indexing.index_rebuild_enqueue(version=fallback)
     logger.error("Model version %s is broken (%s); %s serves instead", version, reason, fallback)

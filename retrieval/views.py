@@ -36,7 +36,7 @@ def _question_or_404(question_id: int) -> QuestionLog:
     try:
         return selectors.question_log_get(question_id=question_id)
     except QuestionLog.DoesNotExist:
-        raise Http404(_("Cette question n'existe pas.")) from None
+        raise Http404(_("This question does not exist.")) from None
 
 
 def _answer_context(request: HttpRequest, *, log: QuestionLog, flag_form: FlagForm | None = None) -> dict:
@@ -99,7 +99,7 @@ def flag_create(request: HttpRequest, question_id: int) -> HttpResponse:
                 form.add_error(None, message)
         else:
             if not is_fragment_request(request):
-                messages.success(request, _("Merci : le signalement est enregistré."))
+                messages.success(request, _("Thank you: the flag has been saved."))
                 return redirect("retrieval:question-detail", question_id=log.pk)
             return render(request, "retrieval/_flags.html", {**_answer_context(request, log=log), "flag_saved": True})
     template = "retrieval/_flags.html" if is_fragment_request(request) else "retrieval/ask.html"
@@ -130,14 +130,14 @@ def flag_set_status(request: HttpRequest, flag_id: int) -> HttpResponse:
     try:
         flag = selectors.flag_get(flag_id=flag_id)
     except Flag.DoesNotExist:
-        raise Http404(_("Ce signalement n'existe pas.")) from None
+        raise Http404(_("This flag does not exist.")) from None
     try:
         flag = retrieval_flags.flag_set_status(flag=flag, status=request.POST.get("status", ""), user=request.user)
     except ValidationError as error:
         return HttpResponse(" ".join(error.messages), status=400)
     if is_fragment_request(request):
         return render(request, "retrieval/_flag_row.html", {"flag": flag, "can_act": True})
-    messages.success(request, _("Signalement mis à jour."))
+    messages.success(request, _("Flag updated."))
     return redirect("retrieval:flag-list")
 
 
@@ -157,7 +157,7 @@ def answer_accept(request: HttpRequest, question_id: int) -> HttpResponse:
         return HttpResponse(" ".join(error.messages), status=400)
     if is_fragment_request(request):
         return render(request, "retrieval/_accept_answer.html", {"log": log, "accepted": accepted})
-    messages.success(request, _("Merci : cette question est désormais une question connue de « %(term)s ».") % {"term": accepted.entry.term})
+    messages.success(request, _('Thank you: this question is now a known question of "%(term)s".') % {"term": accepted.entry.term})
     return redirect("retrieval:question-detail", question_id=log.pk)
 
 
@@ -197,7 +197,7 @@ def labelled_question_create(request: HttpRequest) -> HttpResponse:
             for message in error.messages:
                 form.add_error(None, message)
         else:
-            messages.success(request, _("Question enregistrée : « %(text)s » → %(term)s.") % {"text": question.text, "term": question.entry.term})
+            messages.success(request, _('Question saved: "%(text)s" → %(term)s.') % {"text": question.text, "term": question.entry.term})
             return redirect("retrieval:labelled-list")
     return _labelled_page(request, form=form, status=400)
 
@@ -206,7 +206,7 @@ def _labelled_or_404(labelled_id: int) -> LabelledQuestion:
     try:
         return labelled.labelled_question_get(question_id=labelled_id)
     except LabelledQuestion.DoesNotExist:
-        raise Http404(_("Cette question n'existe pas.")) from None
+        raise Http404(_("This question does not exist.")) from None
 
 
 @role_required(EXPERT)
@@ -219,7 +219,7 @@ def labelled_question_set_kind(request: HttpRequest, labelled_id: int) -> HttpRe
     question = labelled.labelled_question_set_kind(question=question, kind=form.cleaned_data["kind"])
     if is_fragment_request(request):
         return render(request, "retrieval/_labelled_row.html", {"question": question, "can_act": True, "kind_choices": LabelledQuestion.Kind.choices})
-    messages.success(request, _("Type de question corrigé."))
+    messages.success(request, _("Question kind corrected."))
     return redirect("retrieval:labelled-list")
 
 
@@ -229,7 +229,7 @@ def labelled_question_delete(request: HttpRequest, labelled_id: int) -> HttpResp
     labelled.labelled_question_delete(question=_labelled_or_404(labelled_id))
     if is_fragment_request(request):
         return HttpResponse("")
-    messages.success(request, _("Question supprimée."))
+    messages.success(request, _("Question deleted."))
     return redirect("retrieval:labelled-list")
 
 
@@ -249,6 +249,6 @@ def labelled_question_import(request: HttpRequest) -> HttpResponse:
             import_form.add_error("file", message)
         return _labelled_page(request, import_form=import_form, status=400)
     if report.imported:
-        messages.success(request, _("%(created)s question(s) importée(s), %(unchanged)s déjà connue(s).") % {"created": report.created, "unchanged": report.unchanged})
+        messages.success(request, _("%(created)s question(s) imported, %(unchanged)s already known.") % {"created": report.created, "unchanged": report.unchanged})
         return redirect("retrieval:labelled-list")
     return _labelled_page(request, import_form=import_form, import_report=report, status=400)

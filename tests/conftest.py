@@ -27,6 +27,17 @@ def _artifacts_in_tmp(settings, tmp_path):
     storages._backends = None
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts and ends in the installation's language: a page asked in English (LocaleMiddleware
+    activates the request's language in this thread) must not make the next test read English."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 def _user(username: str, role: str | None):
     user = get_user_model().objects.create_user(username=username, password="pw-" + username)
     if role:

@@ -140,7 +140,7 @@ def test_restore_refuses_an_occupied_database_unless_forced(installation, tmp_pa
     archive = tmp_path / "lexique.tar.gz"
     backup_write(path=archive)
     EntryFactory(term="NOUVEAU", definition="Ajouté après la sauvegarde")
-    with pytest.raises(BackupRefused, match="n'est pas vide"):
+    with pytest.raises(BackupRefused, match="is not empty"):
         restore_read(path=archive)
     assert glossary_services.Entry.objects.filter(term="NOUVEAU").exists()
     restore_read(path=archive, force=True)
@@ -160,22 +160,22 @@ def test_a_damaged_archive_is_refused_before_anything_is_written(installation, t
             member.size = len(data)
             target.addfile(member, io.BytesIO(data))
     empty_everything()
-    with pytest.raises(BackupRefused, match="endommagé"):
+    with pytest.raises(BackupRefused, match="Damaged file"):
         restore_read(path=damaged)
     assert database_picture()["glossary.entry"] == [] and artifact_picture() == {}
     (tmp_path / "not-a-backup.tar.gz").write_bytes(b"hello")
-    with pytest.raises(BackupRefused, match="illisible"):
+    with pytest.raises(BackupRefused, match="Unreadable"):
         restore_read(path=tmp_path / "not-a-backup.tar.gz")
 
 
 def test_commands(installation, tmp_path, capsys):
     archive = tmp_path / "cmd.tar.gz"
     call_command("backup", str(archive))
-    assert "Sauvegarde écrite" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="n'est pas vide"):
+    assert "Backup written" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="is not empty"):
         call_command("restore", str(archive))
     call_command("restore", str(archive), "--force")
-    assert "restaurée" in capsys.readouterr().out
+    assert "restored" in capsys.readouterr().out
 
 
 # --- A restore checks the whole archive first and replaces the database in one transaction (issue #16, item 1) ---
@@ -230,15 +230,15 @@ def _history_by_a_ghost(objects):
 
 
 DAMAGES = {
-    "damaged artifact": (dict(edit_artifact=lambda data: data[:-1] + b"!"), "endommagé"),
-    "truncated data file": (dict(edit_data=lambda data: data[: len(data) // 2]), "somme de contrôle"),
-    "truncated data file, checksum rewritten": (dict(edit_data=lambda data: data[: len(data) // 2], fix_data_checksum=True), "tronqué"),
-    "edited data file (a user made superuser)": (dict(edit_data=_edit_objects(_make_expert_superuser)), "somme de contrôle"),
+    "damaged artifact": (dict(edit_artifact=lambda data: data[:-1] + b"!"), "Damaged file"),
+    "truncated data file": (dict(edit_data=lambda data: data[: len(data) // 2]), "checksum"),
+    "truncated data file, checksum rewritten": (dict(edit_data=lambda data: data[: len(data) // 2], fix_data_checksum=True), "truncated"),
+    "edited data file (a user made superuser)": (dict(edit_data=_edit_objects(_make_expert_superuser)), "checksum"),
     "rows removed, checksum rewritten": (
         dict(edit_data=_edit_objects(lambda objects: objects.__delitem__(slice(len(objects) - 1, None))), fix_data_checksum=True),
-        "incomplètes",
+        "Incomplete data",
     ),
-    "fails while loading, checksum rewritten": (dict(edit_data=_edit_objects(_history_by_a_ghost), fix_data_checksum=True), "annulée"),
+    "fails while loading, checksum rewritten": (dict(edit_data=_edit_objects(_history_by_a_ghost), fix_data_checksum=True), "cancelled"),
 }
 
 
@@ -266,7 +266,7 @@ def test_a_truncated_archive_file_is_refused_and_the_database_kept(installation,
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     before = database_picture()
-    with pytest.raises(BackupRefused, match="illisible"):
+    with pytest.raises(BackupRefused, match="Unreadable"):
         restore_read(path=cut, force=True)
     assert database_picture() == before
 

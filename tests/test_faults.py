@@ -233,7 +233,7 @@ def _stored_version(*, corrupt: str | None) -> ModelVersion:
 @pytest.mark.parametrize("corrupt", ["altered", "missing"])
 def test_damaged_artifacts_are_detected_at_load(corrupt):
     version = _stored_version(corrupt=corrupt)
-    with pytest.raises(artifacts.ArtifactCorrupted, match="absent" if corrupt == "missing" else "empreinte"):
+    with pytest.raises(artifacts.ArtifactCorrupted, match="missing" if corrupt == "missing" else "checksum differs"):
         encoding.version_load_target(version)
 
 

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 class TrainingAppConfig(AppConfig):
     name = "training"
-    verbose_name = _("Entraînement")
+    verbose_name = _("Training")
 
     def ready(self) -> None:
         from celery import current_app
@@ -20,7 +20,7 @@ class TrainingAppConfig(AppConfig):
         # An import commits many entries at once: their drafts and duplicates belong in the review queue.
         entries_bulk_created.connect(refresh.refresh_after_import, dispatch_uid="training-queue-refresh-after-import")
         register(JobKind(
-            name=pipeline.TRAIN, label=_("Entraînement"), stale_after=runs.STALE_AFTER,
+            name=pipeline.TRAIN, label=_("Training"), stale_after=runs.STALE_AFTER,
             send=lambda job: tasks.run_training.delay(job.training_run.pk).id,
             url=lambda job: reverse("training:run-detail", args=[job.training_run.pk]),
             on_failed=runs.training_run_failed,
@@ -33,7 +33,7 @@ class TrainingAppConfig(AppConfig):
             on_failed=pipeline.promotion_failed,
         ))
         register(JobKind(
-            name="queue_refresh", label=_("File d'examen"), stale_after=refresh.REFRESH_STALE_AFTER,
+            name="queue_refresh", label=_("Review queue"), stale_after=refresh.REFRESH_STALE_AFTER,
             send=refresh.review_queue_refresh_send,
             url=lambda job: reverse("training:workbench"),
         ))

@@ -9,15 +9,15 @@ RETRAIN_OVERRIDES = ("epochs", "max_pairs", "max_steps")
 class ConfigChoiceField(forms.ModelChoiceField):
     # One wording for the default configuration, whatever its row is named (issue #17: "par défaut / défaut").
     def label_from_instance(self, obj: TrainingConfig) -> str:
-        return str(_("Configuration par défaut")) if obj.is_default else obj.name
+        return str(_("Default configuration")) if obj.is_default else obj.name
 
 
 class RetrainForm(forms.Form):
     # No empty choice: the default configuration comes first (TrainingConfig.Meta.ordering) and is preselected.
     config = ConfigChoiceField(queryset=TrainingConfig.objects.all(), required=False, label=_("Configuration"), empty_label=None)
-    epochs = forms.FloatField(required=False, min_value=0.01, max_value=50, label=_("Époques"))
-    max_pairs = forms.IntegerField(required=False, min_value=1, label=_("Paires au plus"))
-    max_steps = forms.IntegerField(required=False, min_value=1, label=_("Étapes au plus"))
+    epochs = forms.FloatField(required=False, min_value=0.01, max_value=50, label=_("Epochs"))
+    max_pairs = forms.IntegerField(required=False, min_value=1, label=_("Maximum pairs"))
+    max_steps = forms.IntegerField(required=False, min_value=1, label=_("Maximum steps"))
 
     def __init__(self, *args, default_config: TrainingConfig | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -27,9 +27,9 @@ class RetrainForm(forms.Form):
         # replace the values of another configuration chosen in the list.
         for name in RETRAIN_OVERRIDES:
             value = getattr(default_config, name)
-            self.fields[name].widget.attrs["placeholder"] = str(value) if value is not None else str(_("sans limite"))
-            self.fields[name].help_text = _("Vide : la valeur de la configuration choisie (par défaut : %(value)s).") % {
-                "value": value if value is not None else _("sans limite")
+            self.fields[name].widget.attrs["placeholder"] = str(value) if value is not None else str(_("no limit"))
+            self.fields[name].help_text = _("Empty: the value of the chosen configuration (default: %(value)s).") % {
+                "value": value if value is not None else _("no limit")
             }
 
     def overrides(self) -> dict:

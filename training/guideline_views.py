@@ -41,7 +41,7 @@ def guideline_show(request: HttpRequest) -> HttpResponse:
     source = request.GET.get("source", "")
     guideline = guidelines.guideline_for(domain=domain, source=source if source in ReviewItem.Source.values else None)
     if guideline is None:
-        messages.info(request, _("Aucun guide d'annotation ne s'applique ici pour l'instant."))
+        messages.info(request, _("No annotation guide applies here yet."))
         return redirect("training:guideline-list")
     return redirect("training:guideline-detail", guideline_id=guideline.pk)
 
@@ -56,7 +56,7 @@ def _edit(request: HttpRequest, guideline: Guideline | None) -> HttpResponse:
     form = GuidelineForm(request.POST or None, instance=guideline)
     if request.method == "POST" and form.is_valid():
         saved = guidelines.guideline_save(guideline=form.instance, user=request.user)
-        messages.success(request, _("Guide enregistré."))
+        messages.success(request, _("Guide saved."))
         return redirect(reverse("training:guideline-detail", args=[saved.pk]))
     return render(request, "training/guidelines/form.html", {"form": form, "guideline": guideline})
 

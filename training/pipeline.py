@@ -21,8 +21,9 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from jobs import runner, selectors as job_selectors
 from jobs.models import Job
 from retrieval import flags as retrieval_flags
@@ -75,6 +76,7 @@ def _gate(evaluation_job: Job) -> Job:
 
 
 def _promote(gate_job: Job) -> Job | None:
+    from evaluation import gating
     from evaluation.models import EvaluationRun
     from evaluation.gate_records import gate_of
 
@@ -82,8 +84,8 @@ def _promote(gate_job: Job) -> Job | None:
     gate = gate_of(evaluation.gate)
     if gate is None or not gate.promote:
         return None
-    reasons = " ".join(gate.reasons)
-    return promotion_request(version=evaluation.version, user=None, reason=reasons, action=PromotionEvent.Action.AUTO, parent=gate_job)
+    reason = stored(gettext_noop("Promotion gate: %(reasons)s"), reasons=gating.gate_messages(gate))
+    return promotion_request(version=evaluation.version, user=None, reason=reason, action=PromotionEvent.Action.AUTO, parent=gate_job)
 
 
 # ---- the promotion step (also a maintainer's promotion or rollback) --------------------------------------
@@ -95,7 +97,7 @@ def promotion_request(*, version: ModelVersion, user, reason: str, action: str =
         kind=PROMOTE, requested_by=user, parent=parent,
         params={"version_id": version.pk, "user_id": getattr(user, "pk", None), "reason": reason, "action": action, "status_before": status_before},
     )
-    runner.job_log(job=job, message=f"{version} : {reason}")
+    runner.job_log(job=job, message=stored(gettext_noop("%(version)s: %(reason)s"), version=version, reason=reason))
     runner.enqueue_on_commit(job)
     return job
 
@@ -128,7 +130,7 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
         return job
     # A new champion sees the glossary differently: its review queue is recomputed (explicitly, here).
     workbench.review_queue_refresh_request(trigger="champion")
-    message = _("%(v)s sert désormais.") % {"v": version}
+    message = stored(gettext_noop("%(v)s now serves."), v=version)
     try:
         # Every corrected flag is asked again: "answered right by version M", or open again, back in the queue.
         checked = retrieval_flags.flags_check_version(version=version)
@@ -137,9 +139,8 @@ def promotion_execute(*, job_id: int, worker: str = "") -> Job:
         runner.job_log(job=job, message=f"{type(error).__name__}: {error}")
     else:
         if checked.checks:
-            message += " " + _("Signalements corrigés reposés : %(right)s bien répondus, %(wrong)s encore faux (rouverts).") % {
-                "right": checked.right, "wrong": checked.wrong,
-            }
+            message = stored(gettext_noop("%(served)s Corrected flags asked again: %(right)s answered right, %(wrong)s still wrong (reopened)."),
+                             served=message, right=checked.right, wrong=checked.wrong)
     runner.job_succeed(job=job, message=message)
     return job
 
@@ -165,14 +166,14 @@ def cycle_state(run: TrainingRun) -> CycleState:
     if training.status == Job.Status.RUNNING:
         return CycleState(run.stage or TrainingRun.Status.MINING, "", steps)
     if training.status != Job.Status.SUCCEEDED:
-        return CycleState(training.status, training.error, steps)
+        return CycleState(training.status, training.error_text, steps)
     for step in steps[1:]:
         if step.kind not in (EVALUATE, GATE):
             continue
         if step.is_active:
             return CycleState(TrainingRun.Status.EVALUATING, "", steps)
         if step.status != Job.Status.SUCCEEDED:
-            return CycleState(TrainingRun.Status.FAILED, _("évaluation échouée: %(e)s") % {"e": step.error}, steps)
+            return CycleState(TrainingRun.Status.FAILED, _("evaluation failed: %(e)s") % {"e": step.error_text}, steps)
     return CycleState(TrainingRun.Status.SUCCEEDED, "", steps)
 
 
@@ -187,7 +188,7 @@ def no_worker_warning(run: TrainingRun, *, after_s: float = 60.0) -> str:
     step = next((step for step in cycle_steps(run) if step.status == Job.Status.QUEUED), None)
     if step is None or (timezone.now() - step.created_at).total_seconds() < after_s:
         return ""
-    return _("Aucun worker n'a pris cette tâche (%(kind)s, en attente depuis %(s)s s) : un worker Celery écoute-t-il la file « training » ?") % {
+    return _("No worker has taken this job (%(kind)s, queued for %(s)s s): is a Celery worker listening on the “training” queue?") % {
         "kind": step.kind_label, "s": int((timezone.now() - step.created_at).total_seconds()),
     }
 

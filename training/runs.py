@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
+from config.stored_messages import stored
 from jobs import runner
 from jobs.models import Job
 from retrieval import selectors as retrieval_selectors
@@ -77,10 +78,10 @@ def training_run_execute(*, run_id: int, worker: str = "") -> TrainingRun:
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{run.pk}-", dir=_workdir_root()))
     try:
         _set(run, stage=TrainingRun.Stage.MINING)
-        _log(run, "Démarrage : partition, données d'entraînement et minage des négatifs.")
+        _log(run, stored(gettext_noop("Starting: split, training data and negative mining.")))
         _execute(run, workdir)
     except RunCancelled:
-        runner.job_cancelled(job=run.job, message=_("Annulé à la demande."))
+        runner.job_cancelled(job=run.job, message=stored(gettext_noop("Cancelled on request.")))
     except Exception as error:
         logger.exception("training run %s failed", run.pk)
         runner.job_fail(job=run.job, error=f"{type(error).__name__}: {error}")
@@ -141,7 +142,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     test_ids = selectors.test_entry_ids()
     concepts = selectors.train_concepts()
     if not concepts:
-        raise ValidationError(_("Aucune entrée validée côté entraînement : rien à apprendre."))
+        raise ValidationError(_("No validated entry in the training split: nothing to learn."))
     train_ids = {concept.entry_id for concept in concepts}
     assert_no_leak(train_ids, test_ids)
     flags = selectors.training_flags(train_entry_ids=train_ids)
@@ -153,8 +154,9 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
         new_pairs, earlier, replay_ratio=values["replay_ratio"], seed=values["seed"], max_pairs=values["max_pairs"], test_entry_ids=test_ids
     )
     if not pairs:
-        raise ValidationError(_("Aucune nouvelle donnée d'entraînement depuis la version %(v)s.") % {"v": parent})
-    _log(run, f"{len(pairs)} paires ({len(new_pairs)} nouvelles, {len(earlier)} antérieures disponibles), {len(flags)} signalements.")
+        raise ValidationError(_("No new training data since version %(v)s.") % {"v": parent})
+    _log(run, stored(gettext_noop("%(pairs)s pairs (%(new)s new, %(earlier)s earlier ones available), %(flags)s flags."),
+                     pairs=len(pairs), new=len(new_pairs), earlier=len(earlier), flags=len(flags)))
     timings["build_s"] = round(time.perf_counter() - started, 2)
     _check_cancel(run)
 
@@ -183,7 +185,8 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     pairs = attach_negatives(pairs, mined.triplets, test_entry_ids=test_ids)
     suspects = _record_suspects(run, mined.suspects)
     timings["mining_s"] = round(time.perf_counter() - t0, 2)
-    _log(run, f"Minage : {len(mined.triplets)} ancres avec négatifs, {suspects} candidats envoyés à l'examen des experts.")
+    _log(run, stored(gettext_noop("Mining: %(anchors)s anchors with negatives, %(suspects)s candidates sent to the experts' screening."),
+                     anchors=len(mined.triplets), suspects=suspects))
     _check_cancel(run)
 
     snapshot = _store_snapshot(pairs)
@@ -223,12 +226,15 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     if result.stopped_early:
         raise RunCancelled()
     timings["training_s"] = round(time.perf_counter() - t0, 2)
-    _log(run, f"Entraînement : {result.steps} étapes, perte {result.train_loss:.4f}, {result.samples_per_s:.1f} exemples/s sur {result.device}.")
+    _log(run, stored(gettext_noop("Training: %(steps)s steps, loss %(loss)s, %(speed)s samples/s on %(device)s."),
+                     steps=result.steps, loss=f"{result.train_loss:.4f}", speed=f"{result.samples_per_s:.1f}", device=result.device))
     if result.weight_scores:
         scores = ", ".join(f"{weight:g} : {score:.3f}" for weight, score in sorted(result.weight_scores.items()))
-        _log(run, f"Poids de l'adaptateur choisi sur les questions réelles mises de côté : {result.adapter_weight:g} (MRR@10 {scores}).")
+        _log(run, stored(gettext_noop("Adapter weight chosen on the held-out real questions: %(weight)s (MRR@10 %(scores)s)."),
+                         weight=f"{result.adapter_weight:g}", scores=scores))
     else:
-        _log(run, f"Poids de l'adaptateur : {result.adapter_weight:g} (par défaut ; il faut {settings.GATE_MIN_REAL_QUESTIONS} questions réelles mises de côté pour le choisir).")
+        _log(run, stored(gettext_noop("Adapter weight: %(weight)s (the default; choosing it needs %(minimum)s held-out real questions)."),
+                         weight=f"{result.adapter_weight:g}", minimum=settings.GATE_MIN_REAL_QUESTIONS))
 
     t0 = time.perf_counter()
     merged_dir = workdir / "merged"
@@ -272,7 +278,7 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     )
     _set(run, model_version=version, timings=timings)
     runner.job_heartbeat(job=run.job, step=result.steps, total=max(result.steps, run.job.progress_total))
-    _log(run, f"Version {version} créée (données {snapshot.content_hash[:12]}).")
+    _log(run, stored(gettext_noop("Version %(version)s created (data %(data)s)."), version=version, data=snapshot.content_hash[:12]))
 
 
 def _weight_selection(spec):

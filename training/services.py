@@ -7,9 +7,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_noop
 
 from config.errors import Conflict
+from config.stored_messages import message, stored
 from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
 from training import selectors
@@ -25,7 +26,7 @@ DEFAULT_CONFIG_NAME = "défaut"
 class TrainingAlreadyRunning(Conflict):
     def __init__(self, run: TrainingRun):
         self.run = run
-        super().__init__(_("Un entraînement est déjà en cours (n° %(id)s).") % {"id": run.pk}, code="already_running", run_id=run.pk)
+        super().__init__(_("A training run is already in progress (no. %(id)s).") % {"id": run.pk}, code="already_running", run_id=run.pk)
 
 
 # ---- frozen split --------------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def config_values(config: TrainingConfig, overrides: dict[str, Any] | None = Non
     }
     for key, value in (overrides or {}).items():
         if key not in values:
-            raise ValidationError(_("Paramètre d'entraînement inconnu : %(key)s.") % {"key": key})
+            raise ValidationError(_("Unknown training parameter: %(key)s.") % {"key": key})
         if value is not None:
             values[key] = value
     return values
@@ -96,7 +97,11 @@ def training_run_request(
         if active is None:  # the lock holder is not a cycle's step: should not happen, but never loop
             raise
         raise TrainingAlreadyRunning(active) from None
-    runner.job_log(job=job, message=f"Demandé par {user or 'le planificateur'} ({trigger}).")
+    runner.job_log(job=job, message=stored(
+        gettext_noop("Requested by %(user)s (%(trigger)s)."),
+        user=user or message(gettext_noop("the scheduler")),
+        trigger=TrainingRun.Trigger(trigger).label if trigger in TrainingRun.Trigger.values else trigger,
+    ))
     runner.enqueue_on_commit(job)
     return run
 
@@ -107,7 +112,7 @@ def training_run_cancel(*, run: TrainingRun, user=None) -> TrainingRun:
 
     step = pipeline.active_step(run)
     if step is None:
-        raise Conflict(_("Cet entraînement est déjà terminé."), code="finished")
+        raise Conflict(_("This training run has already finished."), code="finished")
     runner.job_cancel(job=step, user=user)
     run.refresh_from_db()
     return run
@@ -118,11 +123,11 @@ def training_run_cancel(*, run: TrainingRun, user=None) -> TrainingRun:
 def screening_decide(*, candidate: NegativeCandidate, decision: str, user) -> NegativeCandidate:
     """Record an expert's screening: "different" keeps the negative, "same" records an equivalence."""
     if decision not in (NegativeCandidate.Decision.DIFFERENT, NegativeCandidate.Decision.SAME):
-        raise ValidationError(_("Décision inconnue : %(d)s.") % {"d": decision})
+        raise ValidationError(_("Unknown decision: %(d)s.") % {"d": decision})
     with transaction.atomic():
         current = NegativeCandidate.objects.select_for_update().get(pk=candidate.pk)
         if current.decision != NegativeCandidate.Decision.PENDING:
-            raise Conflict(_("Ce candidat a déjà été examiné (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
+            raise Conflict(_("This candidate has already been reviewed (%(d)s).") % {"d": current.get_decision_display()}, code="already_decided")
         current.decision = decision
         current.decided_by = user
         current.decided_at = timezone.now()

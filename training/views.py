@@ -41,14 +41,14 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_create(request: HttpRequest) -> HttpResponse:
     form = RetrainForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Paramètres invalides : %(e)s") % {"e": form.errors.as_text()})
+        messages.error(request, _("Invalid parameters: %(e)s") % {"e": form.errors.as_text()})
         return redirect("training:run-list")
     try:
         run = services.training_run_request(user=request.user, trigger=TrainingRun.Trigger.BUTTON, config=form.cleaned_data["config"], overrides=form.overrides())
     except services.TrainingAlreadyRunning as error:
         messages.warning(request, error.messages[0])
         return redirect("training:run-detail", run_id=error.run.pk)
-    messages.success(request, _("Entraînement n° %(id)s demandé.") % {"id": run.pk})
+    messages.success(request, _("Training run no. %(id)s requested.") % {"id": run.pk})
     return redirect("training:run-detail", run_id=run.pk)
 
 
@@ -56,7 +56,7 @@ def _run_or_404(run_id: int) -> TrainingRun:
     try:
         return selectors.training_run_get(run_id=run_id)
     except TrainingRun.DoesNotExist:
-        raise Http404(_("Cet entraînement n'existe pas.")) from None
+        raise Http404(_("This training run does not exist.")) from None
 
 
 @require_GET
@@ -72,7 +72,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
     try:
         services.training_run_cancel(run=run, user=request.user)
-        messages.info(request, _("Annulation demandée."))
+        messages.info(request, _("Cancellation requested."))
     except ValidationError as error:
         messages.error(request, error.messages[0])
     return redirect("training:run-detail", run_id=run.pk)
@@ -82,7 +82,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 def snapshot_download(request: HttpRequest, snapshot_id: int) -> FileResponse:
     snapshot = get_object_or_404(DataSnapshot, pk=snapshot_id)
     if not snapshot.artifact_path:
-        raise Http404(_("Cet instantané n'a pas de fichier."))
+        raise Http404(_("This snapshot has no file."))
     handle = storages["artifacts"].open(snapshot.artifact_path, "rb")
     return FileResponse(handle, as_attachment=True, filename=f"training-data-{snapshot.content_hash[:12]}.jsonl", content_type="application/x-ndjson")
 
@@ -93,7 +93,7 @@ def config_edit(request: HttpRequest) -> HttpResponse:
     form = TrainingConfigForm(request.POST or None, instance=config)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, _("Configuration enregistrée."))
+        messages.success(request, _("Configuration saved."))
         return redirect("training:run-list")
     return render(request, "training/config_form.html", {"form": form})
 
@@ -110,7 +110,7 @@ def screening_decide(request: HttpRequest, candidate_id: int) -> HttpResponse:
     candidate = get_object_or_404(NegativeCandidate, pk=candidate_id)
     try:
         candidate = services.screening_decide(candidate=candidate, decision=request.POST.get("decision", ""), user=request.user)
-        message, status = _("Décision enregistrée : %(d)s.") % {"d": candidate.get_decision_display()}, 200
+        message, status = _("Decision saved: %(d)s.") % {"d": candidate.get_decision_display()}, 200
     except ValidationError as error:
         message, status = error.messages[0], 409
     if request.htmx:

@@ -117,10 +117,10 @@ def workbench_decide(request: HttpRequest, item_id: int) -> HttpResponse:
         # A decision that does not fit this item: the expert stays on it.
         return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=error.messages[0], notice_level="error")
     else:
-        notice, level = _("Décision enregistrée : %(decision)s.") % {"decision": record.get_decision_display()}, "success"
+        notice, level = _("Decision saved: %(decision)s.") % {"decision": record.get_decision_display()}, "success"
         if not record.applied and record.decision != "skip":
             # Several experts decide this item: the decision takes effect once they have all decided and agree.
-            notice += " " + _("Elle comptera quand les autres experts auront décidé.")
+            notice += " " + _("It will count once the other experts have decided.")
     return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=notice, notice_level=level)
 
 
@@ -131,13 +131,13 @@ def workbench_undo(request: HttpRequest) -> HttpResponse:
     filters = _filters(request.POST)
     last = workbench.last_undoable_decision(user=request.user)
     if last is None:
-        return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=_("Aucune décision à annuler."), notice_level="warning")
+        return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=_("No decision to undo."), notice_level="warning")
     try:
         workbench.review_decision_undo(decision=last, user=request.user)
     except ValidationError as error:
         return _panel(request, workbench.review_item_next(user=request.user, **filters), filters, notice=error.messages[0], notice_level="error")
     item = ReviewItem.objects.select_related("domain", "entry").get(pk=last.item_id)
-    notice = _("Décision annulée : %(decision)s.") % {"decision": last.get_decision_display()}
+    notice = _("Decision undone: %(decision)s.") % {"decision": last.get_decision_display()}
     if item.leased_by_id != request.user.pk:
         item = workbench.review_item_next(user=request.user, **filters)
     return _panel(request, item, filters, notice=notice, notice_level="success")
@@ -147,7 +147,7 @@ def workbench_undo(request: HttpRequest) -> HttpResponse:
 @role_required(EXPERT)
 def workbench_refresh(request: HttpRequest) -> HttpResponse:
     refresh = workbench.review_queue_refresh_request(trigger=QueueRefresh.Trigger.REQUEST, user=request.user)
-    messages.info(request, _("Recalcul de la file demandé (%(status)s).") % {"status": refresh.get_status_display()})
+    messages.info(request, _("Queue recomputation requested (%(status)s).") % {"status": refresh.get_status_display()})
     return redirect("training:workbench")
 
 
@@ -180,11 +180,11 @@ def overlap_page(request: HttpRequest) -> HttpResponse:
             try:
                 workbench.review_overlap_set(source=row["source"], required=int(value), user=request.user)
             except ValidationError as error:
-                errors.append(f"{row['label']} : {' '.join(error.messages)}")
+                errors.append(_("%(field)s: %(message)s") % {"field": row["label"], "message": " ".join(error.messages)})
         for error in errors:
             messages.error(request, error)
         if not errors:
-            messages.success(request, _("Recouvrement enregistré."))
+            messages.success(request, _("Overlap saved."))
         return redirect("training:workbench-overlap")
     return render(request, "training/workbench_overlap.html", {"rows": workbench.overlap_settings(), "pending": workbench.pending_decision_counts()})
 
@@ -228,7 +228,7 @@ def adjudication_settle(request: HttpRequest, item_id: int) -> HttpResponse:
     except ValidationError as error:
         notice, level = error.messages[0], "error"
     else:
-        notice, level = _("Arbitrage enregistré : %(decision)s.") % {"decision": record.get_decision_display()}, "success"
+        notice, level = _("Adjudication saved: %(decision)s.") % {"decision": record.get_decision_display()}, "success"
     if request.htmx:
         return render(request, "training/_adjudication_item.html", _adjudication_context(request, notice=notice, notice_level=level))
     getattr(messages, level)(request, notice)

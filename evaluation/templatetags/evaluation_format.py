@@ -5,6 +5,27 @@ from django import template
 from django.utils.formats import number_format
 
 register = template.Library()
+
+
+@register.filter
+def stored(value) -> str:
+    """A stored message (config.stored_messages) in the reader's language; any other value as it is."""
+    from config.stored_messages import render
+
+    return render(value)
+
+
+@register.filter
+def group_label(name: str) -> str:
+    """A report's group (domain, kind, source) as shown: the stored key of queries without one in the reader's
+    language."""
+    from django.utils.translation import gettext as _
+
+    from evaluation.protocols import NO_GROUP
+
+    return _("(none)") if name == NO_GROUP else name
+
+
 MISSING = "—"
 
 
@@ -50,10 +71,13 @@ def gate_reasons(gate) -> list[str]:
 @register.filter
 def question_kind_label(kind: str) -> str:
     """A question kind's label in the reader's language ("all": every kind)."""
-    from django.utils.translation import gettext as _
+    from django.utils.translation import pgettext
 
+    from evaluation.real_questions import NO_KIND
     from retrieval.models import LabelledQuestion
 
     if kind == "all":
-        return _("toutes")
+        return pgettext("feminine", "all")
+    if kind == NO_KIND:
+        return group_label(kind)
     return str(dict(LabelledQuestion.Kind.choices).get(kind, kind))

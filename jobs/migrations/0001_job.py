@@ -15,8 +15,8 @@ class Migration(migrations.Migration):
             name="Job",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("kind", models.CharField(db_index=True, max_length=30, verbose_name="type")),
-                ("status", models.CharField(choices=[("queued", "en attente"), ("running", "en cours"), ("succeeded", "réussi"), ("failed", "échoué"), ("cancelled", "annulé")], db_index=True, default="queued", max_length=10, verbose_name="statut")),
+                ("kind", models.CharField(db_index=True, max_length=30, verbose_name="kind")),
+                ("status", models.CharField(choices=[("queued", "pending"), ("running", "running"), ("succeeded", "succeeded"), ("failed", "failed"), ("cancelled", "cancelled")], db_index=True, default="queued", max_length=10, verbose_name="status")),
                 ("lock", models.CharField(blank=True, max_length=100, null=True, unique=True)),
                 ("progress_step", models.PositiveIntegerField(default=0)),
                 ("progress_total", models.PositiveIntegerField(default=0)),
@@ -35,8 +35,8 @@ class Migration(migrations.Migration):
                 ("requested_by", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "tâche de fond",
-                "verbose_name_plural": "tâches de fond",
+                "verbose_name": "background job",
+                "verbose_name_plural": "background jobs",
                 "ordering": ["-created_at", "-id"],
                 "indexes": [models.Index(fields=["kind", "status"], name="jobs_job_kind_b07597_idx")],
             },

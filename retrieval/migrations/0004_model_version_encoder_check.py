@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='modelversion',
             name='encoder_check',
-            field=models.JSONField(blank=True, default=dict, verbose_name='contrôle des encodeurs de requêtes'),
+            field=models.JSONField(blank=True, default=dict, verbose_name='query encoder check'),
         ),
     ]

@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='modelversion',
             name='model_spec',
-            field=models.JSONField(blank=True, default=dict, verbose_name="réglages d'encodage figés"),
+            field=models.JSONField(blank=True, default=dict, verbose_name="pinned encoding settings"),
         ),
         migrations.RunPython(pin_existing_versions, migrations.RunPython.noop),
     ]

@@ -7,19 +7,19 @@ register = template.Library()
 
 CODE_LABELS = {
     # Passage types (retrieval.passages).
-    "definition": _("définition"),
-    "context": _("contexte d'usage"),
-    "question": _("question connue"),
+    "definition": _("definition"),
+    "context": _("usage context"),
+    "question": _("known question"),
     # Why a question is worth an expert's look (training.queue signals).
-    "no_answer": _("sans réponse"),
-    "small_margin": _("faible écart entre les deux premières entrées"),
-    "low_top_score": _("meilleur score faible"),
-    "dense_lexical_disagree": _("sens et mots-clés en désaccord"),
+    "no_answer": _("no answer"),
+    "small_margin": _("small margin between the first two entries"),
+    "low_top_score": _("low best score"),
+    "dense_lexical_disagree": _("meaning and keywords disagree"),
     # Durations of a training run's steps, in seconds.
-    "build_s": _("préparation des données"),
-    "mining_s": _("minage des négatifs"),
-    "training_s": _("entraînement"),
-    "artifacts_s": _("enregistrement du modèle"),
+    "build_s": _("data preparation"),
+    "mining_s": _("negative mining"),
+    "training_s": _("training"),
+    "artifacts_s": _("saving the model"),
     "total_s": _("total"),
 }
 

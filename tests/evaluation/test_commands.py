@@ -57,9 +57,9 @@ def test_promote_and_rollback_commands_record_the_audit_events(maintainer):
 def test_promote_refuses_a_version_that_is_not_ready():
     base = retrieval_selectors.model_version_get(ref="base")
     failed = retrieval_versions.model_version_create(base_model=base.base_model, status=ModelVersion.Status.FAILED)
-    with pytest.raises(CommandError, match="ne peut pas être promue"):
+    with pytest.raises(CommandError, match="cannot be promoted"):  # commands speak English
         call_command("promote", str(failed.number), "--reason", "essai")
     with pytest.raises(CommandError, match="Unknown model version"):
         call_command("promote", "v42", "--reason", "essai")
-    with pytest.raises(CommandError, match="rien à restaurer"):
+    with pytest.raises(CommandError, match="nothing to restore"):
         call_command("rollback", "--reason", "essai")

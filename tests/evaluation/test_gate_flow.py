@@ -83,7 +83,7 @@ def test_a_better_candidate_is_promoted_after_its_index_is_built(numbers, django
     assert retrieval_selectors.champion_version_get() == version
     assert version.index_state.status == "ready" and version.index_state.passage_count > 0
     event = PromotionEvent.objects.get(version=version)
-    assert event.action == PromotionEvent.Action.AUTO and event.user is None and "fait mieux" in event.reason
+    assert event.action == PromotionEvent.Action.AUTO and event.user is None and "fait mieux" in event.reason_text
     assert event.previous_champion.number == 0
     evaluation = EvaluationRun.objects.get(version=version)
     assert evaluation.trigger == "auto" and evaluation.training_run_id == run.pk and evaluation.gate["decision"] == "promote"

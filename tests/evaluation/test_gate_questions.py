@@ -138,7 +138,7 @@ def test_a_candidate_that_answers_users_better_is_promoted(django_capture_on_com
     assert gate["tier_deltas"]["canary"] > 0
     assert version.status == ModelVersion.Status.CHAMPION
     event = PromotionEvent.objects.get(version=version)
-    assert event.action == PromotionEvent.Action.AUTO and "questions canari" in event.reason
+    assert event.action == PromotionEvent.Action.AUTO and "questions canari" in event.reason_text
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Query sets: built from test-side concepts, de-duplicated, and read from a user's JSONL file."""
 import json
 
+from config.stored_messages import render
 from evaluation.queries import EvalConcept, build_queries, group_by_term, normalise_query, parse_query_file
 
 TVA = EvalConcept(1, "TVA", "acronym", "Fiscalité", "Taxe sur la valeur ajoutée.", ("La TVA est due.",), ("Qui paie la TVA ?",))
@@ -67,8 +68,9 @@ def test_query_file_relevance_and_errors_with_line_numbers():
     assert salaries.domain == "Social"
     assert found["qui paie la TVA ?"].source == "file"
     assert [e.line for e in errors] == [5, 6, 7, 8, 9, 10]
-    assert "ZZZ" in errors[0].message
-    assert "42" in errors[3].message
+    # The messages are stored messages (English source and parameters), shown in the reader's language.
+    assert "ZZZ" in render(errors[0].message)
+    assert "42" in render(errors[3].message)
 
 
 def test_query_file_accepts_lines_and_merges_duplicates():
@@ -87,7 +89,7 @@ def test_glossary_scope_needs_one_sense_and_reads_kinds():
         {"query": "mauvais type", "entry_id": 1, "kind": "poème"},
     )
     queries, errors = parse_query_file(data, concepts_by_term=group_by_term(CONCEPTS), scope="glossary")
-    assert [(e.line, "2 sens" in e.message) for e in errors] == [(1, True), (4, False)]
+    assert [(e.line, "2 sens" in render(e.message)) for e in errors] == [(1, True), (4, False)]
     assert {(q.text, q.question_kind, q.definition_entry_ids) for q in queries} == {
         ("la CSG sur les salaires", "acronym", frozenset({2})), ("qui paie la TVA ?", "paraphrase", frozenset({1})),
     }

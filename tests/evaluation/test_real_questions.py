@@ -4,6 +4,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from config.stored_messages import render
 from evaluation.real_questions import (
     RealQuestion,
     evaluate_real_questions,
@@ -45,7 +46,7 @@ def test_a_file_reports_every_unresolved_line(glossary):  # noqa: F811
     ])
     questions, errors = real_questions_from_file(data=data)
     assert [e.line for e in errors] == [2, 3, 4, 6]
-    assert "2 sens" in errors[0].message and "ZZZ" in errors[1].message
+    assert "2 sens" in render(errors[0].message) and "ZZZ" in render(errors[1].message)
     # Not limited to the test side: every validated entry can be asked about.
     assert {(q.text, q.kind) for q in questions} == {("que veut dire URSSAF", "acronym"), ("les aides au logement", "reverse")}
 

@@ -318,7 +318,7 @@ def test_a_worker_killed_mid_import_is_restarted_by_the_sweep_and_imports_once(d
     with django_capture_on_commit_callbacks(execute=True):  # sent again, run by the eager worker
         assert runner.jobs_sweep_stale() == 1
     batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
-    assert batch.status == ImportBatch.Status.IMPORTED and batch.job.attempts == 2 and "celery@killed" in batch.job.log
+    assert batch.status == ImportBatch.Status.IMPORTED and batch.job.attempts == 2 and "celery@killed" in batch.job.log_text
     assert Entry.objects.count() == 1 and Entry.objects.get().import_batch == batch
 
 
@@ -343,7 +343,7 @@ def test_a_restarted_worker_restarts_the_import_it_held():
     assert runner.job_claim(job=batch.job, worker="celery@box")
     _sweep_jobs_of_restarted_worker(sender=type("Worker", (), {"hostname": "celery@box"})())
     batch = ImportBatch.objects.select_related("job").get(pk=batch.pk)
-    assert batch.status == ImportBatch.Status.QUEUED and "celery@box" in batch.job.log
+    assert batch.status == ImportBatch.Status.QUEUED and "celery@box" in batch.job.log_text
 
 
 @pytest.mark.django_db
@@ -357,7 +357,7 @@ def test_a_message_delivered_twice_imports_once():
     running = _queued_batch(b"term,definition\nARS,Agence\n")
     assert runner.job_claim(job=running.job, worker="celery@a")
     again = imports.import_batch_run(batch_id=running.pk, worker="celery@b")
-    assert again.status == ImportBatch.Status.RUNNING and again.job.worker == "celery@a" and "ignoré" in again.job.log
+    assert again.status == ImportBatch.Status.RUNNING and again.job.worker == "celery@a" and "ignoré" in again.job.log_text
     assert Entry.objects.count() == 1
 
 

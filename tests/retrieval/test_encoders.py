@@ -30,7 +30,7 @@ def test_compare_refuses_a_variant_whose_queries_land_elsewhere():
         passage_entry_ids=[1, 2, 3], relevant=[{1}, {2}, {3}],
     )
     assert not swapped.passed
-    assert swapped.recall_at_1_variant == pytest.approx(100 / 3, abs=0.01) and "Hit@1" in swapped.reason and "cosinus" in swapped.reason
+    assert swapped.recall_at_1_variant == pytest.approx(100 / 3, abs=0.01) and "Hit@1" in swapped.reason and "cosine" in swapped.reason
 
 
 def test_choose_variant_takes_the_fastest_that_passed_and_never_a_refused_one():
@@ -172,7 +172,7 @@ def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db,
     base.refresh_from_db()
     assert base.encoder_check["query_source"] == "test"
     broken = base.encoder_check["variants"]["onnx-int8"]
-    assert not broken["passed"] and "cosinus moyen" in broken["reason"]
+    assert not broken["passed"] and "mean cosine" in broken["reason"]
     assert base.encoder_check["variants"]["onnx"]["passed"]
     assert record["served"] == "onnx" and encoding.query_encoder_variant(base) == "onnx"
     build_on_index.QUERY_ENCODER = "onnx-int8"
@@ -185,7 +185,7 @@ def test_a_variant_that_disagrees_is_never_served_and_the_reason_is_recorded(db,
     evaluation_runs.evaluation_run_execute(run_id=run.pk)
     page = maintainer_client.get(f"/versions/{base.pk}/report/").content.decode()
     assert 'id="encoders"' in page and "<strong>onnx</strong>" in page
-    assert broken["reason"].split(" ")[0] in page and "cosinus moyen" in page
+    assert broken["reason"].split(" ")[0] in page and "mean cosine" in page
     assert f"/versions/{base.pk}/export.zip" in page
 
 

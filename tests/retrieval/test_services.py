@@ -38,7 +38,7 @@ def test_model_versions_are_numbered_and_immutable(db, expert):
 
 
 def test_unknown_base_model_is_refused(db):
-    with pytest.raises(ValidationError, match="Modèle inconnu"):
+    with pytest.raises(ValidationError, match="Unknown model"):
         versions.model_version_create(base_model="no such model")
 
 

@@ -87,5 +87,5 @@ def test_retrain_command_refuses_while_running(maintainer):
     from django.core.management import CommandError, call_command
 
     call_command("retrain", "--max-steps", "2")
-    with pytest.raises(CommandError, match="déjà en cours"):
+    with pytest.raises(CommandError, match="already in progress"):  # commands speak English
         call_command("retrain")

@@ -23,6 +23,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='trainingconfig',
             name='max_pairs',
-            field=models.PositiveIntegerField(blank=True, default=1280, help_text="Paires au plus par cycle (borne la durée de l'entraînement) ; vide : toutes.", null=True),
+            field=models.PositiveIntegerField(blank=True, default=1280, help_text="At most this many pairs per cycle (bounds the training time); empty: all.", null=True),
         ),
     ]

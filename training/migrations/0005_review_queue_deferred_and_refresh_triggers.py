@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='queuerefresh',
             name='trigger',
-            field=models.CharField(choices=[('champion', 'nouvelle championne'), ('schedule', 'planification'), ('request', 'demande'), ('import', 'import'), ('first_use', 'première visite')], default='request', max_length=10),
+            field=models.CharField(choices=[('champion', 'new champion'), ('schedule', 'schedule'), ('request', 'request'), ('import', 'import'), ('first_use', 'first visit')], default='request', max_length=10),
         ),
         migrations.AlterField(
             model_name='reviewitem',
             name='status',
-            field=models.CharField(choices=[('open', 'à examiner'), ('deferred', 'en réserve'), ('done', 'traité'), ('obsolete', 'obsolète')], default='open', max_length=10, verbose_name='statut'),
+            field=models.CharField(choices=[('open', 'to review'), ('deferred', 'in reserve'), ('done', 'done'), ('obsolete', 'stale')], default='open', max_length=10, verbose_name='status'),
         ),
     ]

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="trainingrun", name="stage",
-            field=models.CharField(blank=True, choices=[("mining", "minage"), ("training", "entraînement")], max_length=10),
+            field=models.CharField(blank=True, choices=[("mining", "mining"), ("training", "training")], max_length=10),
         ),
         migrations.AddField(
             model_name="queuerefresh", name="job",

@@ -19,13 +19,13 @@ class Migration(migrations.Migration):
             name='ReviewSourceSetting',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('flag', 'signalement ouvert'), ('question', 'question incertaine'), ('negative', 'négatif suspect'), ('self_retrieval', 'entrée mal retrouvée'), ('duplicate', 'doublon probable'), ('draft', 'brouillon à valider')], max_length=20, unique=True, verbose_name='source')),
-                ('required_decisions', models.PositiveSmallIntegerField(default=1, help_text="Nombre d'experts qui doivent décider chaque élément ; en cas de désaccord, un arbitre tranche.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)], verbose_name='décisions requises')),
+                ('source', models.CharField(choices=[('flag', 'open flag'), ('question', 'uncertain question'), ('negative', 'suspect negative'), ('self_retrieval', 'poorly retrieved entry'), ('duplicate', 'likely duplicate'), ('draft', 'draft to validate')], max_length=20, unique=True, verbose_name='source')),
+                ('required_decisions', models.PositiveSmallIntegerField(default=1, help_text="How many experts must decide each item; if they disagree, an adjudicator settles it.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)], verbose_name='required decisions')),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': "recouvrement d'une source",
-                'verbose_name_plural': 'recouvrements des sources',
+                'verbose_name': "source overlap",
+                'verbose_name_plural': 'source overlaps',
                 'ordering': ['source'],
             },
         ),
@@ -36,17 +36,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='reviewdecision',
             name='adjudication',
-            field=models.BooleanField(default=False, verbose_name='arbitrage'),
+            field=models.BooleanField(default=False, verbose_name='adjudication'),
         ),
         migrations.AddField(
             model_name='reviewdecision',
             name='applied',
-            field=models.BooleanField(default=True, verbose_name='appliquée'),
+            field=models.BooleanField(default=True, verbose_name='applied'),
         ),
         migrations.AlterField(
             model_name='reviewitem',
             name='status',
-            field=models.CharField(choices=[('open', 'à examiner'), ('deferred', 'en réserve'), ('done', 'traité'), ('disputed', 'à arbitrer'), ('obsolete', 'obsolète')], default='open', max_length=10, verbose_name='statut'),
+            field=models.CharField(choices=[('open', 'to review'), ('deferred', 'in reserve'), ('done', 'done'), ('disputed', 'to adjudicate'), ('obsolete', 'stale')], default='open', max_length=10, verbose_name='status'),
         ),
         migrations.AddConstraint(
             model_name='reviewdecision',

@@ -15,37 +15,37 @@ class TrainingConfig(models.Model):
         MNRL = "mnrl", "MultipleNegativesRankingLoss"
         CACHED_MNRL = "cached_mnrl", "CachedMultipleNegativesRankingLoss"
 
-    name = models.CharField(_("nom"), max_length=80, unique=True)
-    is_default = models.BooleanField(_("par défaut"), default=False)
-    base_model = models.CharField(_("modèle de base"), max_length=200, blank=True, help_text=_("Vide : le modèle de base de la version championne."))
-    epochs = models.FloatField(_("époques"), default=1.0)
-    batch_size = models.PositiveIntegerField(_("taille de lot"), default=32)
-    learning_rate = models.FloatField(_("taux d'apprentissage"), default=1e-3)
-    warmup_ratio = models.FloatField(_("part d'échauffement"), default=0.1)
-    lora_r = models.PositiveIntegerField(_("rang LoRA (r)"), default=16)
-    lora_alpha = models.PositiveIntegerField(_("alpha LoRA"), default=32)
-    lora_dropout = models.FloatField(_("dropout LoRA"), default=0.05)
-    target_modules = models.JSONField(_("modules ciblés"), default=list, blank=True, help_text=_("Vide : choisis selon l'architecture."))
-    loss = models.CharField(_("fonction de perte"), max_length=20, choices=Loss.choices, default=Loss.MNRL)
-    num_negatives = models.PositiveIntegerField(_("négatifs par exemple"), default=1)
-    mining_range_min = models.PositiveIntegerField(_("rang minimal de minage"), default=3, help_text=_("Rangs du haut ignorés lors du minage."))
-    mining_relative_margin = models.FloatField(_("marge relative de minage"), default=0.05)
-    replay_ratio = models.FloatField(_("part de rejeu"), default=1.0, help_text=_("Part d'anciens exemples rejoués par nouvel exemple."))
-    max_pairs = models.PositiveIntegerField(_("paires au plus"),
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    is_default = models.BooleanField(_("default"), default=False)
+    base_model = models.CharField(_("base model"), max_length=200, blank=True, help_text=_("Empty: the base model of the champion version."))
+    epochs = models.FloatField(_("epochs"), default=1.0)
+    batch_size = models.PositiveIntegerField(_("batch size"), default=32)
+    learning_rate = models.FloatField(_("learning rate"), default=1e-3)
+    warmup_ratio = models.FloatField(_("warmup ratio"), default=0.1)
+    lora_r = models.PositiveIntegerField(_("LoRA rank (r)"), default=16)
+    lora_alpha = models.PositiveIntegerField(_("LoRA alpha"), default=32)
+    lora_dropout = models.FloatField(_("LoRA dropout"), default=0.05)
+    target_modules = models.JSONField(_("target modules"), default=list, blank=True, help_text=_("Empty: chosen from the architecture."))
+    loss = models.CharField(_("loss function"), max_length=20, choices=Loss.choices, default=Loss.MNRL)
+    num_negatives = models.PositiveIntegerField(_("negatives per example"), default=1)
+    mining_range_min = models.PositiveIntegerField(_("mining minimum rank"), default=3, help_text=_("Top ranks skipped during mining."))
+    mining_relative_margin = models.FloatField(_("mining relative margin"), default=0.05)
+    replay_ratio = models.FloatField(_("replay ratio"), default=1.0, help_text=_("Share of earlier examples replayed per new example."))
+    max_pairs = models.PositiveIntegerField(_("maximum pairs"),
         null=True, blank=True, default=1280,
-        help_text=_("Paires au plus par cycle (borne la durée de l'entraînement) ; vide : toutes."),
+        help_text=_("At most this many pairs per cycle (bounds the training time); empty: all."),
     )
-    max_steps = models.PositiveIntegerField(_("étapes au plus"), null=True, blank=True, help_text=_("Limite d'étapes (tests, essais rapides)."))
-    seed = models.PositiveIntegerField(_("graine aléatoire"), default=13)
-    min_new_material = models.PositiveIntegerField(_("nouveaux éléments minimum"),
-        default=20, help_text=_("Entraînement planifié : nombre minimal de nouveaux éléments validés depuis le dernier entraînement.")
+    max_steps = models.PositiveIntegerField(_("maximum steps"), null=True, blank=True, help_text=_("Step limit (tests, quick trials)."))
+    seed = models.PositiveIntegerField(_("random seed"), default=13)
+    min_new_material = models.PositiveIntegerField(_("minimum new material"),
+        default=20, help_text=_("Scheduled training: minimum number of new validated items since the last training run.")
     )
-    updated_at = models.DateTimeField(_("modifiée le"), auto_now=True)
+    updated_at = models.DateTimeField(_("updated on"), auto_now=True)
 
     class Meta:
         ordering = ["-is_default", "name"]
-        verbose_name = _("configuration d'entraînement")
-        verbose_name_plural = _("configurations d'entraînement")
+        verbose_name = _("training configuration")
+        verbose_name_plural = _("training configurations")
 
     def __str__(self) -> str:
         return self.name
@@ -62,8 +62,8 @@ class DataSnapshot(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = _("instantané de données")
-        verbose_name_plural = _("instantanés de données")
+        verbose_name = _("data snapshot")
+        verbose_name_plural = _("data snapshots")
 
     def __str__(self) -> str:
         return f"{self.content_hash[:12]} ({self.total})"
@@ -74,25 +74,25 @@ class TrainingRun(JobFields, models.Model):
     (``jobs.Job`` of kind ``training``); the cycle goes on as a chain of jobs (training.pipeline)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", _("en attente")
-        MINING = "mining", _("minage")
-        TRAINING = "training", _("entraînement")
-        EVALUATING = "evaluating", _("évaluation")
-        SUCCEEDED = "succeeded", _("réussi")
-        FAILED = "failed", _("échoué")
-        CANCELLED = "cancelled", _("annulé")
+        QUEUED = "queued", _("pending")
+        MINING = "mining", _("mining")
+        TRAINING = "training", _("training")
+        EVALUATING = "evaluating", _("evaluation")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     ACTIVE = (Status.QUEUED, Status.MINING, Status.TRAINING, Status.EVALUATING)
 
     class Stage(models.TextChoices):
-        MINING = "mining", _("minage")
-        TRAINING = "training", _("entraînement")
+        MINING = "mining", _("mining")
+        TRAINING = "training", _("training")
 
     class Trigger(models.TextChoices):
-        BUTTON = "button", _("bouton")
+        BUTTON = "button", _("button")
         API = "api", _("API")
-        COMMAND = "command", _("commande")
-        SCHEDULE = "schedule", _("planification")
+        COMMAND = "command", _("command")
+        SCHEDULE = "schedule", _("schedule")
 
     job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="training_run")
     # What the running job is doing now (the job only knows it is running).
@@ -110,8 +110,8 @@ class TrainingRun(JobFields, models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = _("entraînement")
-        verbose_name_plural = _("entraînements")
+        verbose_name = _("training")
+        verbose_name_plural = _("training runs")
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
@@ -152,16 +152,16 @@ class TrainingRun(JobFields, models.Model):
     @property
     def log(self) -> str:
         """The whole cycle's log: training, then its evaluation, gate and promotion."""
-        return "".join(step.log for step in self.steps)
+        return "".join(step.log_text for step in self.steps)
 
 
 class NegativeCandidate(models.Model):
     """A mined negative suspected to be a false negative, waiting for an expert's screening."""
 
     class Decision(models.TextChoices):
-        PENDING = "pending", _("à examiner")
-        DIFFERENT = "different", _("vraiment différent")
-        SAME = "same", _("même sens")
+        PENDING = "pending", _("to review")
+        DIFFERENT = "different", _("really different")
+        SAME = "same", _("same meaning")
 
     anchor = models.TextField()
     anchor_entry = models.ForeignKey("glossary.Entry", on_delete=models.CASCADE, related_name="+")
@@ -179,8 +179,8 @@ class NegativeCandidate(models.Model):
     class Meta:
         ordering = ["-score"]
         constraints = [models.UniqueConstraint(fields=["anchor_entry", "negative_entry"], name="negative_candidate_unique_pair")]
-        verbose_name = _("négatif à examiner")
-        verbose_name_plural = _("négatifs à examiner")
+        verbose_name = _("negative to review")
+        verbose_name_plural = _("negatives to review")
 
 
 class Equivalence(models.Model):
@@ -193,5 +193,5 @@ class Equivalence(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["entry_a", "entry_b"], name="equivalence_unique_pair")]
-        verbose_name = _("équivalence")
-        verbose_name_plural = _("équivalences")
+        verbose_name = _("equivalence")
+        verbose_name_plural = _("equivalences")

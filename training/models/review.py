@@ -16,11 +16,11 @@ class QueueRefresh(JobStatus, models.Model):
     """One recomputation of the review queue: what it found (its lifecycle is its job's, kind ``queue_refresh``)."""
 
     class Trigger(models.TextChoices):
-        CHAMPION = "champion", _("nouvelle championne")
-        SCHEDULE = "schedule", _("planification")
-        REQUEST = "request", _("demande")
+        CHAMPION = "champion", _("new champion")
+        SCHEDULE = "schedule", _("schedule")
+        REQUEST = "request", _("request")
         IMPORT = "import", _("import")
-        FIRST_USE = "first_use", _("première visite")
+        FIRST_USE = "first_use", _("first visit")
 
     job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="queue_refresh")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.REQUEST)
@@ -30,8 +30,8 @@ class QueueRefresh(JobStatus, models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        verbose_name = _("recalcul de la file d'examen")
-        verbose_name_plural = _("recalculs de la file d'examen")
+        verbose_name = _("review queue recomputation")
+        verbose_name_plural = _("review queue recomputations")
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} ({self.job.get_status_display()})"
@@ -47,27 +47,27 @@ class ReviewItem(models.Model):
     """
 
     class Source(models.TextChoices):
-        FLAG = "flag", _("signalement ouvert")
-        QUESTION = "question", _("question incertaine")
-        NEGATIVE = "negative", _("négatif suspect")
-        SELF_RETRIEVAL = "self_retrieval", _("entrée mal retrouvée")
-        DUPLICATE = "duplicate", _("doublon probable")
-        DRAFT = "draft", _("brouillon à valider")
+        FLAG = "flag", _("open flag")
+        QUESTION = "question", _("uncertain question")
+        NEGATIVE = "negative", _("suspect negative")
+        SELF_RETRIEVAL = "self_retrieval", _("poorly retrieved entry")
+        DUPLICATE = "duplicate", _("likely duplicate")
+        DRAFT = "draft", _("draft to validate")
 
     class Status(models.TextChoices):
-        OPEN = "open", _("à examiner")
+        OPEN = "open", _("to review")
         # Beyond the number of items offered per cycle (REVIEW_QUEUE_MAX_OPEN): kept up to date, offered when
         # it is among the most useful at a later refresh.
-        DEFERRED = "deferred", _("en réserve")
-        DONE = "done", _("traité")
+        DEFERRED = "deferred", _("in reserve")
+        DONE = "done", _("done")
         # Its experts' decisions disagree (overlap above one): waiting for an adjudicator; nothing applied yet.
-        DISPUTED = "disputed", _("à arbitrer")
-        OBSOLETE = "obsolete", _("obsolète")
+        DISPUTED = "disputed", _("to adjudicate")
+        OBSOLETE = "obsolete", _("stale")
 
     key = models.CharField(max_length=120, unique=True)
     source = models.CharField(_("source"), max_length=20, choices=Source.choices, db_index=True)
-    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.OPEN)
-    score = models.FloatField(_("score d'incertitude"), default=0.0)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    score = models.FloatField(_("uncertainty score"), default=0.0)
     rank = models.PositiveIntegerField(default=0)
     domain_rank = models.PositiveIntegerField(default=0)
     # The uncertainty signals behind the score, and what the expert needs to see (question, candidates...).
@@ -88,8 +88,8 @@ class ReviewItem(models.Model):
     class Meta:
         ordering = ["rank", "id"]
         indexes = [models.Index(fields=["status", "rank"]), models.Index(fields=["status", "domain_rank"])]
-        verbose_name = _("élément à examiner")
-        verbose_name_plural = _("éléments à examiner")
+        verbose_name = _("item to review")
+        verbose_name_plural = _("items to review")
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} {self.key}"
@@ -99,15 +99,15 @@ class ReviewDecision(models.Model):
     """An expert's decision on a review item: who, when, the item as it was, and what it changed (for undo)."""
 
     class Decision(models.TextChoices):
-        ACCEPT = "accept", _("accepter")
-        REJECT = "reject", _("rejeter")
-        CHOOSE = "choose", _("choisir un candidat")
-        SAME = "same", _("même sens")
-        SKIP = "skip", _("passer")
+        ACCEPT = "accept", _("accept")
+        REJECT = "reject", _("reject")
+        CHOOSE = "choose", _("choose a candidate")
+        SAME = "same", _("same meaning")
+        SKIP = "skip", _("skip")
 
     item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    decision = models.CharField(_("décision"), max_length=10, choices=Decision.choices)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices)
     candidate = models.ForeignKey("glossary.Entry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     snapshot = models.JSONField(default=dict, blank=True)
     effect = models.JSONField(default=dict, blank=True)
@@ -118,8 +118,8 @@ class ReviewDecision(models.Model):
     # ``applied``: this row carries the item's final decision (the source's effect ran on it: training data,
     # labels); the other experts' rows are votes. ``adjudication``: a maintainer or senior expert settled a
     # disagreement with it.
-    applied = models.BooleanField(_("appliquée"), default=True)
-    adjudication = models.BooleanField(_("arbitrage"), default=False)
+    applied = models.BooleanField(_("applied"), default=True)
+    adjudication = models.BooleanField(_("adjudication"), default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -142,8 +142,8 @@ class ReviewDecision(models.Model):
                 name="review_decision_one_applied_per_item",
             ),
         ]
-        verbose_name = _("décision d'examen")
-        verbose_name_plural = _("décisions d'examen")
+        verbose_name = _("review decision")
+        verbose_name_plural = _("review decisions")
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} – {self.item}"
@@ -163,8 +163,8 @@ class QuestionLabel(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("question étiquetée")
-        verbose_name_plural = _("questions étiquetées")
+        verbose_name = _("labelled question")
+        verbose_name_plural = _("labelled questions")
 
     def __str__(self) -> str:
         return f"{self.question[:60]} → {self.entry_id}"
@@ -178,14 +178,14 @@ class Guideline(models.Model):
     """
 
     domain = models.ForeignKey(
-        "glossary.Domain", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("domaine"),
-        help_text=_("Vide : tous les domaines."),
+        "glossary.Domain", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("domain"),
+        help_text=_("Empty: every domain."),
     )
     source = models.CharField(
-        _("source"), max_length=20, choices=ReviewItem.Source.choices, blank=True, help_text=_("Vide : toutes les sources."),
+        _("source"), max_length=20, choices=ReviewItem.Source.choices, blank=True, help_text=_("Empty: every source."),
     )
-    title = models.CharField(_("titre"), max_length=200)
-    body = models.TextField(_("texte (markdown)"), max_length=20000)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text (markdown)"), max_length=20000)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     history = HistoricalRecords()
@@ -196,15 +196,15 @@ class Guideline(models.Model):
             # One guide per (domain, source); NULL domains are not equal in SQL, hence the second constraint.
             models.UniqueConstraint(
                 fields=["domain", "source"], condition=models.Q(domain__isnull=False), name="guideline_one_per_domain_source",
-                violation_error_message=_("Un guide existe déjà pour ce domaine et cette source."),
+                violation_error_message=_("A guide already exists for this domain and this source."),
             ),
             models.UniqueConstraint(
                 fields=["source"], condition=models.Q(domain__isnull=True), name="guideline_one_per_source_all_domains",
-                violation_error_message=_("Un guide existe déjà pour ce domaine et cette source."),
+                violation_error_message=_("A guide already exists for this domain and this source."),
             ),
         ]
-        verbose_name = _("guide d'annotation")
-        verbose_name_plural = _("guides d'annotation")
+        verbose_name = _("annotation guide")
+        verbose_name_plural = _("annotation guides")
 
     def __str__(self) -> str:
         return self.title
@@ -215,16 +215,16 @@ class ReviewSourceSetting(models.Model):
 
     source = models.CharField(_("source"), max_length=20, choices=ReviewItem.Source.choices, unique=True)
     required_decisions = models.PositiveSmallIntegerField(
-        _("décisions requises"), default=1, validators=[MinValueValidator(1), MaxValueValidator(5)],
-        help_text=_("Nombre d'experts qui doivent décider chaque élément ; en cas de désaccord, un arbitre tranche."),
+        _("required decisions"), default=1, validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text=_("How many experts must decide each item; if they disagree, an adjudicator settles it."),
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["source"]
-        verbose_name = _("recouvrement d'une source")
-        verbose_name_plural = _("recouvrements des sources")
+        verbose_name = _("source overlap")
+        verbose_name_plural = _("source overlaps")
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} × {self.required_decisions}"

@@ -43,19 +43,19 @@ def review_item_adjudicate(*, item: ReviewItem, user, decision: str, candidate: 
     longer disputed (another adjudicator was first, or a vote was withdrawn).
     """
     if not can_adjudicate(user):
-        raise PermissionDenied(_("Seuls les mainteneurs et les experts confirmés arbitrent."))
+        raise PermissionDenied(_("Only maintainers and senior experts adjudicate."))
     if decision == Decision.SKIP:
-        raise ValidationError(_("Un arbitrage tranche : choisissez une décision."), code="invalid_decision")
+        raise ValidationError(_("An adjudication settles: choose a decision."), code="invalid_decision")
     source_of(item).check(item, decision, candidate)
     if not source_of(item).still_applies(item):
         # Settled on another page meanwhile (a flag dismissed from its own page...): nothing left to adjudicate.
         ReviewItem.objects.filter(pk=item.pk, status=ReviewItem.Status.DISPUTED).update(status=ReviewItem.Status.OBSOLETE)
-        raise ReviewConflict(_("Cet élément a été réglé ailleurs entre-temps."), code="gone")
+        raise ReviewConflict(_("This item was settled elsewhere meanwhile."), code="gone")
     try:
         with transaction.atomic():
             current = ReviewItem.objects.select_for_update().get(pk=item.pk)
             if current.status != ReviewItem.Status.DISPUTED:
-                raise ReviewConflict(_("Cet élément n'est plus à arbitrer."), code="not_disputed")
+                raise ReviewConflict(_("This item no longer needs adjudication."), code="not_disputed")
             record = ReviewDecision.objects.create(
                 item=current, user=user, decision=decision, candidate_id=candidate, adjudication=True, applied=False,
                 snapshot={"key": current.key, "source": current.source, "payload": current.payload,
@@ -63,6 +63,6 @@ def review_item_adjudicate(*, item: ReviewItem, user, decision: str, candidate: 
             )
             overlap.apply_final(item=current, record=record, user=user)
     except IntegrityError:
-        raise ReviewConflict(_("Cet élément n'est plus à arbitrer."), code="not_disputed") from None
+        raise ReviewConflict(_("This item no longer needs adjudication."), code="not_disputed") from None
     record.refresh_from_db()
     return record

@@ -178,14 +178,18 @@ def agreement_report(*, most_disputed: int = 20) -> dict[str, Any]:
     }
 
 
-def agreement_chart(report: dict[str, Any], *, title: str = "Alpha de Krippendorff par semaine") -> str:
+def agreement_chart(report: dict[str, Any], *, title: str | None = None) -> str:
     """The weekly alpha, overall and per domain, as an SVG line chart (evaluation.charts). Alpha below zero
     (worse than chance) is drawn at zero; the tables give the exact values."""
+    from django.utils.translation import gettext as _
+
     from evaluation.charts import line_chart
+
+    title = title or _("Krippendorff's alpha per week")
 
     points = []
     for week, alpha, _n in report["weeks"]:
-        values = {"Tous les domaines": max(0.0, alpha)} if alpha is not None else {}
+        values = {_("All domains"): max(0.0, alpha)} if alpha is not None else {}
         for name, domain_alpha in report["domain_weeks"].get(week, {}).items():
             if domain_alpha is not None:
                 values[name] = max(0.0, domain_alpha)

@@ -57,12 +57,12 @@ def revert_entries(effect: dict, user) -> None:
     for change in reversed(effect.get("entries", [])):
         entry = Entry.objects.filter(pk=change["id"]).first()
         if entry is None:
-            raise ReviewConflict(_("L'entrée n° %(id)s a été supprimée : la décision ne peut plus être annulée.") % {"id": change["id"]}, code="gone")
+            raise ReviewConflict(_("Entry no. %(id)s has been deleted: the decision can no longer be undone.") % {"id": change["id"]}, code="gone")
         try:
             glossary_services.entry_update(entry=entry, data=change["before"], user=user, expected_revision=change["revision"])
         except glossary_services.StaleEntryError:
             raise ReviewConflict(
-                _("« %(term)s » a été modifiée depuis cette décision : annulez à la main depuis sa fiche.") % {"term": entry.term}, code="stale"
+                _("“%(term)s” has been changed since this decision: undo it by hand from its page.") % {"term": entry.term}, code="stale"
             ) from None
 
 

@@ -14,7 +14,7 @@ from training.workbench.refresh import pending_refresh
 from training.workbench.sources import source_of
 from training.workbench.sources.base import DECISION_KEYS, Decision
 
-SKIP_LABEL = gettext_lazy("Passer")
+SKIP_LABEL = gettext_lazy("Skip")
 
 
 def review_item_list(*, domain: str | None = None, source: str | None = None, status: str | None = ReviewItem.Status.OPEN) -> QuerySet[ReviewItem]:

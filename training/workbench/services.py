@@ -51,11 +51,11 @@ def _snapshot(item: ReviewItem) -> dict[str, Any]:
 def _taken_message(item: ReviewItem) -> str:
     # Only a final decision is named: the votes on an item still open or disputed stay unseen (no peeking).
     if item.status == ReviewItem.Status.DISPUTED:
-        return _("Cet élément attend un arbitrage.")
+        return _("This item is waiting for adjudication.")
     last = item.decisions.filter(undone_at__isnull=True, applied=True).exclude(decision=Decision.SKIP).select_related("user").first()
     if last is not None:
-        return _("Cet élément a déjà été traité par %(user)s (%(decision)s).") % {"user": last.user or "?", "decision": last.get_decision_display()}
-    return _("Cet élément n'est plus à examiner.")
+        return _("This item has already been handled by %(user)s (%(decision)s).") % {"user": last.user or "?", "decision": last.get_decision_display()}
+    return _("This item no longer needs review.")
 
 
 def review_item_decide(*, item: ReviewItem, user, decision: str, candidate: int | None = None) -> ReviewDecision:
@@ -75,9 +75,9 @@ def review_item_decide(*, item: ReviewItem, user, decision: str, candidate: int 
             if current.status != ReviewItem.Status.OPEN:
                 raise ReviewConflict(_taken_message(current), code="already_decided")
             if current.leased_by_id not in (None, user.pk) and current.lease_expires_at and current.lease_expires_at > now:
-                raise ReviewConflict(_("Un autre expert examine cet élément en ce moment (%(user)s).") % {"user": current.leased_by}, code="leased")
+                raise ReviewConflict(_("Another expert is reviewing this item right now (%(user)s).") % {"user": current.leased_by}, code="leased")
             if overlap.standing_votes(current.pk).filter(user=user).exists():
-                raise ReviewConflict(_("Vous avez déjà décidé cet élément : d'autres experts doivent le décider à leur tour."), code="already_voted")
+                raise ReviewConflict(_("You have already decided this item: other experts must decide it in turn."), code="already_voted")
             snapshot = _snapshot(current)
             if decision == Decision.SKIP:
                 record = ReviewDecision.objects.create(item=current, user=user, decision=decision, snapshot=snapshot, applied=False)
@@ -96,13 +96,13 @@ def review_decision_undo(*, decision: ReviewDecision, user) -> ReviewDecision:
     """Undo a decision, reverting its effect (validation back to draft, screening back to pending, label
     removed...); the item comes back to ``user``, leased, to decide again. Only its author or a maintainer."""
     if decision.user_id != user.pk and not has_role(user, MAINTAINER):
-        raise Forbidden(_("Seul l'auteur d'une décision (ou un mainteneur) peut l'annuler."), code="not_yours")
+        raise Forbidden(_("Only the author of a decision (or a maintainer) can undo it."), code="not_yours")
     now = timezone.now()
     with transaction.atomic():
         current = ReviewDecision.objects.select_for_update().select_related("item").get(pk=decision.pk)
         undone = ReviewDecision.objects.filter(pk=current.pk, undone_at__isnull=True).update(undone_at=now, undone_by=user)
         if not undone:
-            raise ReviewConflict(_("Cette décision a déjà été annulée."), code="already_undone")
+            raise ReviewConflict(_("This decision has already been undone."), code="already_undone")
         item = ReviewItem.objects.select_for_update().get(pk=current.item_id)
         if current.decision == Decision.SKIP:
             if lease(item_id=item.pk, user=user, now=now):

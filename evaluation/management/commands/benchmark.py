@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from evaluation import leaderboard, selectors, services
 from evaluation.reports import HIT_AT_1, MRR_AT_10
@@ -17,6 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--mode", action="append", choices=["hybrid", "dense", "lexical"], help="repeatable (default: dense and hybrid)")
         parser.add_argument("--user", help="username recorded on the leaderboard")
 
+    @no_translations
     def handle(self, *args, **options):
         names = options["models"] if options["models"] is not None else sorted(retrieval_selectors.catalogue_specs())
         versions = [version_from_ref(ref) for ref in (options["versions"] if options["versions"] is not None else ["champion"])]

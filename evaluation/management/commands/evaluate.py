@@ -2,8 +2,9 @@ import json
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
+from config.stored_messages import render, render_all
 from evaluation import real_questions, services
 from evaluation import runs as evaluation_runs
 from evaluation.management.commands._common import percent, version_from_ref
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--mode", action="append", choices=["hybrid", "dense", "lexical"], help="repeatable (default: dense and hybrid)")
         parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
+    @no_translations
     def handle(self, *args, **options):
         version = version_from_ref(options["version"])
         scope = options["scope"] or ("glossary" if options["queries"] or options["held_out"] else "test")
@@ -58,7 +60,7 @@ class Command(BaseCommand):
             queries, errors = services.queries_from_file(data=path.read_bytes())
             source = path.name
             for error in errors:
-                self.stderr.write(f"{path.name}, line {error.line}: {error.message}")
+                self.stderr.write(f"{path.name}, line {error.line}: {render(error.message)}")
             if not queries:
                 raise CommandError("The query file holds no usable query.")
         try:
@@ -72,11 +74,11 @@ class Command(BaseCommand):
         if run.status != EvaluationRun.Status.SUCCEEDED:
             raise CommandError(f"Evaluation {run.pk} of {version} failed: {run.error}")
         if options["json"]:
-            self.stdout.write(json.dumps({
+            self.stdout.write(json.dumps(render_all({
                 "evaluation_id": run.pk, "version": version.display_name, "test_set_hash": run.test_set_hash,
                 "query_count": run.query_count, "passage_count": run.passage_count, "query_errors": run.query_errors,
                 "report": run.report, "similarity": run.similarity, "ragas": run.ragas,
-            }, ensure_ascii=False, indent=2))
+            }), ensure_ascii=False, indent=2))
             return
         self.stdout.write(f"Evaluation {run.pk} of {version} ({version.base_model}): {run.query_count} queries, "
                           f"{run.passage_count} passages, test set {run.test_set_hash[:12]}")
@@ -110,7 +112,7 @@ class Command(BaseCommand):
             questions, errors = real_questions.real_questions_from_file(data=path.read_bytes())
             source = path.name
             for error in errors:
-                self.stderr.write(f"{path.name}, line {error.line}: {error.message}")
+                self.stderr.write(f"{path.name}, line {error.line}: {render(error.message)}")
         else:
             raise CommandError("--scope glossary needs --queries FILE or --held-out.")
         if not questions:
@@ -123,10 +125,10 @@ class Command(BaseCommand):
             for mode in modes
         ]
         if options["json"]:
-            self.stdout.write(json.dumps({
+            self.stdout.write(json.dumps(render_all({
                 "version": version.display_name, "scope": "glossary", "source": source, "question_count": len(questions),
                 "unresolved_count": len(errors), "results": [result.as_dict() for result in results],
-            }, ensure_ascii=False, indent=2))
+            }), ensure_ascii=False, indent=2))
             return
         self.stdout.write(
             f"Real questions of {source} on {version} over the whole validated glossary: {len(questions)} questions, "

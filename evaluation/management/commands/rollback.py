@@ -1,5 +1,5 @@
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from evaluation.management.commands._common import user_from_name
 from retrieval import versions as retrieval_versions
@@ -12,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True)
         parser.add_argument("--user", help="username recorded in the audit log")
 
+    @no_translations
     def handle(self, *args, **options):
         if not options["reason"].strip():
             raise CommandError("--reason must not be empty.")

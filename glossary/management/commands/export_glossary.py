@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from glossary.imports import EXPORT_FORMATS, export_glossary
 
@@ -15,6 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--format", dest="file_format", required=True, choices=EXPORT_FORMATS)
         parser.add_argument("--output", type=Path, help="File to write; standard output when absent (text formats only).")
 
+    @no_translations
     def handle(self, *args, file_format: str, output: Path | None, **options):
         if output is None and file_format == "xlsx":
             raise CommandError("The xlsx format needs --output.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from glossary.imports import FORMATS, IMPORT_STATUSES, PINNED_SPLITS, ImportRefused, import_file
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Check the file and report what would be imported; write nothing.")
         parser.add_argument("--skip-invalid", action="store_true", help="Import the valid rows even when some rows are invalid.")
 
+    @no_translations
     def handle(self, *args, path: Path, file_format: str, domain, status, split, dry_run, skip_invalid, **options):
         try:
             content = path.read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from config.roles import ADMIN, EXPERT, MAINTAINER, assign_role, ensure_role_groups
 from glossary.imports import ImportRefused, import_file
@@ -36,6 +36,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--glossary", type=Path, default=None, help="JSONL glossary to load (default: the bundled demo glossary).")
 
+    @no_translations
     def handle(self, *args, glossary: Path | None, **options):
         ensure_role_groups()
         self._load_glossary(glossary or default_demo_glossary())

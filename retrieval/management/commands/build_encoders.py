@@ -1,7 +1,7 @@
 """Export and check a version's ONNX query encoders: `python manage.py build_encoders [--version 3]`."""
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from retrieval import encoder_check, selectors
 from retrieval.models import ModelVersion
@@ -20,6 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--version", default="champion", help='"champion", "base", a version number or "id:<pk>"')
 
+    @no_translations
     def handle(self, *args, **options):
         try:
             version = selectors.model_version_get(ref=options["version"])
@@ -27,9 +28,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         record = encoder_check.encoders_build(version=version)
         for name, check in record["variants"].items():
-            verdict = "accepté" if check["passed"] else f"refusé ({check['reason']})"
+            verdict = "accepted" if check["passed"] else f"refused ({check['reason']})"
             self.stdout.write(
-                f"{name}: {verdict} ; cosinus min {check['cosine_min']} moyen {check['cosine_mean']} ; "
-                f"R@1 torch {check['recall_at_1_torch']} / {name} {check['recall_at_1_variant']} ; {check['ms_per_query']} ms/requête"
+                f"{name}: {verdict}; cosine min {check['cosine_min']} mean {check['cosine_mean']}; "
+                f"R@1 torch {check['recall_at_1_torch']} / {name} {check['recall_at_1_variant']}; {check['ms_per_query']} ms/query"
             )
-        self.stdout.write(self.style.SUCCESS(f"{version} : les requêtes sont encodées par {record['served']}."))
+        self.stdout.write(self.style.SUCCESS(f"{version}: queries are encoded by {record['served']}."))

@@ -1,7 +1,7 @@
 """Build (or rebuild) the vector index of a model version: `python manage.py build_index [--version 3]`."""
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from retrieval import indexing, selectors
 from retrieval.models import ModelVersion
@@ -18,6 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--version", default="champion", help='"champion", "base", a version number or "id:<pk>"')
         parser.add_argument("--if-missing", action="store_true", help="do nothing when the version already has an index")
 
+    @no_translations
     def handle(self, *args, **options):
         try:
             version = selectors.model_version_get(ref=options["version"])
@@ -25,9 +26,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         existing = selectors.index_state_get(version=version)
         if options["if_missing"] and existing is not None and existing.has_artifact:
-            self.stdout.write(f"Index de {version} déjà construit (révision {existing.revision}).")
+            self.stdout.write(f"Index of {version} already built (revision {existing.revision}).")
             return
         state = indexing.index_rebuild(version=version)
         self.stdout.write(
-            self.style.SUCCESS(f"Index de {version} : révision {state.revision}, {state.entry_count} entrées, {state.passage_count} passages.")
+            self.style.SUCCESS(f"Index of {version}: revision {state.revision}, {state.entry_count} entries, {state.passage_count} passages.")
         )

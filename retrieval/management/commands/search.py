@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from retrieval import selectors
 from retrieval.hybrid import MODES as SEARCH_MODES
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-preprocess", action="store_true", help="search the query exactly as written")
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    @no_translations
     def handle(self, *args, **options):
         try:
             version = selectors.model_version_get(ref=options["version"])
@@ -42,11 +43,11 @@ class Command(BaseCommand):
             return
         hits = [hit_as_dict(item) for item in result.hits]
         if result.processed and result.processed.final != result.query:
-            self.stdout.write(f"Requête traitée : {result.processed.final}")
+            self.stdout.write(f"Processed query: {result.processed.final}")
         for hit in hits:
             dense = "—" if hit["dense_score"] is None else f"{hit['dense_score']:.3f}"
             lexical = "—" if hit["lexical_score"] is None else f"{hit['lexical_score']:.2f}"
             exact = " [exact]" if hit["exact_match"] else ""
             self.stdout.write(f"{hit['rank']:>3}. {hit['term']}{exact}  (dense {dense}, bm25 {lexical}, rrf {hit['fused_score']:.4f})")
             self.stdout.write(f"     {hit['passage_type'] or 'definition'}: {hit['passage_text'][:160]}")
-        self.stdout.write(self.style.SUCCESS(f"{len(hits)} résultat(s), version {result.version}, {result.timings_ms.get('total', 0):.0f} ms"))
+        self.stdout.write(self.style.SUCCESS(f"{len(hits)} result(s), version {result.version}, {result.timings_ms.get('total', 0):.0f} ms"))

@@ -1,6 +1,6 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from training import pipeline, runs, services
 from training.models import TrainingConfig, TrainingRun
@@ -19,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, help="with --wait: give up (exit non-zero) after this many seconds")
         parser.add_argument("--no-worker-after", type=float, default=60.0, help="say that no worker took the job after this many seconds")
 
+    @no_translations
     def handle(self, *args, **options):
         config = None
         if options["config"]:

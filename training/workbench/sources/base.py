@@ -112,11 +112,11 @@ class ReviewSource:
         """Refuse a decision that does not fit this item (``ValidationError``)."""
         if decision not in self.decisions:
             raise ValidationError(
-                _("La décision « %(decision)s » ne s'applique pas à un élément « %(source)s ».") % {"decision": decision, "source": item.get_source_display()},
+                _("The decision “%(decision)s” does not apply to a “%(source)s” item.") % {"decision": decision, "source": item.get_source_display()},
                 code="invalid_decision",
             )
         if decision == Decision.CHOOSE and candidate_id not in {candidate["entry_id"] for candidate in self.choosable(item)}:
-            raise ValidationError(_("Choisissez l'une des entrées proposées."), code="invalid_candidate")
+            raise ValidationError(_("Choose one of the suggested entries."), code="invalid_candidate")
 
     def display(self, item: ReviewItem) -> dict[str, Any]:
         """Extra, read-only context the item panel shows for this source (e.g. the entry a flag's correction names)."""

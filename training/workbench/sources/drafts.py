@@ -69,9 +69,9 @@ class DraftSource(ReviewSource):
     source = Source.DRAFT
     decisions = (Decision.CHOOSE, Decision.ACCEPT, Decision.REJECT, Decision.SKIP)
     labels = {
-        Decision.CHOOSE: gettext_lazy("Fusionner dans cette entrée"),
-        Decision.ACCEPT: gettext_lazy("Valider le brouillon"),
-        Decision.REJECT: gettext_lazy("Rejeter le brouillon"),
+        Decision.CHOOSE: gettext_lazy("Merge into this entry"),
+        Decision.ACCEPT: gettext_lazy("Validate the draft"),
+        Decision.REJECT: gettext_lazy("Reject the draft"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:

@@ -54,9 +54,9 @@ class DuplicateSource(ReviewSource):
     source = Source.DUPLICATE
     decisions = (Decision.CHOOSE, Decision.SAME, Decision.REJECT, Decision.SKIP)
     labels = {
-        Decision.CHOOSE: gettext_lazy("Garder celle-ci, fusionner l'autre"),
-        Decision.SAME: gettext_lazy("Même sens, garder les deux"),
-        Decision.REJECT: gettext_lazy("Sens différents"),
+        Decision.CHOOSE: gettext_lazy("Keep this one, merge the other"),
+        Decision.SAME: gettext_lazy("Same meaning, keep both"),
+        Decision.REJECT: gettext_lazy("Different meanings"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:

@@ -49,9 +49,9 @@ class FlagSource(ReviewSource):
     source = Source.FLAG
     decisions = (Decision.CHOOSE, Decision.ACCEPT, Decision.REJECT, Decision.SKIP)
     labels = {
-        Decision.CHOOSE: gettext_lazy("C'est la bonne entrée"),
-        Decision.ACCEPT: gettext_lazy("Confirmer la correction"),
-        Decision.REJECT: gettext_lazy("Écarter le signalement"),
+        Decision.CHOOSE: gettext_lazy("This is the right entry"),
+        Decision.ACCEPT: gettext_lazy("Confirm the correction"),
+        Decision.REJECT: gettext_lazy("Dismiss the flag"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:
@@ -80,7 +80,7 @@ class FlagSource(ReviewSource):
             return {"flag": {"id": flag.pk, "before": {**before, "status": flag.status}}, **_known_question(flag, user)}
         if decision == Decision.ACCEPT:
             if flag.correct_entry_id is None:
-                raise ValidationError(_("Ce signalement n'a pas encore de bonne entrée : choisissez-la (1-9)."), code="no_correct_entry")
+                raise ValidationError(_("This flag has no right entry yet: choose it (1-9)."), code="no_correct_entry")
             return {"flag": {"id": flag.pk, "before": {"status": flag.status}}, **_known_question(flag, user)}
         before = {"status": flag.status}
         retrieval_flags.flag_set_status(flag=flag, status=Flag.Status.DISMISSED, user=user)

@@ -57,8 +57,8 @@ class NegativeSource(ReviewSource):
     source = Source.NEGATIVE
     decisions = (Decision.ACCEPT, Decision.SAME, Decision.SKIP)
     labels = {
-        Decision.ACCEPT: gettext_lazy("Vraiment différent"),
-        Decision.SAME: gettext_lazy("Même sens"),
+        Decision.ACCEPT: gettext_lazy("Really different"),
+        Decision.SAME: gettext_lazy("Same meaning"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:

@@ -64,9 +64,9 @@ class QuestionSource(ReviewSource):
     source = Source.QUESTION
     decisions = (Decision.CHOOSE, Decision.ACCEPT, Decision.REJECT, Decision.SKIP)
     labels = {
-        Decision.CHOOSE: gettext_lazy("C'est la bonne entrée"),
-        Decision.ACCEPT: gettext_lazy("Le premier résultat est juste"),
-        Decision.REJECT: gettext_lazy("Aucun résultat ne convient"),
+        Decision.CHOOSE: gettext_lazy("This is the right entry"),
+        Decision.ACCEPT: gettext_lazy("The first result is right"),
+        Decision.REJECT: gettext_lazy("No result fits"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:

@@ -74,9 +74,9 @@ class SelfRetrievalSource(ReviewSource):
     source = Source.SELF_RETRIEVAL
     decisions = (Decision.ACCEPT, Decision.SAME, Decision.REJECT, Decision.SKIP)
     labels = {
-        Decision.ACCEPT: gettext_lazy("L'entrée est juste : l'apprendre"),
-        Decision.SAME: gettext_lazy("Même sens que le premier résultat"),
-        Decision.REJECT: gettext_lazy("Entrée à retravailler (brouillon)"),
+        Decision.ACCEPT: gettext_lazy("The entry is right: learn it"),
+        Decision.SAME: gettext_lazy("Same meaning as the first result"),
+        Decision.REJECT: gettext_lazy("Entry to rework (draft)"),
     }
 
     def scan(self, context: ScanContext) -> SourceScan:
@@ -91,7 +91,7 @@ class SelfRetrievalSource(ReviewSource):
             return effects.label(item=item, entry_id=item.entry_id, ranked=ranked, record=record, user=user)
         if decision == Decision.SAME:
             if not item.other_entry_id:
-                raise ValidationError(_("Aucun résultat n'est classé avant cette entrée."), code="no_candidate")
+                raise ValidationError(_("No result is ranked above this entry."), code="no_candidate")
             return effects.equivalence(item.entry_id, item.other_entry_id, user)
         return effects.set_entry_status(item.entry_id, Entry.Status.DRAFT, user)
 
