@@ -3,7 +3,6 @@ model files. After each, nothing is half-done, the champion keeps serving and th
 from __future__ import annotations
 
 import hashlib
-import io
 import socket
 
 import pytest
