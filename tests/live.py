@@ -16,7 +16,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """A DATABASE_URL that points a child process at the database the tests are using."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
@@ -54,7 +54,7 @@ class LiveWorker:
 
     def env(self) -> dict:
         env = {**os.environ, **self.extra_env}
-        env["DATABASE_URL"] = test_database_url()
+        env["DATABASE_URL"] = child_database_url()
         env["LEXIQUE_QUEUE_PREFIX"] = self.prefix
         env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
         env["ARTIFACTS"] = settings.STORAGES["artifacts"]["OPTIONS"]["location"]

@@ -14,7 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rest_framework.authtoken.models import Token
 
 from tests.factories import DomainFactory, EntryFactory
-from tests.live import ROOT, test_database_url, wait_for
+from tests.live import ROOT, child_database_url, wait_for
 
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
 OPERATIONS = sorted(
@@ -120,7 +119,7 @@ def live_server_process(transactional_db, tmp_path):
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": child_database_url(),
         "ARTIFACTS": django_settings.STORAGES["artifacts"]["OPTIONS"]["location"],
         "CELERY_BROKER_URL": "filesystem://",
         "CELERY_TASK_ALWAYS_EAGER": "true",
