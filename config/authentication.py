@@ -10,9 +10,6 @@ are never remembered: they are refused with DRF's own messages, read from the da
 from __future__ import annotations
 
 import copy
-import threading
-import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -21,46 +18,32 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authentication import TokenAuthentication
 
+from config.recent import RecentReads
+
 if TYPE_CHECKING:
     from rest_framework.authtoken.models import Token
 
-# Token keys remembered per process (the least recently used go first).
+# Token keys remembered per process (the least recently used go first): key -> (user, token).
 CACHE_SIZE = 1024
-
-_lock = threading.Lock()
-_tokens: OrderedDict[str, tuple[float, object, "Token"]] = OrderedDict()  # key -> (read at, user, token)
+_tokens: RecentReads[tuple[object, "Token"]] = RecentReads(CACHE_SIZE)
 
 
 class CachedTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <key>``, as DRF's, with the key's user remembered for API_TOKEN_CACHE_SECONDS."""
 
     def authenticate_credentials(self, key):
-        ttl = getattr(settings, "API_TOKEN_CACHE_SECONDS", 1.0)
-        now = time.monotonic()
-        with _lock:
-            cached = _tokens.get(key)
-        if cached is None or now - cached[0] >= ttl:
-            user, token = super().authenticate_credentials(key)  # raises for an unknown key or an inactive user
-            if ttl <= 0:
-                return user, token
-            cached = (now, user, token)
-            with _lock:
-                _tokens[key] = cached
-                _tokens.move_to_end(key)
-                while len(_tokens) > CACHE_SIZE:
-                    _tokens.popitem(last=False)
+        seconds = getattr(settings, "API_TOKEN_CACHE_SECONDS", 1.0)
+        read = super().authenticate_credentials  # raises for an unknown key or an inactive user: never remembered
+        if seconds <= 0:
+            return read(key)
+        user, token = _tokens.get(key, seconds=seconds, read=lambda: read(key))
         # Copies: what a request sets on its user or token never reaches the next request.
-        return copy.copy(cached[1]), copy.copy(cached[2])
+        return copy.copy(user), copy.copy(token)
 
 
 def forget_tokens(*, user_id: int | None = None) -> None:
     """Forget the remembered tokens of ``user_id`` (every token when None)."""
-    with _lock:
-        if user_id is None:
-            _tokens.clear()
-            return
-        for key in [key for key, (_at, user, _token) in _tokens.items() if user.pk == user_id]:
-            del _tokens[key]
+    _tokens.forget(None if user_id is None else (lambda remembered: remembered[0].pk == user_id))
 
 
 def _forget_now_and_after_commit(user_id: int | None) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 
+from config.recent import RecentReads
 from retrieval import artifacts, encoding, selectors
 from retrieval.lexical import OVERLAY_MAX_ENTRIES, LexicalIndex, lexical_document
 from retrieval.models import IndexState, ModelVersion
@@ -34,8 +35,8 @@ _lock = threading.RLock()
 _indexes: OrderedDict[int, "ServedIndex"] = OrderedDict()
 _revision_checks: dict[int, tuple[float, "IndexRevision"]] = {}
 # The versions that references ("champion", "v3") named when last read, by reference, and how many are kept.
-_version_refs: OrderedDict[str, tuple[float, ModelVersion]] = OrderedDict()
 VERSION_REF_CACHE_SIZE = 32
+_version_refs: RecentReads[ModelVersion] = RecentReads(VERSION_REF_CACHE_SIZE)
 
 
 @dataclass
@@ -227,25 +228,15 @@ def version_for_search(*, ref: str) -> ModelVersion:
     INDEX_REVISION_CHECK_SECONDS by this process, as the version's index revision is: after a promotion elsewhere
     the API searches with the new champion within that delay. A version saved or deleted in this process is read
     again at once (retrieval.signals). A copy each time: what one search changes on it, the next does not see."""
-    key = str(ref).strip().lower()
-    ttl = getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0)
-    now = time.monotonic()
-    with _lock:
-        cached = _version_refs.get(key)
-    if cached is None or now - cached[0] >= ttl:
-        cached = (now, selectors.model_version_get(ref=ref))
-        with _lock:
-            _version_refs[key] = cached
-            _version_refs.move_to_end(key)
-            while len(_version_refs) > VERSION_REF_CACHE_SIZE:
-                _version_refs.popitem(last=False)
-    return copy.copy(cached[1])
+    version = _version_refs.get(
+        str(ref).strip().lower(), seconds=getattr(settings, "INDEX_REVISION_CHECK_SECONDS", 1.0), read=lambda: selectors.model_version_get(ref=ref)
+    )
+    return copy.copy(version)
 
 
 def forget_versions() -> None:
     """Make this process read again which version each reference names (a version was saved or deleted)."""
-    with _lock:
-        _version_refs.clear()
+    _version_refs.forget()
 
 
 def forget(version_id: int) -> None:
@@ -258,7 +249,7 @@ def forget_indexes() -> None:
     with _lock:
         _indexes.clear()
         _revision_checks.clear()
-        _version_refs.clear()
+    _version_refs.forget()
     encoding.clear_query_cache()
 
 
