@@ -165,7 +165,7 @@ def test_the_load_generator_reads_the_status_and_body_of_plain_and_chunked_answe
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        headers = b"\r\nAuthorization: Token abc\r\n"
+        headers = b"Authorization: Token abc\r\n"
         assert api._get("127.0.0.1", port, "/api/search?q=chunked+%C3%A9t%C3%A9", headers, timeout=10) == (200, b'{"timings_ms": {"total": 2.5}}')
         assert api._get("127.0.0.1", port, "/api/search?q=x", headers, timeout=10) == (401, b'{"reason": "no"}')
         result = api.search_load(f"http://127.0.0.1:{port}", "abc", ["chunked été"], clients=2, total=3)
