@@ -1,5 +1,6 @@
-"""The search API's parameters read directly (retrieval.serializers.search_query_params) agree with
-SearchQuerySerializer: the same validated data where the serializer takes them, its errors where it does not."""
+"""The search API's shortcuts agree with what they replace: its parameters read directly
+(retrieval.serializers.search_query_params) with SearchQuerySerializer (the same validated data where the serializer
+takes them, its errors where it does not), the processed query as JSON with dataclasses.asdict."""
 import itertools
 from urllib.parse import urlencode
 
@@ -55,3 +56,21 @@ def test_repeated_parameters_and_long_questions_go_through_the_serializer():
     assert search_query_params(QueryDict("q=TVA&format=json&other=1")) == {
         "q": "TVA", "top_k": 10, "mode": "hybrid", "version": "champion", "preprocess": True,
     }
+
+
+@pytest.mark.parametrize("question", ["c'est quoi l'ursaf ?", "what is the TVA", "CAF", "taxe sur la valeur ajoutée"])
+def test_the_processed_query_as_json_is_what_asdict_gave(question):
+    from dataclasses import asdict
+
+    from retrieval.preprocess import build_vocabulary, preprocess_query
+    from retrieval.search import processed_query_as_dict
+
+    processed = preprocess_query(question, vocabulary=build_vocabulary([
+        ("URSSAF", "acronym", [], "Union de recouvrement des cotisations"), ("CAF", "acronym", ["caisse d'allocations familiales"]),
+        ("taxe sur la valeur ajoutée", "term", ["TVA"]),
+    ]))
+    expected = asdict(processed)
+    expected["corrections"] = [list(pair) for pair in processed.corrections]
+    data = processed_query_as_dict(processed)
+    assert data == expected and list(data) == list(expected)
+    assert data["steps"] is not processed.steps and data["expansions"] is not processed.expansions
