@@ -131,12 +131,14 @@ def search_cpu(count: int, *, profile: bool = False) -> None:
 def compare_cpu(count: int) -> None:
     """This branch's request path against its parent's, re-created in the same process and interleaved request by
     request (the machine's load drifts alike for both): ``before`` scans with ``np.einsum``, validates the
-    parameters with SearchQuerySerializer and keeps the throttle's history over a minute (the bench's old
-    1000000/min); ``after`` is the code as it is, with the bench's 100000/s. Each has its own user, so its own
+    parameters with SearchQuerySerializer, writes the processed query with ``dataclasses.asdict`` and keeps the
+    throttle's history over a minute (the bench's old 1000000/min); ``after`` is the code as it is, with the bench's 100000/s. Each has its own user, so its own
     throttle history. Distinct questions alternate between the two (never the same one twice: the query cache
     would answer the second); repeated ones are the same 50 warm questions for both."""
     import json
     from urllib.parse import urlencode
+
+    from dataclasses import asdict
 
     import numpy as np
 
@@ -148,27 +150,35 @@ def compare_cpu(count: int) -> None:
     from rest_framework.throttling import ScopedRateThrottle
 
     from retrieval import api as search_api
-    from retrieval import serializers, vector_index
+    from retrieval import search, serializers, vector_index
 
     settings.ALLOWED_HOSTS = ["*"]
     application = get_wsgi_application()
     tokens = {name: Token.objects.get_or_create(user=get_user_model().objects.get_or_create(username=f"bench-{name}")[0])[0].key
               for name in ("before", "after")}
-    current = {"scores_of": vector_index.scores_of, "params": search_api.search_query_params}
+    current = {"scores_of": vector_index.scores_of, "params": search_api.search_query_params, "processed": search.processed_query_as_dict}
 
     def serializer_params(query_params):
         params = serializers.SearchQuerySerializer(data=query_params)
         params.is_valid(raise_exception=True)
         return params.validated_data
 
+    def asdict_processed(processed):
+        if processed is None:
+            return {}
+        data = asdict(processed)
+        data["corrections"] = [list(pair) for pair in processed.corrections]
+        return data
+
     variants = {
-        "before": ({"scores_of": lambda matrix, query: np.einsum("ij,j->i", matrix, query), "params": serializer_params}, "1000000/min"),
+        "before": ({"scores_of": lambda matrix, query: np.einsum("ij,j->i", matrix, query), "params": serializer_params,
+                    "processed": asdict_processed}, "1000000/min"),
         "after": (current, "100000/s"),
     }
 
     def one(name: str, query: str) -> float:
         patches, rate = variants[name]
-        vector_index.scores_of, search_api.search_query_params = patches["scores_of"], patches["params"]
+        vector_index.scores_of, search_api.search_query_params, search.processed_query_as_dict = patches["scores_of"], patches["params"], patches["processed"]
         ScopedRateThrottle.THROTTLE_RATES = {**ScopedRateThrottle.THROTTLE_RATES, "search": rate}
         started = time.thread_time()
         status, body = _wsgi_get(application, "/api/search", urlencode({"q": query, "top_k": 10}), tokens[name])
@@ -190,7 +200,7 @@ def compare_cpu(count: int) -> None:
             fresh[name].append(one(name, distinct[(2 * number + offset) % len(distinct)]))
         for name in order:
             cached[name].append(one(name, warm[number % len(warm)]))
-    vector_index.scores_of, search_api.search_query_params = current["scores_of"], current["params"]
+    vector_index.scores_of, search_api.search_query_params, search.processed_query_as_dict = current["scores_of"], current["params"], current["processed"]
     print(f"warm GET /api/search through the WSGI handler, thread CPU ms, medians over {count} requests each, interleaved:")
     for name in variants:
         print(f"  {name:6s} distinct questions (int8 encoder runs) {statistics.median(fresh[name]):.2f}, "
