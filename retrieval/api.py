@@ -32,6 +32,7 @@ from retrieval.serializers import (
     LabelledQuestionSerializer,
     SearchQuerySerializer,
     SearchResultSerializer,
+    search_query_params,
 )
 
 ERRORS_READ = {400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer, 503: ErrorSerializer}
@@ -62,9 +63,7 @@ class SearchView(APIView):
         tags=["search"],
     )
     def get(self, request):
-        params = SearchQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = search_query_params(request.query_params)  # SearchQuerySerializer's validation, its usual case read directly
         with _search_unavailable_as_refusal():
             result = search(
                 query=data["q"], top_k=data["top_k"], version=_version(data["version"]), mode=data["mode"], preprocess=data["preprocess"]

@@ -3,7 +3,7 @@ payload of a search (API and ``manage.py search --json``)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.conf import settings
@@ -185,11 +185,18 @@ def hit_as_dict(item: RetrievedEntry) -> dict[str, Any]:
     }
 
 
+_PROCESSED_FIELDS = tuple(item.name for item in fields(ProcessedQuery))
+
+
 def processed_query_as_dict(processed: ProcessedQuery | None) -> dict[str, Any]:
+    """The pre-processing as JSON: ``dataclasses.asdict``'s dict (the fields in order, the lists and the dict copied),
+    built without its recursive deep copy of every value, which cost as much as encoding the whole response."""
     if processed is None:
         return {}
-    data = asdict(processed)
+    data = {name: getattr(processed, name) for name in _PROCESSED_FIELDS}
     data["corrections"] = [list(pair) for pair in processed.corrections]
+    data["expansions"] = list(processed.expansions)
+    data["steps"] = dict(processed.steps)
     return data
 
 

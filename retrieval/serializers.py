@@ -1,6 +1,8 @@
 """REST shapes of search, answers and flags. Serializers validate and present; services do the work."""
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -20,6 +22,65 @@ class SearchQuerySerializer(serializers.Serializer):
         required=False, default="champion", help_text='"champion" (default), "base", a version number ("3" or "v3") or "id:<pk>".'
     )
     preprocess = serializers.BooleanField(default=True, required=False, help_text="Spelling correction, acronym expansion, translation.")
+
+
+_NOT_PLAIN_TEXT = re.compile("[\x00\ud800-\udfff]")  # what CharField's validators refuse besides blanks and length
+_SEARCH_DEFAULTS = {"top_k": 10, "mode": "hybrid", "version": "champion", "preprocess": True}
+
+
+def search_query_params(query_params) -> dict:
+    """SearchQuerySerializer's validated data for these query parameters; its errors (ValidationError) otherwise.
+
+    A search's usual parameters (a question, and top_k, mode, version, preprocess each given once, in their plain
+    form) are read here as the serializer reads them; anything else goes through the serializer itself. Building
+    the serializer (a deep copy of its fields on every request) and running its fields cost about 0.5 ms of a warm
+    search's CPU through the API, a sixth of what the search costs besides encoding the question. A test checks
+    that the two agree on every value the shortcut takes."""
+    plain = _plain_search_params(query_params)
+    if plain is not None:
+        return plain
+    params = SearchQuerySerializer(data=query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def _plain_search_params(query_params) -> dict | None:
+    """The validated data when each parameter is given at most once and in a form the serializer takes as it is
+    (after stripping the texts); None to let the serializer decide (errors, and every unusual form)."""
+    data = {}
+    for name in ("q", "top_k", "mode", "version", "preprocess"):
+        values = query_params.getlist(name)
+        if not values:
+            if name == "q":
+                return None
+            data[name] = _SEARCH_DEFAULTS[name]
+            continue
+        if len(values) != 1:
+            return None
+        value = values[0]
+        if name in ("q", "version"):
+            value = value.strip()
+            if not value or _NOT_PLAIN_TEXT.search(value) or (name == "q" and len(value) > settings.QUERY_MAX_CHARS):
+                return None
+        elif name == "top_k":
+            if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= 100):
+                return None
+            value = int(value)
+        elif name == "mode":
+            if value not in SEARCH_MODES:
+                return None
+        elif value.lower() in _BOOLEAN_TRUE:
+            value = True
+        elif value.lower() in _BOOLEAN_FALSE:
+            value = False
+        else:
+            return None
+        data[name] = value
+    return data
+
+
+_BOOLEAN_TRUE = {value for value in serializers.BooleanField.TRUE_VALUES if isinstance(value, str)}
+_BOOLEAN_FALSE = {value for value in serializers.BooleanField.FALSE_VALUES if isinstance(value, str)}
 
 
 class HitSerializer(serializers.Serializer):

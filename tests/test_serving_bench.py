@@ -135,6 +135,48 @@ def test_interleaved_load_sends_the_same_requests_to_each_server_in_turn(two_ser
         assert len(result.server_ms["total"]) == 11
 
 
+def test_the_load_generator_reads_the_status_and_body_of_plain_and_chunked_answers():
+    """bench.api's raw-socket client: what it sent (path, query string, token) and what it read back."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append((self.path, self.headers["Authorization"]))
+            self.send_response(200 if "chunked" in self.path else 401)
+            if "chunked" in self.path:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for part in (b'{"timings_ms": ', b'{"total": 2.5}}'):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                body = b'{"reason": "no"}'
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        headers = b"Authorization: Token abc\r\n"
+        assert api._get("127.0.0.1", port, "/api/search?q=chunked+%C3%A9t%C3%A9", headers, timeout=10) == (200, b'{"timings_ms": {"total": 2.5}}')
+        assert api._get("127.0.0.1", port, "/api/search?q=x", headers, timeout=10) == (401, b'{"reason": "no"}')
+        result = api.search_load(f"http://127.0.0.1:{port}", "abc", ["chunked été"], clients=2, total=3)
+        assert result.errors == 0 and result.server_median_ms("total") == 2.5
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen[0] == ("/api/search?q=chunked+%C3%A9t%C3%A9", "Token abc")
+    assert parse_qs(urlparse(seen[-1][0]).query) == {"q": ["chunked été"], "top_k": ["10"]}
+
+
 def test_each_gunicorn_worker_leaves_its_query_cache_counters_on_exit(tmp_path, monkeypatch, settings):
     from bench import gunicorn_cache_stats
     from retrieval import encoding

@@ -60,6 +60,21 @@ def test_search_returns_best_cosine_first():
     assert index.keys[0] == "1:definition:0"
 
 
+def test_scan_scores_are_the_exact_products_and_leave_the_process_blas_setting_as_it_was():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from retrieval.vector_index import scores_of
+
+    matrix, query = unit_rows(3000, dimension=64, seed=4), unit_rows(1, dimension=64, seed=5)[0]
+    with threadpool_limits(limits=2, user_api="blas"):  # a process whose BLAS has a pool: the scan does not use it
+        before = [library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"]
+        scores = scores_of(matrix, query)
+        after = [library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"]
+    assert after == before
+    assert scores.dtype == np.float32 and scores.shape == (3000,)
+    np.testing.assert_allclose(scores, matrix.astype(np.float64) @ query.astype(np.float64), atol=1e-6)
+
+
 def test_upsert_and_remove_equal_a_rebuild():
     entries = {entry_id: passages_for(entry_id, contexts=entry_id % 3) for entry_id in range(1, 8)}
     vectors = {entry_id: unit_rows(len(ps), seed=entry_id) for entry_id, ps in entries.items()}
