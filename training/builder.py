@@ -389,7 +389,8 @@ def select_training_pairs(
 
     ``replay_ratio`` earlier pairs are replayed per new pair (so the model does not forget what it learned
     before). Earlier pairs of an entry that has new glossary or example pairs are stale (its text changed) and
-    never replayed; flags do not make an entry's earlier pairs stale. With ``max_pairs``, new pairs are kept
+    never replayed; flags and LLM questions do not make an entry's earlier pairs stale (an LLM asked for the first
+    time, or another model, says nothing of the entry's text; a changed entry has new glossary pairs anyway). With ``max_pairs``, new pairs are kept
     first (every expert pair, then a seeded sample of the others if they alone exceed it), replay fills the rest.
     """
     if replay_ratio < 0:
@@ -404,7 +405,7 @@ def select_training_pairs(
         kept = sorted(rng.sample(range(len(rest)), max(0, min(len(rest), max_pairs - len(expert)))))
         new = expert + [rest[index] for index in kept]
     new_keys = {_pair_key(pair) for pair in new}
-    refreshed = {pair.entry_id for pair in new if pair.source != SOURCE_FLAG}
+    refreshed = {pair.entry_id for pair in new if pair.source not in (SOURCE_FLAG, SOURCE_LLM_QUESTION)}
     candidates = [
         pair
         for pair in _unique_pairs(earlier_pairs)

@@ -177,3 +177,17 @@ def test_llm_questions_become_definition_pairs_of_their_own_source():
         build_pairs(concepts=[CAF], test_entry_ids={1}, llm_questions=questions)
     with pytest.raises(ValueError, match="not among"):
         build_pairs(concepts=[CAF], test_entry_ids={99}, llm_questions=questions)
+
+
+def test_llm_question_pairs_are_sampled_under_max_pairs_and_keep_the_earlier_pairs_of_their_entry():
+    from training.builder import TrainingPair, select_training_pairs
+
+    def pair(anchor, entry_id, source):
+        return TrainingPair(anchor, f"def {entry_id}", (), source, "definition", entry_id, "d", f"{entry_id}:definition:0")
+
+    new = [pair(f"llm {index}", 10 + index, SOURCE_LLM_QUESTION) for index in range(20)] + [pair("exam question", 40, "labelled")]
+    selected = select_training_pairs(new, [], seed=2, max_pairs=5, test_entry_ids={99})
+    assert len(selected) == 5 and selected[0].source == "labelled"  # expert pairs are kept whole, LLM ones sampled
+    earlier = [pair("old wording", 10, "glossary")]
+    replayed = select_training_pairs(new[:1], earlier, replay_ratio=1, seed=2, test_entry_ids={99})
+    assert replayed == [new[0], earlier[0]]  # a first LLM question says nothing of the entry's text: not stale
