@@ -321,6 +321,11 @@ LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "not-needed")
 LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "20"))
+# With an LLM, each training cycle asks it for natural questions about train-side entries (training.llm_questions;
+# TrainingConfig.llm_questions_per_entry, 0 turns it off): at most this many entries asked per cycle (the others
+# wait for a later cycle; unchanged entries are answered from the cache), and no new request after this many seconds.
+LLM_QUESTIONS_MAX_ENTRIES = int(os.environ.get("LLM_QUESTIONS_MAX_ENTRIES", "300"))
+LLM_QUESTIONS_BUDGET_SECONDS = float(os.environ.get("LLM_QUESTIONS_BUDGET_SECONDS", "600"))
 # Catalogue models added by configuration, as JSON: {"name": {"path": "/models/solon", "query_prompt": "query : "}}
 # (fields of retrieval.catalogue.ModelSpec); rows added in the admin take precedence.
 EXTRA_EMBEDDING_MODELS = json.loads(os.environ.get("EXTRA_EMBEDDING_MODELS", "{}"))

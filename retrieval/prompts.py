@@ -1,4 +1,4 @@
-"""The one catalogue of LLM prompts: grounded answers and query translation.
+"""The one catalogue of LLM prompts: grounded answers, query translation and training questions.
 
 Prompts are in French because the glossary and its users are. Pure module: no Django import.
 """
@@ -22,6 +22,18 @@ TRANSLATION_SYSTEM_PROMPT = """\
 Traduis en français la question de l'utilisateur, posée à un glossaire administratif. Garde tels quels les \
 sigles, les noms propres et les termes administratifs français qu'elle contient. Réponds uniquement par la \
 traduction, sans guillemets ni commentaire."""
+
+QUESTION_GENERATION_SYSTEM_PROMPT = """\
+Tu aides à entraîner le moteur de recherche du glossaire d'une administration française. Pour l'entrée du \
+glossaire fournie, écris des questions qu'un agent ou un usager de l'administration taperait vraiment dans la \
+barre de recherche pour trouver cette entrée.
+Règles :
+- Varie les formes : une recherche à partir d'une description, sans le sigle ni le terme ; une reformulation \
+avec des mots de tous les jours ; une question qui nomme le sigle ou le terme ; une question en anglais.
+- Écris comme les gens écrivent : courtes, parfois sans majuscule ni point d'interrogation.
+- N'invente aucun fait absent de la définition.
+- Chaque question fait au plus 200 caractères ; ne répète pas deux fois la même question.
+Réponds uniquement par un objet JSON, sans texte autour : {"questions": ["question 1", "question 2"]}."""
 
 
 @dataclass(frozen=True)
@@ -57,4 +69,17 @@ def translation_messages(*, text: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": TRANSLATION_SYSTEM_PROMPT},
         {"role": "user", "content": text},
+    ]
+
+
+def question_generation_messages(*, term: str, definition: str, domain: str = "", count: int = 3) -> list[dict[str, str]]:
+    """The chat asking for ``count`` questions users would type to find this entry, as JSON ``{"questions": [...]}``."""
+    lines = [f"Terme : {term}"]
+    if domain:
+        lines.append(f"Domaine : {domain}")
+    lines.append(f"Définition : {definition}")
+    entry = "\n".join(lines)
+    return [
+        {"role": "system", "content": QUESTION_GENERATION_SYSTEM_PROMPT},
+        {"role": "user", "content": f"Entrée du glossaire :\n\n{entry}\n\nÉcris {count} questions différentes."},
     ]

@@ -3,6 +3,7 @@ from django.contrib import admin
 from training.models import (
     DataSnapshot,
     Equivalence,
+    LLMQuestionSet,
     NegativeCandidate,
     QuestionLabel,
     QueueRefresh,
@@ -33,6 +34,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
 class DataSnapshotAdmin(admin.ModelAdmin):
     list_display = ["content_hash", "total", "created_at"]
     readonly_fields = ["content_hash", "total", "counts", "artifact_path", "created_at"]
+
+
+@admin.register(LLMQuestionSet)
+class LLMQuestionSetAdmin(admin.ModelAdmin):
+    list_display = ["entry", "model_name", "created_at"]
+    readonly_fields = ["entry", "key", "questions", "model_name", "created_at"]
 
 
 @admin.register(NegativeCandidate)

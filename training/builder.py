@@ -23,6 +23,9 @@ What a train-side concept gives:
   definition's words, paraphrase-like rewrites, typos of the term, acronym questions in several wordings,
   English questions and glosses, and for a term several entries share, the acronym with words that settle the
   sense -> the definition passage (pair type "definition", source "question"), the context passages as negatives.
+* LLM questions (``training.llm_questions``, only with an LLM configured): questions an LLM wrote as users
+  would type them -> the definition passage (pair type "definition", source "llm_question"), the context
+  passages as negatives, like the generated questions.
 * flags (``FlagData``) and labelled questions (``LabelledQuestionData``: any expert-answered question): the
   question -> the answering entry's definition passage; the definitions of the entries that were wrongly ranked
   above it are its negatives.
@@ -41,7 +44,7 @@ import datasets
 from glossary.text import fold
 from retrieval.passages import Passage, entry_passages
 from training.mining import MinedTriplet
-from training.questions import KINDS, ambiguous_terms, generated_questions
+from training.questions import KINDS, GeneratedQuestion, ambiguous_terms, generated_questions
 
 ACRONYM = "acronym"
 SOURCE_GLOSSARY = "glossary"
@@ -49,6 +52,7 @@ SOURCE_EXAMPLE = "example"
 SOURCE_FLAG = "flag"
 SOURCE_LABELLED = "labelled"
 SOURCE_QUESTION = "question"
+SOURCE_LLM_QUESTION = "llm_question"
 # Pairs from questions an expert tied to their entry (flag corrections, workbench answers, labelled questions).
 EXPERT_SOURCES = frozenset({SOURCE_FLAG, SOURCE_LABELLED})
 # Generated questions per kind and entry (tuned on the dev half of the sigles question set, docs/QUALITY.md).
@@ -178,25 +182,31 @@ def _concept_pairs(concept: ConceptData) -> list[TrainingPair]:
     return pairs
 
 
-def _question_pairs(concept: ConceptData, *, ambiguous: bool, kinds: Collection[str], per_kind: int, seed: int) -> list[TrainingPair]:
+def _definition_pairs(concept: ConceptData, queries: Iterable[str], *, source: str) -> list[TrainingPair]:
+    """Each query -> the concept's definition passage, its context passages as negatives."""
     passages = concept_passages(concept)
     definition, context_texts = passages[0], tuple(passage.text for passage in passages[1:])
     return [
         TrainingPair(
-            anchor=question.query,
+            anchor=query,
             positive=definition.text,
             negatives=context_texts,
-            source=SOURCE_QUESTION,
+            source=source,
             pair_type=PAIR_DEFINITION,
             entry_id=concept.entry_id,
             domain=concept.domain,
             positive_key=definition.key,
         )
-        for question in generated_questions(
-            entry_id=concept.entry_id, term=concept.term, definition=concept.definition, variants=concept.variants,
-            ambiguous=ambiguous, seed=seed, per_kind=per_kind, kinds=kinds,
-        )
+        for query in queries
     ]
+
+
+def _question_pairs(concept: ConceptData, *, ambiguous: bool, kinds: Collection[str], per_kind: int, seed: int) -> list[TrainingPair]:
+    questions = generated_questions(
+        entry_id=concept.entry_id, term=concept.term, definition=concept.definition, variants=concept.variants,
+        ambiguous=ambiguous, seed=seed, per_kind=per_kind, kinds=kinds,
+    )
+    return _definition_pairs(concept, (question.query for question in questions), source=SOURCE_QUESTION)
 
 
 def build_pairs(
@@ -209,10 +219,12 @@ def build_pairs(
     question_kinds: Collection[str] = KINDS,
     question_seed: int = 13,
     templates: bool = True,
+    llm_questions: Sequence[GeneratedQuestion] = (),
 ) -> list[TrainingPair]:
     """All the training pairs of train-side concepts and of the flags and labelled questions that point to them.
 
     ``questions_per_kind`` generated questions of each of ``question_kinds`` per concept (0: none);
+    ``llm_questions``: questions an LLM wrote about some of ``concepts`` (``training.llm_questions``), after them;
     ``templates``: the term-template pairs (term, "C'est quoi X ?", variants, usage, examples).
     A flag or labelled question must point to one of ``concepts`` (its entry supplies the positive); its wrongly
     ranked entries that are among ``concepts`` supply negatives, the others are ignored (a test-side entry's text
@@ -222,7 +234,11 @@ def build_pairs(
     refuse_test_side((concept.entry_id for concept in concepts), test_entry_ids, what="concepts")
     refuse_test_side((flag.entry_id for flag in flags), test_entry_ids, what="flags")
     refuse_test_side((item.entry_id for item in labelled), test_entry_ids, what="labelled questions")
+    refuse_test_side((question.entry_id for question in llm_questions), test_entry_ids, what="LLM questions")
     by_id = {concept.entry_id: concept for concept in concepts}
+    strays = sorted({question.entry_id for question in llm_questions} - set(by_id))
+    if strays:
+        raise ValueError(f"LLM questions on entries that are not among the given train-side concepts: {strays[:20]}")
     pairs = []
     for source, items in ((SOURCE_FLAG, flags), (SOURCE_LABELLED, labelled)):
         for item in items:
@@ -258,6 +274,11 @@ def build_pairs(
                 concept, ambiguous=fold(concept.term) in shared, kinds=question_kinds, per_kind=questions_per_kind, seed=question_seed
             )
         )
+    llm_by_entry: dict[int, list[str]] = {}
+    for question in llm_questions:
+        llm_by_entry.setdefault(question.entry_id, []).append(question.query.strip())
+    for entry_id, queries in llm_by_entry.items():
+        pairs.extend(_definition_pairs(by_id[entry_id], queries, source=SOURCE_LLM_QUESTION))
     return _unique_pairs(pairs)
 
 
@@ -368,7 +389,8 @@ def select_training_pairs(
 
     ``replay_ratio`` earlier pairs are replayed per new pair (so the model does not forget what it learned
     before). Earlier pairs of an entry that has new glossary or example pairs are stale (its text changed) and
-    never replayed; flags do not make an entry's earlier pairs stale. With ``max_pairs``, new pairs are kept
+    never replayed; flags and LLM questions do not make an entry's earlier pairs stale (an LLM asked for the first
+    time, or another model, says nothing of the entry's text; a changed entry has new glossary pairs anyway). With ``max_pairs``, new pairs are kept
     first (every expert pair, then a seeded sample of the others if they alone exceed it), replay fills the rest.
     """
     if replay_ratio < 0:
@@ -383,7 +405,7 @@ def select_training_pairs(
         kept = sorted(rng.sample(range(len(rest)), max(0, min(len(rest), max_pairs - len(expert)))))
         new = expert + [rest[index] for index in kept]
     new_keys = {_pair_key(pair) for pair in new}
-    refreshed = {pair.entry_id for pair in new if pair.source != SOURCE_FLAG}
+    refreshed = {pair.entry_id for pair in new if pair.source not in (SOURCE_FLAG, SOURCE_LLM_QUESTION)}
     candidates = [
         pair
         for pair in _unique_pairs(earlier_pairs)

@@ -25,10 +25,14 @@ from retrieval import versions as retrieval_versions
 from retrieval.models import ModelVersion
 from retrieval.passages import Passage, entry_passages
 from training import selectors
-from training.builder import EXPERT_SOURCES, attach_negatives, build_pairs, select_training_pairs, to_dataset
+from training.builder import (
+    EXPERT_SOURCES, SOURCE_LLM_QUESTION, ConceptData, attach_negatives, build_pairs, select_training_pairs, to_dataset,
+)
+from training.llm_questions import LLMQuestionsResult, generate_llm_questions
 from training.mining import MiningQuery, mine_hard_negatives
 from training.models import DataSnapshot, NegativeCandidate, TrainingRun
-from training.services import split_assign_all
+from training.questions import GeneratedQuestion
+from training.services import llm_questions_store, split_assign_all
 from training.snapshot import pairs_from_jsonl, snapshot_of
 from training.split import assert_no_leak
 
@@ -146,7 +150,12 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     train_ids = {concept.entry_id for concept in concepts}
     assert_no_leak(train_ids, test_ids)
     flags = selectors.training_flags(train_entry_ids=train_ids)
-    all_pairs = build_pairs(concepts=concepts, flags=flags, test_entry_ids=test_ids)
+    t0 = time.perf_counter()
+    llm_questions, llm_result = _llm_questions(run, concepts, per_entry=values.get("llm_questions_per_entry") or 0)
+    if llm_result is not None:
+        timings["llm_questions_s"] = round(time.perf_counter() - t0, 2)
+    _check_cancel(run)
+    all_pairs = build_pairs(concepts=concepts, flags=flags, test_entry_ids=test_ids, llm_questions=llm_questions)
     earlier = _earlier_pairs(parent, test_ids)
     earlier_keys = {(pair.anchor, pair.positive) for pair in earlier}
     new_pairs = [pair for pair in all_pairs if (pair.anchor, pair.positive) not in earlier_keys]
@@ -192,9 +201,10 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     snapshot = _store_snapshot(pairs)
     # The labelled questions this run trains on: the pipeline marks them (and their flags) "used by run N".
     trained_questions = selectors.labelled_questions_trained(pairs=[(pair.anchor, pair.entry_id) for pair in pairs if pair.source in EXPERT_SOURCES])
-    _set(run, snapshot=snapshot, stage=TrainingRun.Stage.TRAINING, stats={
-        "pairs": len(pairs), "new_pairs": len(new_pairs), "suspects": suspects, "labelled_question_ids": trained_questions,
-    })
+    stats = {"pairs": len(pairs), "new_pairs": len(new_pairs), "suspects": suspects, "labelled_question_ids": trained_questions}
+    if llm_result is not None:
+        stats["llm_questions"] = {**llm_result.stats(), "used": sum(pair.source == SOURCE_LLM_QUESTION for pair in pairs)}
+    _set(run, snapshot=snapshot, stage=TrainingRun.Stage.TRAINING, stats=stats)
     dataset = to_dataset(pairs, num_negatives=values["num_negatives"], seed=values["seed"], test_entry_ids=test_ids)
 
     t0 = time.perf_counter()
@@ -279,6 +289,38 @@ def _execute(run: TrainingRun, workdir: Path) -> None:
     _set(run, model_version=version, timings=timings)
     runner.job_heartbeat(job=run.job, step=result.steps, total=max(result.steps, run.job.progress_total))
     _log(run, stored(gettext_noop("Version %(version)s created (data %(data)s)."), version=version, data=snapshot.content_hash[:12]))
+
+
+def _llm_questions(run: TrainingRun, concepts: list[ConceptData], *, per_entry: int) -> tuple[list[GeneratedQuestion], LLMQuestionsResult | None]:
+    """Questions the configured LLM wrote about the train-side ``concepts`` (training.llm_questions), served from
+    the cache for unchanged entries; ([], None) without an LLM or with ``per_entry`` 0: no request at all.
+    Only ever given train-side concepts: the test side (the gate's canaries) is never asked about."""
+    from retrieval.search import llm_client
+
+    client = llm_client() if per_entry > 0 else None
+    if client is None:
+        return [], None
+    last_beat = [time.monotonic()]
+
+    def keep_going() -> bool:
+        if time.monotonic() - last_beat[0] >= 5.0:
+            last_beat[0] = time.monotonic()
+            runner.job_heartbeat(job=run.job)
+        return not runner.cancel_requested(job=run.job)
+
+    result = generate_llm_questions(
+        concepts, complete=client.complete, model=client.model, count=per_entry, cached=selectors.llm_question_cache(),
+        max_entries=settings.LLM_QUESTIONS_MAX_ENTRIES, budget_seconds=settings.LLM_QUESTIONS_BUDGET_SECONDS,
+        held_out=selectors.held_out_question_keys(), keep_going=keep_going,
+    )
+    llm_questions_store(asked=result.fresh, model_name=client.model)
+    _log(run, stored(
+        gettext_noop("LLM questions (%(model)s): %(questions)s questions; %(asked)s entries asked, %(failed)s failed, "
+                     "%(cached)s from the cache, %(skipped)s left for a later cycle (limit or time budget)."),
+        model=client.model, questions=len(result.questions), asked=result.asked, failed=result.failed,
+        cached=result.from_cache, skipped=result.not_asked,
+    ))
+    return result.questions, result
 
 
 def _weight_selection(spec):

@@ -7,8 +7,9 @@ from glossary.models import Entry
 from retrieval.models import Flag, LabelledQuestion
 from retrieval.question_kinds import is_held_out, normalise_question
 from training.builder import ConceptData, FlagData
+from training.llm_questions import CachedQuestions
 from training.mining import MiningEntry
-from training.models import Equivalence, NegativeCandidate, QuestionLabel, TrainingConfig, TrainingRun
+from training.models import Equivalence, LLMQuestionSet, NegativeCandidate, QuestionLabel, TrainingConfig, TrainingRun
 
 
 def concept_of(entry: Entry) -> ConceptData:
@@ -195,6 +196,17 @@ def labelled_questions_trained(*, pairs: list[tuple[str, int]]) -> list[int]:
         return []
     rows = LabelledQuestion.objects.filter(held_out=False, entry_id__in={entry_id for _question, entry_id in wanted})
     return sorted(row.pk for row in rows.only("pk", "normalised", "entry_id") if (row.normalised[:500], row.entry_id) in wanted)
+
+
+def held_out_question_keys() -> set[str]:
+    """The normalised text of every held-out labelled question: never trained on, whatever wrote it."""
+    return set(LabelledQuestion.objects.filter(held_out=True).values_list("normalised", flat=True))
+
+
+def llm_question_cache() -> dict[int, CachedQuestions]:
+    """The LLM questions kept for train-side entries, by entry id (training.llm_questions)."""
+    rows = LLMQuestionSet.objects.filter(entry__split=Entry.Split.TRAIN).only("entry_id", "key", "questions")
+    return {row.entry_id: CachedQuestions(key=row.key, questions=tuple(row.questions or ())) for row in rows}
 
 
 def held_out_questions() -> list[tuple[str, int]]:

@@ -15,7 +15,8 @@ from glossary.models import Entry
 from retrieval import selectors as retrieval_selectors
 from training import selectors
 from jobs import runner
-from training.models import Equivalence, NegativeCandidate, TrainingConfig, TrainingRun
+from training.llm_questions import AskedQuestions
+from training.models import Equivalence, LLMQuestionSet, NegativeCandidate, TrainingConfig, TrainingRun
 from training.split import SplitConcept, assign_splits
 
 logger = logging.getLogger("lexique.training")
@@ -50,6 +51,22 @@ def split_assign_all(*, test_ratio: float = 0.1, seed: int = 13) -> dict[int, st
             # Only unassigned rows: a concurrent assignment (or pin) is never overwritten.
             Entry.objects.filter(pk__in=ids, split="").update(split=side)
     return assignments
+
+
+# ---- LLM questions --------------------------------------------------------------------------------------
+
+def llm_questions_store(*, asked: list[AskedQuestions], model_name: str) -> int:
+    """Keep what the LLM wrote about each entry (one row per entry, replaced when asked again); entries deleted
+    meanwhile are skipped. Returns the number of rows written."""
+    existing = set(Entry.objects.filter(pk__in=[item.entry_id for item in asked]).values_list("pk", flat=True))
+    written = 0
+    for item in asked:
+        if item.entry_id in existing:
+            LLMQuestionSet.objects.update_or_create(
+                entry_id=item.entry_id, defaults={"key": item.key, "questions": list(item.questions), "model_name": model_name},
+            )
+            written += 1
+    return written
 
 
 # ---- configs and requests ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ CODE_LABELS = {
     "low_top_score": _("low best score"),
     "dense_lexical_disagree": _("meaning and keywords disagree"),
     # Durations of a training run's steps, in seconds.
+    "llm_questions_s": _("questions written by the LLM"),
     "build_s": _("data preparation"),
     "mining_s": _("negative mining"),
     "training_s": _("training"),

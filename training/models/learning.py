@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -37,6 +38,10 @@ class TrainingConfig(models.Model):
     )
     max_steps = models.PositiveIntegerField(_("maximum steps"), null=True, blank=True, help_text=_("Step limit (tests, quick trials)."))
     seed = models.PositiveIntegerField(_("random seed"), default=13)
+    llm_questions_per_entry = models.PositiveIntegerField(_("LLM questions per entry"),
+        default=3, validators=[MaxValueValidator(20)],
+        help_text=_("With an LLM configured, questions it writes per train-side entry for training; 0: none."),
+    )
     min_new_material = models.PositiveIntegerField(_("minimum new material"),
         default=20, help_text=_("Scheduled training: minimum number of new validated items since the last training run.")
     )
@@ -195,3 +200,22 @@ class Equivalence(models.Model):
         constraints = [models.UniqueConstraint(fields=["entry_a", "entry_b"], name="equivalence_unique_pair")]
         verbose_name = _("equivalence")
         verbose_name_plural = _("equivalences")
+
+
+class LLMQuestionSet(models.Model):
+    """The questions the LLM wrote about an entry for training (training.llm_questions), kept so that a cycle
+    asks again only about new or changed entries: ``key`` is the hash of the request (prompt, entry text,
+    number asked) and of the model; a row whose key no longer matches is replaced."""
+
+    entry = models.OneToOneField("glossary.Entry", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    questions = models.JSONField(default=list, blank=True)
+    model_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("LLM question set")
+        verbose_name_plural = _("LLM question sets")
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}: {len(self.questions)}"
