@@ -170,6 +170,11 @@ def _dictionary(language: str) -> SpellChecker:
     return SpellChecker(language=language, distance=1)
 
 
+def french_word(word: str) -> bool:
+    """Whether ``word`` (lower case) is a word of the French dictionary."""
+    return bool(_dictionary("fr").known([word.lower()]))
+
+
 def warm_up() -> None:
     """Load the French dictionary and the language models now (process start), not in the first query."""
     _dictionary("fr")
