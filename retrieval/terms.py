@@ -9,6 +9,7 @@ import re
 
 from glossary.text import fold
 from retrieval.lexical import tokenize
+from retrieval.preprocess import french_word
 
 _ELISION = re.compile(r"\b(?:qu|jusqu|lorsqu|puisqu|[cdjlmnst])['’]")
 _WORD = re.compile(r"[0-9a-z]+")
@@ -25,10 +26,15 @@ class TermLookup:
 
     def __init__(self, names: list[tuple[int, str]]):
         self._entries: dict[tuple[str, ...], set[int]] = {}
+        written_as_words: set[tuple[str, ...]] = set()
         for entry_id, name in names:
             words = term_words(name)
             if words and len(words) <= _LONGEST_TERM_WORDS:
                 self._entries.setdefault(words, set()).add(entry_id)
+                if not name.isupper():
+                    written_as_words.add(words)
+        # Names only ever written in capitals (PLUS, ART, BASE): typed in lower case, they are usually the word.
+        self._capitals_only = {words for words in self._entries if len(words) == 1} - written_as_words
         self._longest = max((len(words) for words in self._entries), default=0)
 
     def match(self, *texts: str, language: str | None = None) -> set[int]:
@@ -41,7 +47,8 @@ class TermLookup:
                 for start in range(len(words) - size + 1):
                     phrase = words[start:start + size]
                     ids = self._entries.get(phrase)
-                    if ids and (size > 1 or _names_a_term(phrase[0], typed_in_capitals=typed_in_capitals, language=language)):
+                    if ids and (size > 1 or _names_a_term(phrase[0], typed_in_capitals=typed_in_capitals, language=language,
+                                                          acronym=phrase in self._capitals_only)):
                         found |= ids
         return found
 
@@ -57,12 +64,17 @@ class LayeredTermLookup:
         return (self.base.match(*texts, language=language) - self.hidden) | self.extra.match(*texts, language=language)
 
 
-def _names_a_term(word: str, *, typed_in_capitals: set[str], language: str | None) -> bool:
+def _names_a_term(word: str, *, typed_in_capitals: set[str], language: str | None, acronym: bool = False) -> bool:
     """Whether a lone word names a glossary term rather than being an ordinary word of the sentence.
 
     Users type acronyms in lower case ("l'ursaf"), so a lower-case word counts, except a French stop word
-    ("ce" is not CE) or any lower-case word of an English query ("is" is not IS); capitals always count.
+    ("ce" is not CE), any lower-case word of an English query ("is" is not IS), and a word of the French dictionary
+    that the glossary only writes as an acronym ("en plus" is not PLUS, "art" is not ART, "base" is not BASE: as
+    exact matches they came before the entry asked about); capitals always count. The same dictionary decides
+    which lower-case acronyms the pre-processing expands (``retrieval.preprocess.acronym_expansions``).
     """
     if word.upper() in typed_in_capitals:
         return True
-    return language != "en" and bool(tokenize(word))
+    if language == "en" or not tokenize(word):
+        return False
+    return not (acronym and french_word(word))

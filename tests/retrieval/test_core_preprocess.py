@@ -119,3 +119,34 @@ def test_each_step_can_be_switched_off(vocabulary):
     assert processed.steps == {"detect_language": False, "translate": False, "correct_spelling": False, "expand_acronyms": False}
     only_expansion = preprocess_query("c'est quoi l'ursaf et la CPAM", vocabulary=vocabulary, correct_spelling=False)
     assert only_expansion.corrections == [] and only_expansion.expansions == [CPAM]
+
+
+def test_an_acronym_several_entries_share_is_not_expanded():
+    vocabulary = build_vocabulary(
+        [
+            ("CAP", "acronym", [], "Certificat d'aptitude professionnelle"),
+            ("CAP", "acronym", [], "Commission administrative paritaire"),
+            ("CAF", "acronym", [], "Caisse d'allocations familiales."),
+            ("CAF", "acronym", [], "caisse d'allocations familiales"),  # the same sense, written twice
+            ("AAH", "acronym", ["Allocation aux adultes handicapés", "allocation adulte handicapé"]),  # one entry, two forms
+        ]
+    )
+    assert vocabulary.ambiguous("CAP") and not vocabulary.ambiguous("CAF") and not vocabulary.ambiguous("AAH")
+    # Appending both senses would make "diplôme professionnel" ask about the commission as much as the diploma.
+    processed = preprocess_query("CAP diplôme professionnel", vocabulary=vocabulary)
+    assert processed.expansions == [] and processed.final == "CAP diplôme professionnel"
+    # The unambiguous acronyms of the same question are still expanded.
+    assert preprocess_query("que veut dire AAH sur le courrier de la CAP", vocabulary=vocabulary).expansions == [
+        "Allocation aux adultes handicapés", "allocation adulte handicapé",
+    ]
+    assert preprocess_query("la caf", vocabulary=vocabulary).expansions == ["Caisse d'allocations familiales"]
+
+
+def test_an_acronym_becomes_ambiguous_when_an_edited_entry_adds_a_sense():
+    from retrieval.preprocess import LayeredVocabulary
+
+    base = build_vocabulary([("CAP", "acronym", [], "Certificat d'aptitude professionnelle")])
+    assert preprocess_query("CAP", vocabulary=base).expansions == ["Certificat d'aptitude professionnelle"]
+    layered = LayeredVocabulary(base, build_vocabulary([("CAP", "acronym", [], "Commission administrative paritaire")]))
+    assert layered.ambiguous("CAP")
+    assert preprocess_query("CAP", vocabulary=layered).expansions == []

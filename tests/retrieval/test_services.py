@@ -97,6 +97,19 @@ def test_lowercase_stop_word_does_not_match_an_acronym(glossary):
     assert search.search(query="le CE", mode="lexical").hits[0].entry.term == "CE"
 
 
+def test_the_words_of_the_question_pick_the_sense_of_a_shared_acronym(glossary):
+    from tests.factories import EntryFactory
+
+    diploma = EntryFactory(term="CAP", definition="Certificat d'aptitude professionnelle, diplôme de l'enseignement professionnel.")
+    commission = EntryFactory(term="CAP", definition="Commission administrative paritaire, consultée sur la carrière des agents publics.")
+    for question, expected in (("CAP diplôme", diploma), ("la CAP pour la carrière des agents", commission)):
+        result = search.search(query=question)
+        # Neither sense is appended to the question: its own words decide among the entries it names.
+        assert result.processed.expansions == [] and result.processed.final == question
+        assert [item.entry.id for item in result.hits[:2]] == [expected.pk, ({diploma.pk, commission.pk} - {expected.pk}).pop()]
+        assert result.hits[0].hit.exact_match and result.hits[1].hit.exact_match
+
+
 def test_only_validated_entries_are_searchable(glossary):
     result = search.search(query="CPAM caisse primaire d'assurance maladie", top_k=20)
     assert "CPAM" not in [item.entry.term for item in result.hits]
