@@ -17,14 +17,13 @@ Pure module: no Django import.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.hybrid import SearchHit
-from retrieval.llm import LLMClient, LLMError, LLMTimeoutError
+from retrieval.llm import LLMClient, LLMError, LLMTimeoutError, reply_object
 from glossary.text import term_key
 from retrieval.passages import CONTEXT, DEFINITION, QUESTION, EntryData
 from retrieval.question_kinds import settles_sense
@@ -70,7 +69,6 @@ def labels_for(language: str | None) -> dict[str, str]:
     """The answer words for a language code ('en', 'en-gb', 'fr'...); French by default."""
     return LABELS["en"] if (language or "").lower().startswith("en") else LABELS["fr"]
 _CITATION = re.compile(r"\[S(\d+)\]")
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 __all__ = [
     "AmbiguousSense",
@@ -281,13 +279,7 @@ def parse_answer_reply(reply: str, *, source_count: int) -> tuple[str, list[int]
     Raises ``MalformedReplyError`` for anything but a JSON object with a non-empty "answer" whose cited
     numbers (in "sources" and in the text's [Sn] markers) all exist.
     """
-    found = _JSON_OBJECT.search(reply)  # models often wrap the object in prose or a ```json fence
-    if not found:
-        raise MalformedReplyError("no JSON object in the reply")
-    try:
-        data = json.loads(found.group(0))
-    except json.JSONDecodeError as error:
-        raise MalformedReplyError(f"invalid JSON ({error.msg})") from error
+    data = reply_object(reply, MalformedReplyError)
     if not isinstance(data, dict):
         raise MalformedReplyError("the reply is not a JSON object")
     text = data.get("answer")

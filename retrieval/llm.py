@@ -5,7 +5,12 @@ to the deterministic path. Pure module: no Django import.
 """
 from __future__ import annotations
 
+import json
+import re
+
 import openai
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)  # models often wrap the object in prose or a ```json fence
 
 
 class LLMError(RuntimeError):
@@ -33,3 +38,15 @@ class LLMClient:
         if not content or not content.strip():
             raise LLMError(f"LLM {self.model} returned an empty reply")
         return content
+
+
+def reply_object(reply: str | None, error: type[Exception]):
+    """The JSON value of the outermost ``{...}`` of an LLM reply; ``error`` with the reason when there is none or it
+    does not parse (the caller checks it is the object it asked for)."""
+    found = _JSON_OBJECT.search(reply or "")
+    if not found:
+        raise error("no JSON object in the reply")
+    try:
+        return json.loads(found.group(0))
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON ({exc.msg})") from exc

@@ -21,14 +21,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from glossary.text import collapse_spaces, fold
-from retrieval.llm import LLMError
+from retrieval.llm import LLMError, reply_object
 from retrieval.prompts import question_generation_messages
 from retrieval.question_kinds import KindEntry, normalise_question, question_kind
 from training.questions import GeneratedQuestion
 
 MIN_CHARS = 3
 MAX_CHARS = 200
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)  # models often wrap the object in prose or a ```json fence
 _TRAILING = re.compile(r"[\s?!.;:,]+$")
 
 Complete = Callable[[list[dict[str, str]]], str]
@@ -88,13 +87,7 @@ def parse_questions(reply: str, *, term: str, count: int) -> list[str]:
     characters, is not the bare term, and is not a duplicate of an earlier one (case and accents ignored).
     Raises ``MalformedQuestionsReply`` when the reply holds no JSON object with a "questions" list.
     """
-    found = _JSON_OBJECT.search(reply or "")
-    if not found:
-        raise MalformedQuestionsReply("no JSON object in the reply")
-    try:
-        data = json.loads(found.group(0))
-    except json.JSONDecodeError as error:
-        raise MalformedQuestionsReply(f"invalid JSON ({error.msg})") from error
+    data = reply_object(reply, MalformedQuestionsReply)
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise MalformedQuestionsReply('no "questions" list in the reply')
     seen = {_key(term)}
