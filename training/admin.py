@@ -41,6 +41,9 @@ class LLMQuestionSetAdmin(admin.ModelAdmin):
     list_display = ["entry", "model_name", "created_at"]
     readonly_fields = ["entry", "key", "questions", "model_name", "created_at"]
 
+    def has_add_permission(self, request):
+        return False  # a cache the training cycle writes (training.llm_questions); deleting a row makes it ask again
+
 
 @admin.register(NegativeCandidate)
 class NegativeCandidateAdmin(admin.ModelAdmin):
