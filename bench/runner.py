@@ -59,27 +59,24 @@ the size of the entry (the full artifact is rewritten once per thousands of edit
 applies the delta to the index it holds, with overlays for BM25, the term lookup and the vocabulary, rather than
 reloading the index or re-reading the glossary.
 
-The API target at 10 concurrent clients is a throughput target: by Little's law the median latency is at least
-10 / throughput (each API row of the serving parts sits on that floor), so p50 <= 50 ms needs about 200 searches/s on 2 cores
-shared with the load generator. With the torch query encoder (a MiniLM forward pass, about 13 ms of CPU on a quiet
-core) the serving part measured 67 searches/s with 3 workers on a quiet machine: p50 146 ms, floor 149 ms. The
-query_encoders part (2026-12-02 08:02 UTC, one run, 1-minute load average 5.5 to 6.8 on the 2 cores: only the ratios
-carry over) serves queries with the int8 ONNX encoder, 5.8x faster per query than torch in that run (2.32 vs 13.52 ms
-median), and measured the API at 2.2x torch's throughput in the same phase (85.2 vs 38.0 searches/s, p50 112 vs 264
-ms, floors 117 and 263 ms; 2 workers vs torch's 3; 2.65x against torch on 2 workers too), 2.4x with the query cache on
-repeated questions (90.9 searches/s, p50 96 ms; 57 % of the requests hit it). The ratio moves by a few tenths from
-run to run on this shared machine: 2.3x an hour earlier (74.7 vs 32.4 searches/s, load 5.5 to 7.3, encoder 4.4x),
-2.2x before the request path was lightened (18.9 vs 8.6 searches/s, load 7 to 11). The lightening (each process
-reads a token's user and the version "champion" names at most once a second instead of on every request, sends the
-response without running the result serializer, reads the hits' entries with one written-out query, builds only
-the top hits in fusion) took a warm API search from 8.7-9.9 to 5.2-6.0 ms of CPU in process, the part besides
-encoding the query from 6.1-6.9 to 2.9-3.4 ms (thread CPU time through the test client, 10k passages). Most of what
-is left is paid by the torch path too, so the ratio gains less than the int8 path: Django's middleware and DRF about
-1 ms, the exact vector scan 0.75 ms, the hits' entries 0.3 ms, pre-processing, BM25 and fusion about 0.2 ms each,
-gunicorn's HTTP handling, and the load generator's own 1.2 to 1.7 ms of CPU per request on the same cores. 3x
-torch's throughput needs everything besides encoding, the load generator included, under (torch ms - 3 x int8 ms) / 2
-per request: 3.3 ms with this run's encoders, 1.5 ms with the earlier run's; it is about 5 ms. 50 ms at 10 clients
-(200 searches/s) needs more cores, one sync worker per core.
+The API target at 10 concurrent clients is a throughput target: by Little's law the mean latency is 10 /
+throughput (the "floor" column of the API rows), so p50 <= 50 ms needs roughly 200 searches/s on 2 cores shared
+with the load generator. With the torch query encoder (a MiniLM forward pass, 9 to 13 ms of CPU per query)
+the API answers about 100 searches/s at 10 clients on a quiet machine (p50 92 ms). The query_encoders part
+(2026-12-02 12:35 UTC, load average 2.0 to 2.5 on the 2 cores, one run, servers loaded in turn) serves queries with
+the int8 ONNX encoder (4.5x faster per query than torch in that run: 2.05 vs 9.21 ms median) and measured the API at
+278.6 searches/s, p50 31.4 ms (Little's law gives the mean, 10 / 278.6 = 36 ms; the median sits below it),
+2.7x torch's 103.9 searches/s (p50 92 ms) in the same phase: the p50 target is met without
+the query cache; with it (on by default; 57 % of these repeated questions hit it) 362.5 searches/s, p50 23.9 ms,
+3.5x. The same part at load 4.5 to 5.3 an hour earlier (other benchmarks running): 148.2 vs 54.9 searches/s
+(2.7x), p50 61 ms, 41 ms with the cache; at load 5.5 to 7 that morning, before the changes below: 2.2x, p50 112 ms. What made the
+difference besides the encoder: the request path (each process reads a token's user and the version names at most
+once a second, sends the response without the result serializer, reads the query parameters without building a
+serializer unless they are unusual, scans the vectors with one BLAS thread, reads the hits' entries in one query)
+costs 2.2 to 2.3 ms of CPU per warm search besides encoding (6.1 to 6.9 ms before), and the load
+generator one raw socket per request, 0.4 ms of CPU instead of 1.5 ms with a requests session (`bench/request_cpu.py`).
+3x torch's throughput without the cache needs everything besides encoding under (torch ms - 3 x int8 ms) / 2 per
+request, 1.5 ms with that run's encoders; it is about 3 ms. More cores: one sync worker per core.
 """
 
 
