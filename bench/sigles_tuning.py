@@ -257,4 +257,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # The candidates are torch models: the served search must encode its queries with torch too (not the int8 ONNX
+    # encoder a version serves by default), or the check against search.search compares two encoders.
+    os.environ.setdefault("QUERY_ENCODER", "torch")
     main()
