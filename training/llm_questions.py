@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import unicodedata
 from collections import defaultdict
@@ -28,7 +27,6 @@ from training.questions import GeneratedQuestion
 
 MIN_CHARS = 3
 MAX_CHARS = 200
-_TRAILING = re.compile(r"[\s?!.;:,]+$")
 
 Complete = Callable[[list[dict[str, str]]], str]
 
@@ -75,11 +73,6 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
 
 
-def _key(text: str) -> str:
-    """Case-, accent- and final-punctuation-blind form of a question, to find duplicates and the bare term."""
-    return _TRAILING.sub("", fold(text))
-
-
 def parse_questions(reply: str, *, term: str, count: int) -> list[str]:
     """The usable questions of an LLM reply ``{"questions": [...]}``, at most ``count``, in order.
 
@@ -90,7 +83,7 @@ def parse_questions(reply: str, *, term: str, count: int) -> list[str]:
     data = reply_object(reply, MalformedQuestionsReply)
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise MalformedQuestionsReply('no "questions" list in the reply')
-    seen = {_key(term)}
+    seen = {normalise_question(term)}
     kept: list[str] = []
     for item in data["questions"]:
         if len(kept) >= count:
@@ -101,7 +94,7 @@ def parse_questions(reply: str, *, term: str, count: int) -> list[str]:
         if not MIN_CHARS <= len(text) <= MAX_CHARS or _has_control(text):
             continue
         text = collapse_spaces(text)
-        key = _key(text)
+        key = normalise_question(text)
         if not key or key in seen:
             continue
         seen.add(key)
@@ -112,7 +105,10 @@ def parse_questions(reply: str, *, term: str, count: int) -> list[str]:
 def cache_key(*, model: str, term: str, definition: str, domain: str = "", count: int) -> str:
     """Under which key an entry's questions are cached: the exact request (the prompt's text, the entry's term,
     definition and domain, the number asked) and the model. A changed entry, prompt or model is asked again."""
-    messages = question_generation_messages(term=term, definition=definition, domain=domain, count=count)
+    return _messages_key(model=model, count=count, messages=question_generation_messages(term=term, definition=definition, domain=domain, count=count))
+
+
+def _messages_key(*, model: str, count: int, messages: list[dict[str, str]]) -> str:
     payload = json.dumps([model, count, messages], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -172,7 +168,8 @@ def generate_llm_questions(
         )
 
     for concept in concepts:
-        key = cache_key(model=model, term=concept.term, definition=concept.definition, domain=concept.domain or "", count=count)
+        messages = question_generation_messages(term=concept.term, definition=concept.definition, domain=concept.domain or "", count=count)
+        key = _messages_key(model=model, count=count, messages=messages)
         hit = cached.get(concept.entry_id)
         if hit is not None and hit.key == key:
             result.from_cache += 1
@@ -186,7 +183,6 @@ def generate_llm_questions(
             complete = None  # once stopped, stopped: the remaining entries are served from the cache only
             continue
         result.asked += 1
-        messages = question_generation_messages(term=concept.term, definition=concept.definition, domain=concept.domain or "", count=count)
         try:
             questions = parse_questions(complete(messages), term=concept.term, count=count)
         except (LLMError, MalformedQuestionsReply):
