@@ -1,7 +1,8 @@
 """CPU of a warm GET /api/search in process, and of the load generator per request (not a ``python -m bench`` part).
 
     nice -n 10 .venv/bin/python -m bench.request_cpu setup          # once: bench database, 10k passages, index, int8 encoder
-    nice -n 10 .venv/bin/python -m bench.request_cpu search [N]     # thread CPU per warm search through Django's test client
+    nice -n 10 .venv/bin/python -m bench.request_cpu search [N]     # thread CPU per warm search through Django's WSGI handler
+    nice -n 10 .venv/bin/python -m bench.request_cpu compare [N]    # the same, before / after this path's lightening, interleaved
     nice -n 10 .venv/bin/python -m bench.request_cpu client [N]     # the load generator's process CPU per request (gunicorn)
 
 ``search`` times each request with ``time.thread_time`` (CPU of this thread only: what a sync worker spends on it,
